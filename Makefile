@@ -1,0 +1,26 @@
+# One command sets up and runs the default scenario; one runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/cssim: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(BIN)/cssim
+
+setup: $(BIN)/cssim
+
+demo: setup
+	$(BIN)/cssim run scenarios/baseline.yaml --out results/baseline --force
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

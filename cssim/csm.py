@@ -1,0 +1,207 @@
+"""CSM pods: the capacity-limited resource that links headcount to retention.
+
+A pod's CSMs work one task at a time from a shared queue ordered by
+(priority, deadline, arrival). A heap replaces ``simpy.PriorityResource``:
+with long backlogs its sorted-list inserts cost O(n) each, and it has no
+notion of a deadline after which a request should be dropped rather than
+served (see ``benchmarks/bench_queue.py``). Each CSM works at
+``hours_per_week × customer_facing_share / 7`` task-hours per calendar day,
+scaled by a linear ramp for new hires.
+
+Accounts are assigned to named CSMs (up to ``book_cap`` each) so that
+attrition hands specific accounts off; an account without a CSM gets no
+CSM touches.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+from . import streams
+from .clock import DAYS_PER_MONTH
+
+INF = math.inf
+
+
+class CSM:
+    """One customer success manager."""
+
+    __slots__ = ("id", "hired", "left", "busy_until", "customers", "leaving", "active")
+
+    def __init__(self, ident: int, hired: float):
+        self.id = ident
+        self.hired = hired
+        self.left = INF
+        self.busy_until = -INF
+        self.customers: set = set()
+        self.leaving = False
+        self.active = True
+
+
+class Job:
+    """One task instance waiting for or receiving CSM time."""
+
+    __slots__ = ("customer", "task", "released", "hours", "deadline")
+
+    def __init__(self, customer, task, released: float, hours: float):
+        self.customer = customer
+        self.task = task
+        self.released = released
+        self.hours = hours
+        self.deadline = released + task.deadline if task.deadline is not None else INF
+
+
+class Pod:
+    """CSMs serving a set of segments, their queue and their books."""
+
+    def __init__(self, engine, index: int, name: str, spec):
+        self.engine = engine
+        self.env = engine.env
+        self.index = index
+        self.name = name
+        self.spec = spec
+        self.rate = spec.hours_per_week * spec.customer_facing_share / 7.0
+        self.ramp_days = spec.ramp_months * DAYS_PER_MONTH
+        self.rng = streams.generator(engine.seed, (engine.rep, streams.KIND_POD, streams.name_key(name)))
+        self.csms: list[CSM] = []
+        self.all_csms: list[CSM] = []
+        self.idle: list[CSM] = []
+        self.queue: list = []
+        self.seq = 0
+        self.waiting: deque = deque()
+        self.cap = spec.book_cap if spec.book_cap is not None else INF
+        for _ in range(spec.headcount):
+            self._add_csm(hired=-INF)
+        for hire in spec.hires:
+            self.env.process(self._hire_at(hire.month * DAYS_PER_MONTH, hire.count))
+
+    # ---------------------------------------------------------------- staffing
+
+    def _add_csm(self, hired: float) -> CSM:
+        csm = CSM(len(self.all_csms), hired)
+        self.csms.append(csm)
+        self.all_csms.append(csm)
+        self.idle.append(csm)
+        if self.spec.attrition_per_year > 0:
+            stay = self.rng.exponential(365.25 / self.spec.attrition_per_year)
+            start = max(hired, 0.0)
+            ev = self.env.timeout(start - self.env.now + stay, value=csm)
+            ev.callbacks.append(self._on_leave)
+        self._fill_books()
+        self._dispatch()
+        return csm
+
+    def _hire_at(self, when: float, count: int):
+        yield self.env.timeout(when - self.env.now)
+        for _ in range(count):
+            self._add_csm(hired=self.env.now)
+
+    def _on_leave(self, ev) -> None:
+        csm: CSM = ev.value
+        now = self.env.now
+        csm.active = False
+        self.csms.remove(csm)
+        if csm in self.idle:
+            self.idle.remove(csm)
+            csm.left = now
+        else:
+            csm.leaving = True  # finishes the task in hand, then goes
+        orphans = [c for c in csm.customers if c.alive]
+        csm.customers.clear()
+        for customer in orphans:
+            customer.csm = None
+            self.engine.handoff(customer)
+        for customer in orphans:
+            self.assign(customer, front=True)
+        backfill = self.env.timeout(self.spec.backfill_days)
+        backfill.callbacks.append(lambda _ev: self._add_csm(hired=self.env.now))
+
+    def productivity(self, csm: CSM, now: float) -> float:
+        if self.ramp_days <= 0 or now - csm.hired >= self.ramp_days:
+            return 1.0
+        p0 = self.spec.ramp_start_productivity
+        return p0 + (1.0 - p0) * (now - csm.hired) / self.ramp_days
+
+    # ---------------------------------------------------------------- books
+
+    def assign(self, customer, front: bool = False) -> None:
+        """Give ``customer`` a named CSM with room in their book, or queue it for one."""
+        best = None
+        for csm in self.csms:
+            n = len(csm.customers)
+            if n < self.cap and (best is None or n < len(best.customers)):
+                best = csm
+        if best is None:
+            customer.csm = None
+            if front:
+                self.waiting.appendleft(customer)
+            else:
+                self.waiting.append(customer)
+            return
+        best.customers.add(customer)
+        customer.csm = best
+
+    def release(self, customer) -> None:
+        """``customer`` no longer needs a CSM (churned or moved to tech-touch)."""
+        csm = customer.csm
+        if csm is not None:
+            csm.customers.discard(customer)
+            customer.csm = None
+            self._fill_books()
+
+    def _fill_books(self) -> None:
+        while self.waiting:
+            customer = self.waiting[0]
+            if not customer.alive or customer.pod is not self or customer.csm is not None:
+                self.waiting.popleft()
+                continue
+            if not any(len(c.customers) < self.cap for c in self.csms):
+                return
+            self.waiting.popleft()
+            self.assign(customer)
+
+    # ---------------------------------------------------------------- work
+
+    def submit(self, job: Job) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (job.task.priority, job.deadline, self.seq, job))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self.idle and self.queue:
+            job = heapq.heappop(self.queue)[3]
+            if not job.customer.alive:
+                continue
+            now = self.env.now
+            if job.deadline < now:
+                self.engine.task_missed(job)
+                continue
+            csm = self.idle.pop()
+            duration = job.hours / (self.rate * self.productivity(csm, now))
+            csm.busy_until = now + duration
+            self.engine.task_started(job, self.index, now, duration)
+            ev = self.env.timeout(duration, value=(csm, job))
+            ev.callbacks.append(self._on_done)
+
+    def _on_done(self, ev) -> None:
+        csm, job = ev.value
+        self.engine.task_done(job)
+        if csm.leaving:
+            csm.left = self.env.now
+        else:
+            self.idle.append(csm)
+        self._dispatch()
+
+    def live_backlog(self) -> int:
+        now = self.env.now
+        return sum(1 for *_, job in self.queue if job.customer.alive and job.deadline >= now)
+
+    def expire_backlog(self) -> None:
+        """At the horizon: count queued tasks whose deadline has passed as missed."""
+        now = self.env.now
+        for *_, job in self.queue:
+            if job.customer.alive and job.deadline < now:
+                self.engine.task_missed(job)
+        self.queue.clear()

@@ -1,0 +1,23 @@
+"""Exceptions cssim raises for problems in what a user gave it.
+
+Every message is one line that names the file, the field or row, what was
+wrong and what is allowed; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+
+class CssimError(Exception):
+    """Base class for errors caused by user input (not by a bug in cssim)."""
+
+
+class ScenarioError(CssimError):
+    """A scenario file is missing, unreadable or invalid."""
+
+
+class DataError(CssimError):
+    """A data file (customer history, cohort table, curves file) is invalid."""
+
+
+class PlanError(CssimError):
+    """A sweep, comparison or planning request cannot be carried out."""

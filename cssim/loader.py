@@ -1,0 +1,203 @@
+"""Read scenario files: YAML, ``extends`` chains, overrides, one-line errors.
+
+Validation happens once, here, at the boundary; everything downstream can
+trust a :class:`~cssim.scenario.Scenario`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import ScenarioError
+from .scenario import Scenario
+
+__all__ = [
+    "load_scenario",
+    "read_scenario_dict",
+    "scenario_from_dict",
+    "deep_merge",
+    "set_path",
+    "scenario_hash",
+]
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` updated by ``override``: mappings merge recursively, the rest replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def set_path(data: dict, path: str, value: Any) -> dict:
+    """Return a copy of ``data`` with the dotted ``path`` (e.g. ``team.pods.smb.headcount``) set."""
+    parts = path.split(".")
+    out = copy.deepcopy(data)
+    node = out
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            node = node[int(part)]
+            continue
+        if part not in node or not isinstance(node[part], (dict, list)):
+            node[part] = {}
+        node = node[part]
+    if isinstance(node, list):
+        node[int(parts[-1])] = value
+    else:
+        node[parts[-1]] = value
+    return out
+
+
+def _read_yaml(path: Path, label: str) -> dict:
+    if not path.exists():
+        raise ScenarioError(f"{label}: file not found")
+    if path.is_dir():
+        raise ScenarioError(f"{label}: is a directory, expected a YAML scenario file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{label}: cannot read file ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{label}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise ScenarioError(f"{label}: file is empty; a scenario needs at least segments and touch_models")
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            f"{label}: expected a mapping of scenario fields at the top level, got {type(data).__name__}"
+        )
+    return data
+
+
+def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """Read ``path`` and resolve its ``extends`` chain into one plain dict (not yet validated)."""
+    path = Path(path)
+    label = str(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(p.name for p in (*_chain, resolved))
+        raise ScenarioError(f"{label}: extends: circular chain {cycle}")
+    data = _read_yaml(path, label)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent.strip():
+        raise ScenarioError(f"{label}: extends: expected a file name (string), got {parent!r}")
+    parent_path = path.parent / parent
+    if not parent_path.exists():
+        raise ScenarioError(f"{label}: extends: file {parent!r} not found (looked for {parent_path})")
+    base = read_scenario_dict(parent_path, (*_chain, resolved))
+    return deep_merge(base, data)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Names of the fields allowed at ``loc`` (the parent of an unknown key), best effort."""
+    node: Any = model
+    for part in loc:
+        node = _step(node, part)
+        if node is None:
+            return []
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return list(node.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    return tp
+
+
+def _step(node: Any, part: Any) -> Any:
+    node = _unwrap(node)
+    origin = typing.get_origin(node)
+    args = typing.get_args(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        field = node.model_fields.get(part)
+        return field.annotation if field is not None else None
+    if origin is dict:
+        return args[1]
+    if origin is list:
+        return args[0]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for arg in args:
+            arg = _unwrap(arg)
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                fam = arg.model_fields.get("family")
+                if fam is not None and part in typing.get_args(fam.annotation):
+                    return arg
+        for arg in args:
+            arg = _unwrap(arg)
+            if arg is not type(None):
+                found = _step(arg, part)
+                if found is not None:
+                    return found
+    return None
+
+
+def _describe(err: dict) -> str:
+    loc = tuple(err.get("loc", ()))
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    kind = err.get("type", "")
+    msg = err.get("msg", "invalid")
+    if kind == "extra_forbidden":
+        allowed = _fields_at(Scenario, loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        tip = f"; did you mean {hint[0]!r}?" if hint else ""
+        listing = f" (allowed: {', '.join(allowed)})" if allowed and not hint else ""
+        return f"{where}: unknown field{tip}{listing}"
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        if ": " in msg and msg.split(": ", 1)[0].count(".") >= 1 and not loc:
+            return msg
+    value = err.get("input")
+    shown = ""
+    if kind not in ("missing",) and not isinstance(value, (dict, list)) and value is not None:
+        shown = f" (got {value!r})"
+    return f"{where}: {msg}{shown}"
+
+
+def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
+    """Validate a plain dict into a :class:`Scenario`, raising :class:`ScenarioError` on one line."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = _describe(errors[0])
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ScenarioError(f"{source}: {first}{more}") from None
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load, resolve ``extends`` and validate a scenario file.
+
+    ``overrides`` maps dotted field paths to values (e.g. ``{"seed": 3}``) and
+    is applied after the file, before validation.
+    """
+    data = read_scenario_dict(path)
+    for key, value in (overrides or {}).items():
+        data = set_path(data, key, value)
+    return scenario_from_dict(data, source=str(path))
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """Content hash of the resolved scenario (stable across key order and formatting)."""
+    payload = json.dumps(scenario.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,465 @@
+"""The scenario schema: every parameter cssim knows, its unit, bounds and default.
+
+A scenario is a YAML file validated into :class:`Scenario`. This module is the
+one place where parameters and their defaults are defined; the engine, the
+CLI and the docs read them from here. Loading (files, ``extends``, error
+messages) lives in :mod:`cssim.loader`.
+
+Units: time in days unless a name says months or years; money in the
+scenario's currency per year (ARR); hazard ratios and odds ratios are
+multipliers (1 = no effect).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from . import curves as _curves
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+Ratio = Annotated[float, Field(gt=0.0, description="multiplier; 1 means no effect")]
+
+
+class Spec(BaseModel):
+    """Base for every scenario section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --------------------------------------------------------------------------- curves
+
+
+class ExponentialCurve(Spec):
+    """Constant hazard. ``scale`` is the mean time in days."""
+
+    family: Literal["exponential"]
+    scale: PositiveFloat
+
+    def build(self):
+        return _curves.Exponential(self.scale)
+
+
+class WeibullCurve(Spec):
+    """S(t) = exp(-(t/scale)^shape); shape < 1: hazard falls with time in state."""
+
+    family: Literal["weibull"]
+    scale: PositiveFloat
+    shape: PositiveFloat
+
+    def build(self):
+        return _curves.Weibull(self.scale, self.shape)
+
+
+class LogNormalCurve(Spec):
+    """log T ~ Normal(log median, sigma)."""
+
+    family: Literal["lognormal"]
+    median: PositiveFloat
+    sigma: PositiveFloat
+
+    def build(self):
+        return _curves.LogNormal(self.median, self.sigma)
+
+
+class LogLogisticCurve(Spec):
+    """S(t) = 1 / (1 + (t/scale)^shape); ``scale`` is the median."""
+
+    family: Literal["loglogistic"]
+    scale: PositiveFloat
+    shape: PositiveFloat
+
+    def build(self):
+        return _curves.LogLogistic(self.scale, self.shape)
+
+
+class ExponentialGammaCurve(Spec):
+    """Heterogeneous exponential (Pareto II): S(t) = (1 + t/scale)^-shape."""
+
+    family: Literal["exponential_gamma"]
+    scale: PositiveFloat
+    shape: PositiveFloat
+
+    def build(self):
+        return _curves.ExponentialGamma(self.scale, self.shape)
+
+
+class WeibullGammaCurve(Spec):
+    """Heterogeneous Weibull: S(t) = (1 + (t/scale)^rho)^-shape."""
+
+    family: Literal["weibull_gamma"]
+    scale: PositiveFloat
+    rho: PositiveFloat
+    shape: PositiveFloat
+
+    def build(self):
+        return _curves.WeibullGamma(self.scale, self.rho, self.shape)
+
+
+class PiecewiseExponentialCurve(Spec):
+    """Constant hazard between breakpoints (days); ``rates`` per day, one more than breakpoints."""
+
+    family: Literal["piecewise_exponential"]
+    breakpoints: list[PositiveFloat] = Field(min_length=1)
+    rates: list[NonNegativeFloat]
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if any(a >= b for a, b in zip(self.breakpoints, self.breakpoints[1:], strict=False)):
+            raise ValueError("breakpoints must be strictly increasing")
+        if len(self.rates) != len(self.breakpoints) + 1:
+            raise ValueError(
+                f"rates needs {len(self.breakpoints) + 1} values (one more than breakpoints), "
+                f"got {len(self.rates)}"
+            )
+        return self
+
+    def build(self):
+        return _curves.PiecewiseExponential(tuple(self.breakpoints), tuple(self.rates))
+
+
+class NeverCurve(Spec):
+    """The event never happens (switches a transition off)."""
+
+    family: Literal["never"]
+
+    def build(self):
+        return _curves.Never()
+
+
+CurveSpec = Annotated[
+    Union[
+        ExponentialCurve,
+        WeibullCurve,
+        LogNormalCurve,
+        LogLogisticCurve,
+        ExponentialGammaCurve,
+        WeibullGammaCurve,
+        PiecewiseExponentialCurve,
+        NeverCurve,
+    ],
+    Field(discriminator="family"),
+]
+
+
+def _curve(**kw) -> dict:
+    return Field(default_factory=lambda: kw)
+
+
+# --------------------------------------------------------------------------- segments
+
+
+class ArrSpec(Spec):
+    """Annual recurring revenue of a new customer: log-normal, clipped to [min, max]."""
+
+    median: PositiveFloat
+    sigma: NonNegativeFloat = 0.5
+    min: NonNegativeFloat = 0.0
+    max: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be at least min ({self.min})")
+        return self
+
+
+class ContractSpec(Spec):
+    """Contract term and billing.
+
+    ``annual``: a term contract; the customer can leave only at renewal, at the
+    end of each ``term_months``. ``monthly``: cancellable any month; mid-term
+    churn follows ``lifecycle.churn`` and ARR is re-priced every ``term_months``.
+    """
+
+    term_months: Annotated[int, Field(ge=1, le=60)] = 12
+    billing: Literal["annual", "monthly"] = "annual"
+
+
+class LifecycleSpec(Spec):
+    """Time-to-event curves of one segment, each on its own clock (days).
+
+    Stages run signing → onboarding → growth → maturity; health (healthy /
+    at-risk) is a separate state with its own clock. Touch effects multiply
+    these hazards (proportional hazards).
+    """
+
+    signing_days: NonNegativeFloat = Field(14.0, description="signature to kickoff")
+    onboarding: CurveSpec = _curve(family="lognormal", median=45.0, sigma=0.5)
+    activation_deadline_days: PositiveFloat | None = Field(
+        90.0, description="still onboarding after this many days: the account becomes at-risk"
+    )
+    growth: CurveSpec = _curve(family="weibull", scale=300.0, shape=1.3)
+    at_risk: CurveSpec = _curve(family="exponential_gamma", scale=400.0, shape=1.5)
+    recovery: CurveSpec = _curve(family="lognormal", median=75.0, sigma=0.8)
+    churn: CurveSpec = Field(
+        default_factory=lambda: {"family": "never"},
+        description="mid-term cancellation (monthly billing only), clock starts at signing",
+    )
+    at_risk_churn_hazard_ratio: Ratio = Field(
+        3.0, description="churn hazard multiplier while at-risk (monthly billing)"
+    )
+    champion_change_per_year: NonNegativeFloat = Field(
+        0.1, description="rate of triggered risk events (champion leaves); each makes the account at-risk"
+    )
+
+
+class RenewalSpec(Spec):
+    """Renewal decision at term end: logistic in the customer's state.
+
+    logit p = logit(p_health) + log(not_activated_odds_ratio)·[still onboarding]
+    + Σ log(renewal_odds of touches in effect).
+    """
+
+    healthy: Probability = 0.93
+    at_risk: Probability = 0.55
+    not_activated_odds_ratio: Ratio = 0.4
+    window_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        1.0 / 3.0, description="renewal window opens this fraction of the term before expiry"
+    )
+
+
+class ExpansionSpec(Spec):
+    """ARR changes at each renewal (term contracts) or anniversary (monthly billing).
+
+    Expansion and contraction sizes are Gamma(shape 2) fractions of current ARR
+    with the given means. Expansion odds are multiplied by touches in effect.
+    """
+
+    probability: dict[Literal["onboarding", "growth", "maturity"], Probability] = Field(
+        default_factory=lambda: {"onboarding": 0.02, "growth": 0.15, "maturity": 0.3}
+    )
+    mean_fraction: PositiveFloat = 0.25
+    contraction_probability: dict[Literal["healthy", "at_risk"], Probability] = Field(
+        default_factory=lambda: {"healthy": 0.04, "at_risk": 0.25}
+    )
+    contraction_mean_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+
+
+class WinbackSpec(Spec):
+    """Share of churned customers who come back, after a delay, as a new episode."""
+
+    probability: Probability = 0.0
+    delay: CurveSpec = _curve(family="lognormal", median=180.0, sigma=0.6)
+    arr_factor: PositiveFloat = Field(0.8, description="returning ARR relative to ARR at churn")
+
+
+class SegmentSpec(Spec):
+    """One customer segment: who arrives, what they pay, how their life unfolds."""
+
+    initial_customers: Annotated[int, Field(ge=0)] = 0
+    initial_tenure_months: NonNegativeFloat = Field(
+        36.0, description="initial book's tenure is uniform on [0, this] at the start"
+    )
+    new_logos_per_month: NonNegativeFloat = Field(0.0, description="Poisson mean")
+    arr: ArrSpec
+    contract: ContractSpec = Field(default_factory=ContractSpec)
+    touch_model: str
+    lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
+    renewal: RenewalSpec = Field(default_factory=RenewalSpec)
+    expansion: ExpansionSpec = Field(default_factory=ExpansionSpec)
+    winback: WinbackSpec = Field(default_factory=WinbackSpec)
+
+
+# --------------------------------------------------------------------------- touch models
+
+Trigger = Literal["onboarding", "cadence", "renewal_window", "at_risk", "handoff", "poisson"]
+
+
+class EffectsSpec(Spec):
+    """What a delivered touch does while in effect.
+
+    Hazard ratios multiply transition hazards (onboarding > 1 speeds
+    activation, growth > 1 speeds maturity, at_risk < 1 delays risk, recovery > 1 speeds recovery, churn < 1
+    delays cancellation); odds ratios multiply the renewal and expansion odds.
+    """
+
+    onboarding: Ratio = 1.0
+    growth: Ratio = 1.0
+    at_risk: Ratio = 1.0
+    recovery: Ratio = 1.0
+    churn: Ratio = 1.0
+    renewal_odds: Ratio = 1.0
+    expansion_odds: Ratio = 1.0
+
+
+class TaskSpec(Spec):
+    """A unit of CS work a touch model generates for each customer.
+
+    ``hours: 0`` makes it a tech-touch program: no CSM time, delivered at once
+    to a ``reach`` share of customers. Otherwise the task queues for its pod's
+    CSMs (lower ``priority`` first, then earliest deadline); it is late if
+    started after ``due_days`` and missed (no effect) if not started by
+    ``deadline_days``.
+    """
+
+    trigger: Trigger
+    every_days: PositiveFloat | None = Field(None, description="cadence trigger: interval")
+    rate_per_year: PositiveFloat | None = Field(None, description="poisson trigger: rate")
+    hours: NonNegativeFloat = 1.0
+    hours_distribution: Literal["fixed", "exponential"] = "fixed"
+    priority: Annotated[int, Field(ge=0, le=100)] = 5
+    due_days: NonNegativeFloat | None = None
+    deadline_days: PositiveFloat | None = None
+    reach: Probability = 1.0
+    effects: EffectsSpec = Field(default_factory=EffectsSpec)
+    effect_days: PositiveFloat | None = Field(
+        None, description="effect duration after delivery; default 1.5 × every_days for cadence, else 365"
+    )
+
+    @model_validator(mode="after")
+    def _trigger_fields(self):
+        if self.trigger == "cadence" and self.every_days is None:
+            raise ValueError("a cadence task needs every_days")
+        if self.trigger != "cadence" and self.every_days is not None:
+            raise ValueError(f"every_days applies only to cadence tasks (trigger is {self.trigger})")
+        if self.trigger == "poisson" and self.rate_per_year is None:
+            raise ValueError("a poisson task needs rate_per_year")
+        if self.trigger != "poisson" and self.rate_per_year is not None:
+            raise ValueError(f"rate_per_year applies only to poisson tasks (trigger is {self.trigger})")
+        if self.due_days is not None and self.deadline_days is not None and self.due_days > self.deadline_days:
+            raise ValueError(f"due_days ({self.due_days}) must not exceed deadline_days ({self.deadline_days})")
+        return self
+
+    @property
+    def effect_duration(self) -> float:
+        if self.effect_days is not None:
+            return self.effect_days
+        return 1.5 * self.every_days if self.trigger == "cadence" else 365.0
+
+
+class TouchModelSpec(Spec):
+    """A named way of serving customers (high-, low-, tech-touch): its tasks."""
+
+    description: str = ""
+    tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+
+    @property
+    def uses_csm(self) -> bool:
+        return any(t.hours > 0 for t in self.tasks.values())
+
+
+class RouteSpec(Spec):
+    """Route customers to a touch model by segment and ARR band (first match wins)."""
+
+    segment: str | None = None
+    arr_at_least: NonNegativeFloat | None = None
+    arr_below: PositiveFloat | None = None
+    touch_model: str
+
+
+class PolicySpec(Spec):
+    """Routing rules applied at arrival and at each renewal; else the segment's touch model."""
+
+    routes: list[RouteSpec] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- team
+
+
+class HireSpec(Spec):
+    month: Annotated[int, Field(ge=0)]
+    count: Annotated[int, Field(ge=1)]
+
+
+class PodSpec(Spec):
+    """CSMs serving some segments; capacity is what links headcount to retention."""
+
+    segments: list[str] = Field(min_length=1)
+    headcount: Annotated[int, Field(ge=0)]
+    hours_per_week: PositiveFloat = 40.0
+    customer_facing_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.6, description="share of hours available for customer tasks"
+    )
+    book_cap: Annotated[int, Field(ge=1)] | None = Field(None, description="max accounts per CSM")
+    cost_per_year: NonNegativeFloat = Field(150_000.0, description="fully loaded cost per CSM")
+    ramp_months: NonNegativeFloat = Field(3.0, description="new hires reach full productivity linearly")
+    ramp_start_productivity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+    attrition_per_year: NonNegativeFloat = 0.0
+    backfill_days: PositiveFloat = 60.0
+    handoff_risk: Probability = Field(0.15, description="chance a handed-off account becomes at-risk")
+    hires: list[HireSpec] = Field(default_factory=list)
+
+
+class TeamSpec(Spec):
+    pods: dict[str, PodSpec] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+class Scenario(Spec):
+    """A complete, validated what-if: customers, touch models, team and run settings.
+
+    Assumptions
+    -----------
+    - Stage and health durations follow the given curves; touches change them
+      only through proportional hazards, and only if delivered.
+    - Tasks of a pod share its CSMs as one pool (M/M/c-like); accounts are
+      assigned to named CSMs for book caps and hand-offs.
+    - Term contracts churn only at renewal; monthly billing churns any time.
+    """
+
+    name: str = "scenario"
+    description: str = ""
+    horizon_months: Annotated[int, Field(ge=1, le=240)] = 36
+    start_date: dt.date = dt.date(2027, 1, 1)
+    seed: Annotated[int, Field(ge=0)] = 0
+    replications: Annotated[int, Field(ge=1, le=100_000)] = 100
+    segments: dict[str, SegmentSpec] = Field(min_length=1)
+    touch_models: dict[str, TouchModelSpec] = Field(min_length=1)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    team: TeamSpec = Field(default_factory=TeamSpec)
+
+    @model_validator(mode="after")
+    def _references(self):
+        models = sorted(self.touch_models)
+        for name, seg in self.segments.items():
+            if seg.touch_model not in self.touch_models:
+                raise ValueError(
+                    f"segments.{name}.touch_model: unknown touch model {seg.touch_model!r}; "
+                    f"defined: {', '.join(models)}"
+                )
+        for i, route in enumerate(self.policy.routes):
+            if route.touch_model not in self.touch_models:
+                raise ValueError(
+                    f"policy.routes.{i}.touch_model: unknown touch model {route.touch_model!r}; "
+                    f"defined: {', '.join(models)}"
+                )
+            if route.segment is not None and route.segment not in self.segments:
+                raise ValueError(
+                    f"policy.routes.{i}.segment: unknown segment {route.segment!r}; "
+                    f"defined: {', '.join(sorted(self.segments))}"
+                )
+        owner: dict[str, str] = {}
+        for pod_name, pod in self.team.pods.items():
+            for seg in pod.segments:
+                if seg not in self.segments:
+                    raise ValueError(
+                        f"team.pods.{pod_name}.segments: unknown segment {seg!r}; "
+                        f"defined: {', '.join(sorted(self.segments))}"
+                    )
+                if seg in owner:
+                    raise ValueError(
+                        f"team.pods.{pod_name}.segments: segment {seg!r} is already served by pod "
+                        f"{owner[seg]!r}; each segment has at most one pod"
+                    )
+                owner[seg] = pod_name
+            for hire in pod.hires:
+                if hire.month >= self.horizon_months:
+                    raise ValueError(
+                        f"team.pods.{pod_name}.hires: month {hire.month} is outside the horizon "
+                        f"(0..{self.horizon_months - 1})"
+                    )
+        return self
+
+    def pod_of(self, segment: str) -> str | None:
+        """Name of the pod serving ``segment`` (None: no CSMs serve it)."""
+        for pod_name, pod in self.team.pods.items():
+            if segment in pod.segments:
+                return pod_name
+        return None
