@@ -24,6 +24,9 @@ from statistics import NormalDist
 import numpy as np
 
 _STD_NORMAL = NormalDist()
+_SQRT_HALF = math.sqrt(0.5)
+_LN2 = math.log(2.0)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 INF = math.inf
 
 
@@ -116,21 +119,26 @@ class LogNormal(Curve):
         if t <= 0:
             return 0.0
         z = (math.log(t) - math.log(self.median)) / self.sigma
-        s = 0.5 * math.erfc(z / math.sqrt(2.0))
+        if z < 0.0:
+            # Early times: S = 1 - Phi(z) with Phi(z) tiny; log1p keeps its digits.
+            return -math.log1p(-0.5 * math.erfc(-z * _SQRT_HALF))
+        s = 0.5 * math.erfc(z * _SQRT_HALF)
         return -math.log(s) if s > 0 else INF
 
     def inv_cumhaz(self, h):
         if h <= 0:
             return 0.0
-        s = math.exp(-h)
-        if s <= 0.0:
-            return INF
-        p = 1.0 - s
-        if p >= 1.0:
-            # Survival below double precision: use the upper-tail asymptote.
-            z = math.sqrt(2.0 * h)
+        if h < _LN2:
+            # S > 1/2: invert F = 1 - S = -expm1(-h), exact for small h.
+            z = _STD_NORMAL.inv_cdf(-math.expm1(-h))
+        elif h < 700.0:
+            # S < 1/2: invert the upper tail directly (1 - S would round to 1).
+            z = -_STD_NORMAL.inv_cdf(math.exp(-h))
         else:
-            z = _STD_NORMAL.inv_cdf(p)
+            # S below the smallest double: solve h = z^2/2 + log(z) + log(2 pi)/2 (Mills ratio).
+            z = math.sqrt(2.0 * h)
+            for _ in range(4):
+                z = math.sqrt(2.0 * (h - math.log(z) - _HALF_LOG_2PI))
         return self.median * math.exp(self.sigma * z)
 
 
