@@ -35,7 +35,7 @@ class CSM:
         self.hired = hired
         self.left = INF
         self.busy_until = -INF
-        self.customers: set = set()
+        self.customers: dict = {}  # insertion-ordered (a set of objects iterates by address)
         self.leaving = False
         self.active = True
 
@@ -110,11 +110,11 @@ class Pod:
             csm.leaving = True  # finishes the task in hand, then goes
         orphans = [c for c in csm.customers if c.alive]
         csm.customers.clear()
-        for customer in orphans:
+        for customer in reversed(orphans):
             customer.csm = None
-            self.engine.handoff(customer)
-        for customer in orphans:
             self.assign(customer, front=True)
+        for customer in orphans:
+            self.engine.handoff(customer)
         backfill = self.env.timeout(self.spec.backfill_days)
         backfill.callbacks.append(lambda _ev: self._add_csm(hired=self.env.now))
 
@@ -140,14 +140,14 @@ class Pod:
             else:
                 self.waiting.append(customer)
             return
-        best.customers.add(customer)
+        best.customers[customer] = None
         customer.csm = best
 
     def release(self, customer) -> None:
         """``customer`` no longer needs a CSM (churned or moved to tech-touch)."""
         csm = customer.csm
         if csm is not None:
-            csm.customers.discard(customer)
+            csm.customers.pop(customer, None)
             customer.csm = None
             self._fill_books()
 
