@@ -1,0 +1,1 @@
+"""Fitting: turn customer data into curves and forecasts a scenario can use."""
