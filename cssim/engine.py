@@ -574,7 +574,7 @@ class Engine:
         s = c.seg.index
         win = self.ledger.win
         in_cohort = c.window == self.window and self.window < self.n_windows
-        if u_contract < spec.contraction_probability["at_risk" if c.at_risk else "healthy"]:
+        if u_contract < spec.contraction_probability.get("at_risk" if c.at_risk else "healthy", 0.0):
             frac = min(0.95, spec.contraction_mean_fraction * g / 2.0)
             delta = c.arr * frac
             c.arr -= delta
@@ -679,6 +679,8 @@ class Engine:
         wait = now - job.released
         L["tasks_delivered"][m][s] += 1
         L["wait_days_sum"][m][s] += wait
+        if wait > 0.0:
+            L["tasks_waited"][m][s] += 1
         if job.task.due is not None and wait > job.task.due:
             L["tasks_late"][m][s] += 1
         self._spread(self.ledger.pod["busy_days"], pod_index, now, min(now + duration, self.end))

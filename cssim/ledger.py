@@ -32,6 +32,7 @@ SEGMENT_FLOWS = (
     "tasks_missed",
     "tasks_unassigned",
     "wait_days_sum",
+    "tasks_waited",
     "program_sent",
     "program_reached",
     "handoffs",
