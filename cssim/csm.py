@@ -154,8 +154,8 @@ class Pod:
     def _fill_books(self) -> None:
         while self.waiting:
             customer = self.waiting[0]
-            if not customer.alive or customer.pod is not self or customer.csm is not None:
-                self.waiting.popleft()
+            if not customer.alive or customer.pod is not self or customer.csm is not None or not customer.tm.uses_csm:
+                self.waiting.popleft()  # gone, served, or moved to a model without CSM work
                 continue
             if not any(len(c.customers) < self.cap for c in self.csms):
                 return

@@ -46,6 +46,18 @@ _NORMAL = NormalDist()
 _second = itemgetter(1)
 
 
+class _MonthEnd(simpy.Timeout):
+    """A timeout processed before ordinary events scheduled for the same instant (SimPy's URGENT)."""
+
+    def __init__(self, env: simpy.Environment, delay: float):
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._delay = delay
+        self._ok = True
+        env.schedule(self, simpy.events.URGENT, delay)
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-12), 1.0 - 1e-12)
     return math.log(p / (1.0 - p))
@@ -270,7 +282,9 @@ class Engine:
     def _ticker(self):
         env = self.env
         for m in range(self.months - 1):
-            yield env.timeout((m + 1) * DAYS_PER_MONTH - env.now)
+            # Month end comes before any other event at the same instant: ``_month`` books an
+            # event at exactly (m + 1) months into month m + 1, so the month-m snapshot must not see it.
+            yield _MonthEnd(env, (m + 1) * DAYS_PER_MONTH - env.now)
             self._snapshot(m)
             if (m + 1) % self.window_len == 0 and self.window < self.n_windows:
                 self._close_window(self.window)
@@ -572,15 +586,11 @@ class Engine:
         u_contract, u_expand = d.u(S.EXPANSION), d.u(S.EXPANSION)
         g = d.exp(S.EXPANSION) + d.exp(S.EXPANSION)
         s = c.seg.index
-        win = self.ledger.win
-        in_cohort = c.window == self.window and self.window < self.n_windows
         if u_contract < spec.contraction_probability.get("at_risk" if c.at_risk else "healthy", 0.0):
             frac = min(0.95, spec.contraction_mean_fraction * g / 2.0)
             delta = c.arr * frac
             c.arr -= delta
             self.ledger.seg["contraction_arr"][m][s] += delta
-            if in_cohort:
-                win["contraction_arr"][self.window][s] += delta
             return
         stage = STAGES[max(c.stage, ONBOARDING)]
         p = spec.probability.get(stage, 0.0)
@@ -594,8 +604,6 @@ class Engine:
             delta = c.arr * spec.mean_fraction * g / 2.0
             c.arr += delta
             self.ledger.seg["expansion_arr"][m][s] += delta
-            if in_cohort:
-                win["expansion_arr"][self.window][s] += delta
 
     def _switch_touch_model(self, c: Customer, tm: TouchModel, now: float) -> None:
         for task in c.tm.tasks:
@@ -621,7 +629,9 @@ class Engine:
         L["churned_arr"][m][s] += c.arr
         if c.window == self.window and self.window < self.n_windows:
             self.ledger.win["churned_logos"][self.window][s] += 1
-            self.ledger.win["churned_arr"][self.window][s] += c.arr
+            # A cohort churner loses its window-start ARR (GRR stays in [0, 1]); its in-window
+            # expansion or contraction is not booked (see _close_window).
+            self.ledger.win["churned_arr"][self.window][s] += c.window_arr
         if c.pod is not None:
             c.pod.release(c)
         del self.active[(c.cid, c.episode)]
@@ -744,6 +754,12 @@ class Engine:
             if c.window == w:
                 W["end_logos"][w][c.seg.index] += 1
                 W["end_arr"][w][c.seg.index] += c.arr
+                # Survivors' net ARR change over the window: expansion or contraction, per customer.
+                change = c.arr - c.window_arr
+                if change > 0:
+                    W["expansion_arr"][w][c.seg.index] += change
+                elif change < 0:
+                    W["contraction_arr"][w][c.seg.index] -= change
 
     def _pod_totals(self, pod: Pod) -> None:
         grid = self.ledger.pod["employed_days"]

@@ -61,7 +61,11 @@ def logo_retention(A, ctx):
 
 
 def grr(A, ctx):
-    """Period gross revenue retention = 1 − (churned ARR + contraction ARR) / start ARR, cohort of each window."""
+    """Period gross revenue retention = 1 − (churned ARR + contraction ARR) / start ARR, cohort of each window.
+
+    Per customer of the cohort: a churner loses its window-start ARR; a survivor's net ARR change over
+    the window is its expansion (> 0) or contraction (< 0). So 0 ≤ GRR ≤ 1 and NRR = end ARR / start ARR.
+    """
     lost = _win_total(A, "churned_arr") + _win_total(A, "contraction_arr")
     return 1.0 - _ratio(lost, _win_total(A, "start_arr"))
 
