@@ -8,28 +8,40 @@ Load a scenario, simulate it, read the results::
     print(results.summary())
 """
 
+from .compare import ComparisonResults, compare
 from .errors import CssimError, DataError, PlanError, ScenarioError
 from .loader import load_scenario, scenario_from_dict, scenario_hash
 from .metrics import KPI_NAMES, KPIS
 from .output import write_results
+from .plan import PlanResults, Target, parse_target, plan
 from .results import SimulationResults
 from .scenario import Scenario
 from .simulate import simulate
+from .sweep import SweepResults, sweep, sweep_points
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ComparisonResults",
     "CssimError",
     "DataError",
     "KPIS",
     "KPI_NAMES",
     "PlanError",
+    "PlanResults",
     "Scenario",
     "ScenarioError",
     "SimulationResults",
+    "SweepResults",
+    "Target",
+    "compare",
     "load_scenario",
+    "parse_target",
+    "plan",
     "scenario_from_dict",
     "scenario_hash",
     "simulate",
+    "sweep",
+    "sweep_points",
     "write_results",
 ]

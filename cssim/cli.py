@@ -25,8 +25,17 @@ def _add_run(sub):
     p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>)")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
     p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+
+def _add_dask_option(p) -> None:
+    p.add_argument(
+        "--dask",
+        metavar="SCHEDULER",
+        help="run on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for a LocalCluster of --jobs workers",
+    )
 
 
 def cmd_run(args) -> int:
@@ -42,7 +51,7 @@ def cmd_run(args) -> int:
     scenario = load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / scenario.name
     check_target(out, args.force)
-    results = simulate(scenario, jobs=args.jobs, progress=not args.quiet)
+    results = simulate(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
     write_results(results, out, force=args.force)
     print(results.summary())
     print(f"\nwrote {out}/ (kpis.csv, monthly.csv, monthly_pods.csv, manifest.json)")
@@ -83,7 +92,185 @@ def cmd_schema(args) -> int:
     return 0
 
 
-COMMANDS = [_add_run, _add_validate, _add_schema]
+def _write_tables(out: Path, force: bool, tables: dict, summary: str, manifest: dict) -> None:
+    from .output import MANIFEST, write_folder
+
+    def write(tmp: Path) -> None:
+        for name, frame in tables.items():
+            frame.to_csv(tmp / name, index=False)
+        (tmp / "summary.txt").write_text(summary + "\n")
+        # The manifest goes last: its presence marks a complete folder.
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+
+    write_folder(out, write, force)
+
+
+def _add_compare(sub):
+    p = sub.add_parser(
+        "compare", help="compare scenarios on the same random customers (paired differences to the first)"
+    )
+    p.add_argument("scenarios", nargs="+", help="two or more scenario files; the first is the reference")
+    p.add_argument("--replications", "-n", type=int, help="replications (default: the first scenario's)")
+    p.add_argument("--seed", type=int, help="seed shared by every scenario (default: the first scenario's)")
+    p.add_argument("--by-segment", action="store_true", help="also compare every segment and pod")
+    p.add_argument("--out", "-o", help="also write comparison.csv, differences.csv, summary.txt to this folder")
+    p.add_argument("--force", action="store_true", help="replace an existing results folder")
+    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    _add_dask_option(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+    from .errors import PlanError
+    from .loader import load_scenario
+    from .output import check_target
+
+    if len(args.scenarios) < 2:
+        raise PlanError(f"compare needs at least two scenario files, got {len(args.scenarios)}")
+    scenarios = [load_scenario(path) for path in args.scenarios]
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_target(out, args.force)
+    result = compare(
+        scenarios, replications=args.replications, seed=args.seed, jobs=args.jobs, dask=args.dask,
+        progress=not args.quiet,
+    )
+    scope = None if args.by_segment else "all"
+    summary = result.summary(scope)
+    print(summary)
+    if out is not None:
+        tables = {"comparison.csv": result.table(scope), "differences.csv": result.differences(scope)}
+        _write_tables(out, args.force, tables, summary, result.manifest)
+        print(f"\nwrote {out}/ (comparison.csv, differences.csv, summary.txt, manifest.json)")
+    return 0
+
+
+def _add_sweep(sub):
+    p = sub.add_parser("sweep", help="simulate every point of a scenario's sweep: block (resumable)")
+    p.add_argument("scenario", help="scenario YAML file with a sweep: block")
+    p.add_argument("--replications", "-n", type=int, help="override the scenario's replications (every point)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed (shared by every point)")
+    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>-sweep)")
+    p.add_argument("--force", action="store_true", help="replace an existing results folder")
+    p.add_argument(
+        "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted sweep starts over)")
+    p.add_argument("--batch-size", type=int, default=4, help="replications per cached batch (default 4)")
+    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    _add_dask_option(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_sweep)
+
+
+def _cache_dir(args, out: Path) -> Path | None:
+    from .cache import DEFAULT_CACHE_NAME
+
+    if getattr(args, "no_cache", False):
+        return None
+    return Path(args.cache) if args.cache else out.parent / DEFAULT_CACHE_NAME
+
+
+def _interrupted(cache: Path | None) -> int:
+    from .cache import BatchCache
+
+    if cache is None:
+        print("cssim: interrupted; nothing was written", file=sys.stderr)
+    else:
+        print(
+            f"cssim: interrupted; nothing was written, {len(BatchCache(cache))} finished batches are kept in "
+            f"{cache}/ — rerun the same command to resume",
+            file=sys.stderr,
+        )
+    return 130
+
+
+def cmd_sweep(args) -> int:
+    from .errors import PlanError
+    from .loader import load_scenario
+    from .output import check_target
+    from .sweep import sweep
+
+    if args.batch_size < 1:
+        raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    scenario = load_scenario(args.scenario)
+    if scenario.sweep is None:
+        raise PlanError(f"{args.scenario}: no sweep: block; add one, e.g. sweep: {{grid: {{team.pods.smb.headcount: [2, 3, 4]}}}}")
+    out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sweep"
+    check_target(out, args.force)
+    cache = _cache_dir(args, out)
+    try:
+        result = sweep(
+            scenario, replications=args.replications, seed=args.seed, jobs=args.jobs, dask=args.dask,
+            progress=not args.quiet, cache=cache, batch_size=args.batch_size,
+        )
+    except KeyboardInterrupt:
+        return _interrupted(cache)
+    summary = result.summary()
+    tables = {
+        "sweep.csv": result.table(),
+        "points.csv": result.points_table(),
+        "kpis_by_replication.csv": result.kpis_by_replication(),
+    }
+    _write_tables(out, args.force, tables, summary, result.manifest)
+    print(summary)
+    print(f"\nwrote {out}/ (sweep.csv, points.csv, kpis_by_replication.csv, manifest.json)")
+    return 0
+
+
+def _add_plan(sub):
+    p = sub.add_parser("plan", help="smallest value of a field (e.g. a headcount) that meets a KPI target")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--target", required=True, help='e.g. "grr >= 0.90" or "touch_miss_rate[smb] < 0.05"')
+    p.add_argument("--over", required=True, help="integer field path, e.g. team.pods.smb.headcount")
+    p.add_argument("--confidence", type=float, default=0.8, help="share of replications that must meet the target")
+    p.add_argument(
+        "--criterion", choices=("share", "mean"), default="share",
+        help="share: share of replications meeting the target >= confidence (default); "
+        "mean: one-sided confidence bound on the mean meets it",
+    )
+    p.add_argument("--min", type=int, default=0, dest="low", help="smallest value to consider (default 0)")
+    p.add_argument("--max", type=int, default=30, dest="high", help="largest value to consider (default 30)")
+    p.add_argument("--replications", "-n", type=int, help="override the scenario's replications")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--out", "-o", help="also write plan.csv, summary.txt, manifest.json to this folder")
+    p.add_argument("--force", action="store_true", help="replace an existing results folder")
+    p.add_argument("--cache", help="folder of finished batches to reuse between runs")
+    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    _add_dask_option(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_plan)
+
+
+def cmd_plan(args) -> int:
+    from .loader import load_scenario
+    from .output import check_target
+    from .plan import parse_target, plan
+
+    target = parse_target(args.target)  # fail on a bad target before loading or simulating
+    scenario = load_scenario(args.scenario)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        check_target(out, args.force)
+    try:
+        result = plan(
+            scenario, target, over=args.over, confidence=args.confidence, low=args.low, high=args.high,
+            criterion=args.criterion, replications=args.replications, seed=args.seed, jobs=args.jobs,
+            dask=args.dask, progress=not args.quiet, cache=args.cache,
+        )
+    except KeyboardInterrupt:
+        return _interrupted(Path(args.cache) if args.cache else None)
+    summary = result.summary()
+    print(summary)
+    if out is not None:
+        _write_tables(out, args.force, {"plan.csv": result.table}, summary, result.manifest)
+        print(f"\nwrote {out}/ (plan.csv, summary.txt, manifest.json)")
+    return 0 if result.answer is not None else 1
+
+
+COMMANDS = [_add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan]
 
 
 def build_parser() -> argparse.ArgumentParser:

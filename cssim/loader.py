@@ -199,5 +199,6 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
 
 def scenario_hash(scenario: Scenario) -> str:
     """Content hash of the resolved scenario (stable across key order and formatting)."""
-    payload = json.dumps(scenario.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # The sweep block says which variants to run, not what this scenario is.
+    payload = json.dumps(scenario.model_dump(mode="json", exclude={"sweep"}), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -13,7 +13,7 @@ multipliers (1 = no effect).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -389,6 +389,45 @@ class TeamSpec(Spec):
     pods: dict[str, PodSpec] = Field(default_factory=dict)
 
 
+# --------------------------------------------------------------------------- sweeps
+
+
+class SweepSampleSpec(Spec):
+    """Random sweep points: ``n`` draws, each field uniform on [low, high] (integers if both bounds are)."""
+
+    n: Annotated[int, Field(ge=1, le=10_000)]
+    ranges: dict[str, Annotated[list[int | float], Field(min_length=2, max_length=2)]] = Field(min_length=1)
+    seed: Annotated[int, Field(ge=0)] | None = Field(None, description="sample generator seed; default: the scenario seed")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        for path, (low, high) in self.ranges.items():
+            if low > high:
+                raise ValueError(f"ranges.{path}: low ({low}) must not exceed high ({high})")
+        return self
+
+
+class SweepSpec(Spec):
+    """Points to simulate: every combination of the ``grid`` values (× each ``sample`` draw, if given).
+
+    Keys are dotted field paths of this scenario (``team.pods.smb.headcount``,
+    ``policy.routes.0.touch_model``); every point shares the seed (common
+    random numbers). The block is not part of any point nor of the scenario hash.
+    """
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    sample: SweepSampleSpec | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if not self.grid and self.sample is None:
+            raise ValueError("empty sweep: give a grid of field paths to value lists (or a sample)")
+        for path, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid.{path}: empty list of values; give at least one")
+        return self
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -414,6 +453,7 @@ class Scenario(Spec):
     touch_models: dict[str, TouchModelSpec] = Field(min_length=1)
     policy: PolicySpec = Field(default_factory=PolicySpec)
     team: TeamSpec = Field(default_factory=TeamSpec)
+    sweep: SweepSpec | None = Field(None, description="points for `cssim sweep` (see cssim.sweep)")
 
     @model_validator(mode="after")
     def _references(self):
@@ -455,6 +495,14 @@ class Scenario(Spec):
                         f"team.pods.{pod_name}.hires: month {hire.month} is outside the horizon "
                         f"(0..{self.horizon_months - 1})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _sweep_points(self):
+        if self.sweep is not None:
+            from .sweep import check_sweep  # paths and points need the whole scenario
+
+            check_sweep(self)
         return self
 
     def pod_of(self, segment: str) -> str | None:

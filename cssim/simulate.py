@@ -12,9 +12,8 @@ import importlib.metadata
 import platform
 from collections.abc import Sequence
 
-from .engine import run_replication
 from .loader import scenario_hash
-from .results import SimulationResults, stack
+from .results import SimulationResults
 from .scenario import Scenario
 
 PACKAGES = ("cssim", "simpy", "numpy", "scipy", "pandas", "pydantic", "lifelines", "statsmodels", "joblib")
@@ -31,15 +30,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _run_batch(scenario: Scenario, reps: Sequence[int]) -> list[dict]:
-    return [run_replication(scenario, r)[0] for r in reps]
-
-
-def _batches(reps: list[int], n: int) -> list[list[int]]:
-    size = max(1, -(-len(reps) // n))
-    return [reps[i : i + size] for i in range(0, len(reps), size)]
-
-
 def simulate(
     scenario: Scenario,
     replications: int | None = None,
@@ -47,6 +37,7 @@ def simulate(
     jobs: int = 1,
     progress: bool = False,
     replication_ids: Sequence[int] | None = None,
+    dask=None,
 ) -> SimulationResults:
     """Run the Monte Carlo replications of ``scenario``.
 
@@ -63,6 +54,10 @@ def simulate(
         Show a progress bar over replications.
     replication_ids : sequence of int, optional
         Exactly which replications to run (default ``range(replications)``).
+    dask : str or distributed.Client, optional
+        Run on a Dask cluster instead: a scheduler address, ``"local"`` for a
+        LocalCluster of ``jobs`` workers, or a connected Client (see
+        :mod:`cssim.backends`). Results do not depend on it.
     """
     updates = {}
     if replications is not None:
@@ -73,7 +68,7 @@ def simulate(
         scenario = scenario.model_copy(update=updates)
         scenario = Scenario.model_validate(scenario.model_dump())
     reps = list(replication_ids) if replication_ids is not None else list(range(scenario.replications))
-    per_rep = _execute(scenario, reps, jobs, progress)
+    arrays = _execute(scenario, reps, jobs, progress, dask)
     manifest = {
         "scenario_name": scenario.name,
         "scenario_hash": scenario_hash(scenario),
@@ -82,22 +77,12 @@ def simulate(
         "versions": versions(),
         "scenario": scenario.model_dump(mode="json"),
     }
-    return SimulationResults(scenario=scenario, arrays=stack(per_rep), replication_ids=reps, manifest=manifest)
+    return SimulationResults(scenario=scenario, arrays=arrays, replication_ids=reps, manifest=manifest)
 
 
-def _execute(scenario: Scenario, reps: list[int], jobs: int, progress: bool) -> list[dict]:
-    from tqdm.auto import tqdm
+def _execute(scenario: Scenario, reps: list[int], jobs: int, progress: bool, dask=None) -> dict:
+    """Ledger arrays of ``reps``, stacked as each batch finishes (see :mod:`cssim.backends`)."""
+    from .backends import simulate_tasks
 
-    if jobs == 1 or len(reps) == 1:
-        return [run_replication(scenario, r)[0] for r in tqdm(reps, disable=not progress, desc=scenario.name, unit="rep")]
-    from joblib import Parallel, cpu_count, delayed
-
-    n_workers = cpu_count() if jobs < 0 else jobs
-    batches = _batches(reps, n_workers * 4)
-    out: list[dict] = []
-    parallel = Parallel(n_jobs=n_workers, backend="loky", return_as="generator")
-    with tqdm(total=len(reps), disable=not progress, desc=scenario.name, unit="rep") as bar:
-        for batch_result in parallel(delayed(_run_batch)(scenario, b) for b in batches):
-            out.extend(batch_result)
-            bar.update(len(batch_result))
-    return out
+    (arrays,), _ = simulate_tasks([(scenario, reps)], jobs=jobs, dask=dask, progress=progress, desc=scenario.name)
+    return arrays

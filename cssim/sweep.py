@@ -1,0 +1,362 @@
+"""Sweeps: one scenario simulated at many points of a grid (or a sample) over its fields.
+
+A scenario declares the points in a ``sweep:`` block (see
+:class:`cssim.scenario.SweepSpec`)::
+
+    sweep:
+      grid:
+        team.pods.smb.headcount: [2, 3, 4, 5, 6]
+        policy.routes.0.touch_model: [tech_touch, low_touch_pooled]
+      sample:                       # optional: random points, crossed with the grid
+        n: 20
+        ranges: {segments.smb.renewal.healthy: [0.85, 0.95]}
+
+Every point is the scenario with those fields set, validated like any
+scenario; all points share the seed and replication ids, so they see the same
+customers (common random numbers) and differences between points are not
+noise between draws. The sweep block itself is not part of a point, nor of
+the scenario hash.
+
+Finished (point, replication batch) results can be kept in a
+:class:`~cssim.cache.BatchCache`; rerunning an interrupted sweep then
+computes only what is missing and gives the same table.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from .errors import PlanError, ScenarioError
+from .results import SimulationResults
+from .scenario import Scenario
+
+__all__ = ["SweepPoint", "SweepResults", "sweep", "sweep_points", "resolve_path", "check_sweep", "point_scenario"]
+
+# Stream key of the sample generator (apart from every replication's streams).
+_SAMPLE_KEY = 0x5EE9
+# Fields a sweep may not vary: the seed and replications are what common random numbers share.
+_FIXED = {"seed": "every point shares the seed (common random numbers)",
+          "replications": "every point runs the same replications",
+          "sweep": "a sweep cannot sweep itself"}
+DEFAULT_BATCH = 4
+
+
+def resolve_path(data: dict, path: str) -> Any:
+    """The value at dotted ``path`` in a dumped scenario, or ValueError naming the first unknown part."""
+    node: Any = data
+    done: list[str] = []
+    for part in path.split("."):
+        where = ".".join(done) or "the scenario"
+        if isinstance(node, dict):
+            if part not in node:
+                keys = [str(k) for k in node]
+                hint = difflib.get_close_matches(part, keys, n=1)
+                tip = f"; did you mean {hint[0]!r}?" if hint else f"; {where} has: {', '.join(keys)}"
+                raise ValueError(f"{where} has no field {part!r}{tip}")
+            node = node[part]
+        elif isinstance(node, list):
+            if not node:
+                raise ValueError(f"{where} is an empty list; it has no item {part!r}")
+            if not part.isdigit() or int(part) >= len(node):
+                raise ValueError(f"{where} is a list of {len(node)}; {part!r} is not an index in 0..{len(node) - 1}")
+            node = node[int(part)]
+        else:
+            raise ValueError(f"{where} is a value ({node!r}), it has no field {part!r}")
+        done.append(part)
+    return node
+
+
+def _check_path(base: dict, path: str, where: str) -> None:
+    top = path.split(".", 1)[0]
+    if top in _FIXED:
+        raise ValueError(f"{where}: cannot vary {top!r}: {_FIXED[top]}")
+    try:
+        resolve_path(base, path)
+    except ValueError as exc:
+        raise ValueError(f"{where}: unknown field path ({exc})") from None
+
+
+def _draw_sample(sample, seed: int) -> list[dict[str, Any]]:
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(_SAMPLE_KEY,))))
+    columns = {}
+    for path, (low, high) in sample.ranges.items():
+        if isinstance(low, int) and isinstance(high, int):
+            columns[path] = [int(v) for v in rng.integers(low, high + 1, size=sample.n)]
+        else:
+            columns[path] = [float(v) for v in rng.uniform(low, high, size=sample.n)]
+    return [{path: values[i] for path, values in columns.items()} for i in range(sample.n)]
+
+
+def _assignments(scenario: Scenario) -> list[dict[str, Any]]:
+    spec = scenario.sweep
+    grid = [dict(zip(spec.grid, combo, strict=True)) for combo in itertools.product(*spec.grid.values())]
+    if spec.sample is None:
+        return grid
+    seed = spec.sample.seed if spec.sample.seed is not None else scenario.seed
+    return [{**g, **s} for g in grid for s in _draw_sample(spec.sample, seed)]
+
+
+def point_scenario(base: dict, values: dict[str, Any]) -> Scenario:
+    """The scenario at one point: ``base`` (a dumped scenario) with dotted fields set, validated."""
+    from .loader import set_path
+
+    data = base
+    for path, value in values.items():
+        data = set_path(data, path, value)
+    data.pop("sweep", None)
+    return Scenario.model_validate(data)
+
+
+def _describe_values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
+
+
+def check_sweep(scenario: Scenario) -> list[dict[str, Any]]:
+    """Validate a scenario's sweep block against the scenario; returns the point assignments.
+
+    Raises ValueError (one line) for an unknown or fixed field path, a path in
+    both grid and sample, or a point that does not validate.
+    """
+    spec = scenario.sweep
+    base = scenario.model_dump(mode="json", exclude={"sweep"})
+    for path in spec.grid:
+        _check_path(base, path, f"sweep.grid.{path}")
+    if spec.sample is not None:
+        for path in spec.sample.ranges:
+            _check_path(base, path, f"sweep.sample.ranges.{path}")
+            if path in spec.grid:
+                raise ValueError(f"sweep.sample.ranges.{path}: already varied by sweep.grid; vary it in one place")
+    assignments = _assignments(scenario)
+    for i, values in enumerate(assignments):
+        try:
+            point_scenario(base, values)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            raise ValueError(f"sweep.grid: point {i} ({_describe_values(values)}) is not a valid scenario: {loc}: {msg}") from None
+    return assignments
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One point of a sweep: its id, the values of the swept fields, and the resolved scenario."""
+
+    id: str
+    values: dict[str, Any]
+    scenario: Scenario
+
+
+def sweep_points(scenario: Scenario) -> list[SweepPoint]:
+    """The points a scenario's ``sweep:`` block declares (grid × sample), each a validated scenario."""
+    if scenario.sweep is None:
+        raise PlanError(f"scenario {scenario.name!r} has no sweep: block; add one with a grid over field paths")
+    try:
+        assignments = check_sweep(scenario)
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
+    base = scenario.model_dump(mode="json", exclude={"sweep"})
+    width = len(str(len(assignments) - 1))
+    return [SweepPoint(f"p{i:0{width}d}", values, point_scenario(base, values)) for i, values in enumerate(assignments)]
+
+
+@dataclass
+class SweepResults:
+    """Results of every point of a sweep.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The swept scenario (with its sweep block).
+    points : list of SweepPoint
+    results : list of SimulationResults
+        One per point, in point order, all with the same replication ids.
+    batches : dict
+        ``{"computed": n, "cached": m}``: batches simulated now and found in the cache.
+    """
+
+    scenario: Scenario
+    points: list[SweepPoint]
+    results: list[SimulationResults]
+    batches: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def fields(self) -> list[str]:
+        """The swept field paths, in declaration order (the table's point columns)."""
+        seen: dict[str, None] = {}
+        for p in self.points:
+            seen.update(dict.fromkeys(p.values))
+        return list(seen)
+
+    def points_table(self) -> pd.DataFrame:
+        """One row per point: ``point`` and the value of each swept field."""
+        return pd.DataFrame([{"point": p.id, **p.values} for p in self.points], columns=["point", *self.fields])
+
+    def table(self, level: float = 0.9, scope: str | None = None) -> pd.DataFrame:
+        """Tidy KPI table across points: point, swept fields, kpi, scope, unit, mean, lo, hi, ci_lo, ci_hi, n."""
+        frames = []
+        for point, res in zip(self.points, self.results, strict=True):
+            t = res.kpis(level, scope=scope)
+            for i, name in enumerate(self.fields):
+                t.insert(i, name, [point.values.get(name)] * len(t))
+            t.insert(0, "point", point.id)
+            frames.append(t)
+        return pd.concat(frames, ignore_index=True)
+
+    def kpis_by_replication(self) -> pd.DataFrame:
+        """Every KPI of every replication at every point (point column first)."""
+        frames = []
+        for point, res in zip(self.points, self.results, strict=True):
+            t = res.kpis_by_replication()
+            t.insert(0, "point", point.id)
+            frames.append(t)
+        return pd.concat(frames, ignore_index=True)
+
+    def summary(self, kpis: tuple[str, ...] = ("grr", "nrr", "ending_arr", "csm_cost"), level: float = 0.9) -> str:
+        """Headline KPIs (all customers) at every point, with the 90 % interval of each mean."""
+        from .results import _fmt
+
+        table = self.table(level, scope="all")
+        table = table[table["kpi"].isin(kpis)]
+        n = self.results[0].n_replications if self.results else 0
+        lines = [
+            f"Sweep of {self.scenario.name!r}: {len(self.points)} points × {n} replications, seed {self.scenario.seed} "
+            f"(common random numbers); batches computed {self.batches.get('computed', 0)}, "
+            f"from cache {self.batches.get('cached', 0)}",
+            f"{'point':<7}" + "".join(f"{f:>28}" for f in self.fields) + "".join(f"{k:>28}" for k in kpis),
+        ]
+        for point in self.points:
+            rows = table[table["point"] == point.id].set_index("kpi")
+            cells = []
+            for k in kpis:
+                if k not in rows.index:
+                    cells.append(f"{'n/a':>28}")
+                    continue
+                r = rows.loc[k]
+                cells.append(f"{_fmt(r['mean'], r['unit'])} [{_fmt(r['ci_lo'], r['unit'])}, {_fmt(r['ci_hi'], r['unit'])}]".rjust(28))
+            lines.append(f"{point.id:<7}" + "".join(f"{str(point.values.get(f)):>28}" for f in self.fields) + "".join(cells))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"SweepResults(scenario={self.scenario.name!r}, points={len(self.points)}, fields={self.fields})"
+
+
+def run_points(
+    scenarios: list[Scenario],
+    reps: list[int],
+    jobs: int | None = 1,
+    dask=None,
+    progress: bool = False,
+    cache: str | Path | None = None,
+    batch_size: int | None = DEFAULT_BATCH,
+    on_batch: Callable[[int, int], None] | None = None,
+    desc: str = "replications",
+) -> tuple[list[SimulationResults], dict]:
+    """Simulate the same replications of several scenarios in one pool, through an optional batch cache."""
+    from .backends import simulate_tasks
+    from .cache import BatchCache
+    from .loader import scenario_hash
+    from .simulate import versions
+
+    store = BatchCache(cache) if cache is not None else None
+    arrays, counts = simulate_tasks(
+        [(s, reps) for s in scenarios],
+        batch_size=batch_size,
+        jobs=jobs,
+        dask=dask,
+        progress=progress,
+        desc=desc,
+        lookup=store.get if store is not None else None,
+        store=store.put if store is not None else None,
+        on_batch=on_batch,
+    )
+    out = []
+    vers = versions()
+    for s, a in zip(scenarios, arrays, strict=True):
+        manifest = {
+            "scenario_name": s.name,
+            "scenario_hash": scenario_hash(s),
+            "seed": s.seed,
+            "replications": len(reps),
+            "versions": vers,
+            "scenario": s.model_dump(mode="json"),
+        }
+        out.append(SimulationResults(scenario=s, arrays=a, replication_ids=list(reps), manifest=manifest))
+    return out, counts
+
+
+def _with_run_settings(scenario: Scenario, replications: int | None, seed: int | None) -> Scenario:
+    updates = {k: v for k, v in (("replications", replications), ("seed", seed)) if v is not None}
+    if not updates:
+        return scenario
+    try:
+        return Scenario.model_validate({**scenario.model_dump(mode="json"), **updates})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise ScenarioError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+def sweep(
+    scenario: Scenario,
+    replications: int | None = None,
+    seed: int | None = None,
+    jobs: int | None = 1,
+    dask=None,
+    progress: bool = False,
+    cache: str | Path | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> SweepResults:
+    """Simulate every point of ``scenario``'s sweep block with common random numbers.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A scenario with a ``sweep:`` block.
+    replications, seed : int, optional
+        Override the scenario's values (for every point).
+    jobs, dask
+        Where to run (see :func:`cssim.backends.execute`); results do not depend on it.
+    progress : bool
+        Progress bars over replications and points.
+    cache : path, optional
+        Folder of finished batches (see :mod:`cssim.cache`): a rerun computes
+        only what is missing. Ctrl-C keeps every batch that finished.
+    batch_size : int
+        Replications per cached batch; fixed (not tied to ``jobs``) so a cache
+        written with one number of workers serves any other.
+    on_batch : callable, optional
+        ``on_batch(done, total)`` after each computed batch.
+    """
+    scenario = _with_run_settings(scenario, replications, seed)
+    points = sweep_points(scenario)
+    reps = list(range(scenario.replications))
+    results, counts = run_points(
+        [p.scenario for p in points], reps, jobs=jobs, dask=dask, progress=progress,
+        cache=cache, batch_size=batch_size, on_batch=on_batch, desc=f"{scenario.name} sweep",
+    )
+    from .loader import scenario_hash
+    from .simulate import versions
+
+    manifest = {
+        "kind": "sweep",
+        "scenario_name": scenario.name,
+        "scenario_hash": scenario_hash(scenario),
+        "seed": scenario.seed,
+        "replications": len(reps),
+        "points": [{"point": p.id, "values": p.values, "scenario_hash": scenario_hash(p.scenario)} for p in points],
+        "batches": counts,
+        "versions": versions(),
+        "scenario": scenario.model_dump(mode="json"),
+    }
+    return SweepResults(scenario=scenario, points=points, results=results, batches=counts, manifest=manifest)
