@@ -268,7 +268,14 @@ class Engine:
 
     def _arrivals(self, seg: Segment):
         rng = S.generator(self.seed, (self.rep, S.KIND_ARRIVALS, seg.key))
-        counts = rng.poisson(seg.spec.new_logos_per_month, size=self.months)
+        acq = seg.spec.acquisition
+        if acq is None:
+            counts = rng.poisson(seg.spec.new_logos_per_month, size=self.months)
+        else:
+            # Fitted acquisition forecast (resolved at load, no I/O here): this replication follows one
+            # simulated path, drawn from the arrivals stream; stochastic rounding keeps each month's mean.
+            path = acq.paths[int(rng.integers(len(acq.paths)))][acq.offset : acq.offset + self.months]
+            counts = [math.floor(max(x, 0.0) + rng.random()) for x in path]
         times = []
         for m, n in enumerate(counts):
             times.extend(sorted((m + rng.random(n)) * DAYS_PER_MONTH))

@@ -85,6 +85,17 @@ def _read_yaml(path: Path, label: str) -> dict:
     return data
 
 
+def _anchor_files(data: dict, base: Path) -> None:
+    """Make ``segments.*.acquisition.file`` relative to the scenario file that names it."""
+    segments = data.get("segments")
+    if not isinstance(segments, dict):
+        return
+    for seg in segments.values():
+        acq = seg.get("acquisition") if isinstance(seg, dict) else None
+        if isinstance(acq, dict) and isinstance(acq.get("file"), str) and not Path(acq["file"]).is_absolute():
+            acq["file"] = str((base / acq["file"]).resolve())
+
+
 def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     """Read ``path`` and resolve its ``extends`` chain into one plain dict (not yet validated)."""
     path = Path(path)
@@ -94,6 +105,7 @@ def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
         cycle = " -> ".join(p.name for p in (*_chain, resolved))
         raise ScenarioError(f"{label}: extends: circular chain {cycle}")
     data = _read_yaml(path, label)
+    _anchor_files(data, path.parent)
     parent = data.pop("extends", None)
     if parent is None:
         return data

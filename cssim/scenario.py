@@ -248,6 +248,38 @@ class WinbackSpec(Spec):
     arr_factor: PositiveFloat = Field(0.8, description="returning ARR relative to ARR at churn")
 
 
+class AcquisitionSpec(Spec):
+    """New logos per month from a fitted forecast file (``cssim.fitting.acquisition``).
+
+    Each replication follows one of the file's simulated paths, drawn from the
+    segment's arrivals stream, so acquisition uncertainty shows in the
+    intervals. ``file`` is relative to the scenario file that names it. The
+    paths are read once, when the scenario is validated; the engine does no I/O.
+    """
+
+    file: str
+    key: str = Field(description="which forecast in the file (usually the segment name)")
+    sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
+    # Resolved on validation (not part of dumps or the hash beyond sha256).
+    paths: list[list[float]] | None = Field(None, exclude=True)
+    start: str | None = Field(None, exclude=True, description="calendar month of paths[.][0], YYYY-MM")
+    offset: int = Field(0, exclude=True, description="index of the scenario's first month in the paths")
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        if self.paths is None:
+            from .forecast import read_forecast
+
+            found = read_forecast(self.file, self.key)
+            if self.sha256 is not None and self.sha256 != found["sha256"]:
+                raise ValueError(
+                    f"{self.file}: file changed since this scenario was resolved (sha256 {found['sha256'][:12]}..., "
+                    f"expected {self.sha256[:12]}...); drop sha256 to accept the new forecast"
+                )
+            self.paths, self.start, self.sha256 = found["paths"], found["start"], found["sha256"]
+        return self
+
+
 class SegmentSpec(Spec):
     """One customer segment: who arrives, what they pay, how their life unfolds."""
 
@@ -256,6 +288,9 @@ class SegmentSpec(Spec):
         36.0, description="initial book's tenure is uniform on [0, this] at the start"
     )
     new_logos_per_month: NonNegativeFloat = Field(0.0, description="Poisson mean")
+    acquisition: AcquisitionSpec | None = Field(
+        None, description="new logos from a fitted forecast file instead of new_logos_per_month"
+    )
     arr: ArrSpec
     contract: ContractSpec = Field(default_factory=ContractSpec)
     touch_model: str
@@ -503,6 +538,31 @@ class Scenario(Spec):
             from .sweep import check_sweep  # paths and points need the whole scenario
 
             check_sweep(self)
+        return self
+
+    @model_validator(mode="after")
+    def _acquisition_months(self):
+        from .forecast import month_index, month_label
+
+        first = month_index(self.start_date)
+        for name, seg in self.segments.items():
+            acq = seg.acquisition
+            if acq is None:
+                continue
+            if seg.new_logos_per_month > 0:
+                raise ValueError(
+                    f"segments.{name}: give either new_logos_per_month or acquisition, not both"
+                )
+            begin, n = month_index(acq.start), len(acq.paths[0])
+            offset = first - begin
+            if offset < 0 or offset + self.horizon_months > n:
+                raise ValueError(
+                    f"segments.{name}.acquisition: the forecast in {acq.file} ({acq.key!r}) covers "
+                    f"{month_label(begin)}..{month_label(begin + n - 1)} but the scenario runs "
+                    f"{month_label(first)}..{month_label(first + self.horizon_months - 1)}; "
+                    "refit with a longer horizon or change start_date / horizon_months"
+                )
+            acq.offset = offset
         return self
 
     def pod_of(self, segment: str) -> str | None:
