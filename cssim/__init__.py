@@ -10,6 +10,8 @@ Load a scenario, simulate it, read the results::
 
 from .compare import ComparisonResults, compare
 from .errors import CssimError, DataError, PlanError, ScenarioError
+from .fitting.acquisition import fit_acquisition, write_forecast
+from .fitting.cohorts import fit_cohorts, read_cohort_table
 from .loader import load_scenario, scenario_from_dict, scenario_hash
 from .metrics import KPI_NAMES, KPIS
 from .output import write_results
@@ -35,13 +37,17 @@ __all__ = [
     "SweepResults",
     "Target",
     "compare",
+    "fit_acquisition",
+    "fit_cohorts",
     "load_scenario",
     "parse_target",
     "plan",
+    "read_cohort_table",
     "scenario_from_dict",
     "scenario_hash",
     "simulate",
     "sweep",
     "sweep_points",
+    "write_forecast",
     "write_results",
 ]
