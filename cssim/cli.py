@@ -270,7 +270,43 @@ def cmd_plan(args) -> int:
     return 0 if result.answer is not None else 1
 
 
-COMMANDS = [_add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan]
+def _add_acquisition(sub):
+    p = sub.add_parser(
+        "forecast-acquisition",
+        help="forecast monthly new logos per segment (statsmodels ETS) into a file scenarios can use",
+    )
+    p.add_argument("data", help="monthly counts (month, segment, new_logos) or a customer history (--history)")
+    p.add_argument("--out", "-o", required=True, help="forecast JSON to write")
+    p.add_argument("--history", action="store_true", help="DATA is a customer history: count signed dates")
+    p.add_argument("--through", help="last complete month of a history (YYYY-MM); later signings are dropped")
+    p.add_argument("--horizon", type=int, default=36, help="months to forecast (default 36)")
+    p.add_argument("--paths", type=int, default=500, help="simulated paths per segment (default 500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace an existing forecast file")
+    p.set_defaults(func=cmd_acquisition)
+
+
+def cmd_acquisition(args) -> int:
+    from .fitting.acquisition import counts_from_history, fit_acquisition, write_forecast
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CssimError(f"{out}: already exists; pass --force to replace it, or choose another --out")
+    data = counts_from_history(args.data, through=args.through) if args.history else args.data
+    forecast = fit_acquisition(data, horizon=args.horizon, n_paths=args.paths, seed=args.seed)
+    write_forecast(forecast, out)
+    frame = forecast.to_frame()
+    for name, f in forecast.segments.items():
+        rows = frame[frame.segment == name]
+        print(
+            f"{name}: ETS({f.model}), {rows.month.iloc[0]}..{rows.month.iloc[-1]}: mean {rows['mean'].mean():.1f} "
+            f"new logos/month (first month {f.mean[0]:.1f}, 90 % {f.lo[0]:.1f}-{f.hi[0]:.1f})"
+        )
+    print(f"wrote {out} — use it with  acquisition: {{file: {out.name}, key: <segment>}}")
+    return 0
+
+
+COMMANDS = [_add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_acquisition]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -201,3 +201,19 @@ def test_bad_acquisition_references(tmp_path, forecast_file):
     data["segments"]["smb"]["new_logos_per_month"] = 2.0
     with pytest.raises(ScenarioError, match="either new_logos_per_month or acquisition"):
         scenario_from_dict(data, source="s.yaml")
+
+
+def test_cli_forecast_acquisition(tmp_path, counts_file, capsys):
+    from cssim.cli import main
+
+    out = tmp_path / "acq.json"
+    assert main(["forecast-acquisition", str(counts_file), "--out", str(out), "--horizon", "6", "--paths", "20"]) == 0
+    data = json.loads(out.read_text())
+    assert data["segments"]["mid"]["months"] == 6 and len(data["segments"]["mid"]["paths"]) == 20
+    assert "smb: ETS(" in capsys.readouterr().out
+    assert main(["forecast-acquisition", str(counts_file), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("month,segment,new_logos\n2024-01,smb,x\n")
+    assert main(["forecast-acquisition", str(bad), "--out", str(tmp_path / "b.json")]) == 2
+    assert "row 2, column 'new_logos'" in capsys.readouterr().err
