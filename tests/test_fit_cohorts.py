@@ -238,3 +238,18 @@ def test_intervals_widen_with_horizon(regular):
     p = regular.projection[regular.projection.model == "sbg"].set_index("period")
     width = (p.hi - p.lo).loc[8:12].to_numpy()
     assert np.all(np.diff(width) > 0)
+
+
+def test_arr_table_same_estimates_honest_errors(regular):
+    """ARR in dollars: same curve as the logo counts, but errors not shrunk by counting every dollar."""
+    df = pd.read_csv(REGULAR).rename(columns={"year": "period"})
+    df["active"] = df["active"] * 2500.5
+    res = fit_cohorts(df, until=7, models=("sbg",), n_draws=300)
+    assert res.table.kind == "arr"
+    fit = res.fits["sbg"]
+    for k in ("alpha", "beta"):
+        assert fit.params[k] == pytest.approx(regular.fits["sbg"].params[k], rel=1e-3)
+    se_arr = np.sqrt(np.diag(fit.cov_free))
+    se_naive = np.sqrt(np.diag(regular.fits["sbg"].cov_free)) / np.sqrt(2500.5)
+    assert np.all(se_arr > 5 * se_naive) and fit.dispersion > 1
+    assert "binomial" not in json.dumps(res.to_dict()["projection_interval"]["includes"])

@@ -103,7 +103,9 @@ def read_monthly_counts(source) -> pd.DataFrame:
     dup = df[df.duplicated(["m", "segment"], keep="first")]
     if len(dup):
         r = dup.iloc[0]
-        raise DataError(f"{label}: row {r.row}, column 'month': duplicate month {month_label(r.m)} for segment {r.segment!r}")
+        raise DataError(
+            f"{label}: row {r.row}, column 'month': duplicate month {month_label(r.m)} for segment {r.segment!r}"
+        )
     out = {}
     for seg, g in df.groupby("segment", sort=False):
         g = g.sort_values("m")
@@ -320,7 +322,10 @@ def fit_acquisition(
     for name in counts.columns:
         y = counts[name].dropna()
         if len(y) < MIN_MONTHS:
-            raise DataError(f"{source}: segment {name!r} has {len(y)} months of data; an acquisition forecast needs at least {MIN_MONTHS}")
+            raise DataError(
+                f"{source}: segment {name!r} has {len(y)} months of data; "
+                f"an acquisition forecast needs at least {MIN_MONTHS}"
+            )
         out[name] = _fit_segment(name, y, horizon, n_paths, level, rng, models)
     notes = [
         "paths: simulated monthly new logos of the chosen ETS model (innovation noise at the estimated "

@@ -155,7 +155,8 @@ def read_cohort_table(source, kind: str | None = None) -> CohortTable:
         raw = _read_frame(path)
     raw = raw.rename(columns={c: str(c).strip().lower() for c in raw.columns})
     period_col = next((a for a in PERIOD_ALIASES if a in raw.columns), None)
-    missing = [c for c in ("period", "active") if (c == "period" and period_col is None) or (c == "active" and c not in raw.columns)]
+    missing = ["period"] if period_col is None else []
+    missing += [] if "active" in raw.columns else ["active"]
     if missing:
         found = ", ".join(map(str, raw.columns)) or "none"
         raise DataError(
@@ -180,7 +181,9 @@ def read_cohort_table(source, kind: str | None = None) -> CohortTable:
         try:
             pf = float(p)
         except ValueError:
-            raise DataError(f"{where(i, period_col)}: {p!r} is not a number; periods are whole renewals (0, 1, 2, ...)") from None
+            raise DataError(
+                f"{where(i, period_col)}: {p!r} is not a number; periods are whole renewals (0, 1, 2, ...)"
+            ) from None
         if not math.isfinite(pf) or pf != int(pf):
             raise DataError(f"{where(i, period_col)}: {p!r} is not a whole number of periods")
         if pf < 0:
@@ -198,7 +201,9 @@ def read_cohort_table(source, kind: str | None = None) -> CohortTable:
         active[i] = af
     if kind is None:
         kind = "logos" if np.all(active == np.round(active)) else "arr"
-    df = pd.DataFrame({"cohort": cohorts.to_numpy(), "period": periods, "active": active, "row": np.arange(len(raw)) + 2})
+    df = pd.DataFrame(
+        {"cohort": cohorts.to_numpy(), "period": periods, "active": active, "row": np.arange(len(raw)) + 2}
+    )
     dup = df.duplicated(["cohort", "period"], keep=False)
     if dup.any():
         rows = df[dup]
@@ -268,7 +273,8 @@ class CohortModel:
 
     def free(self, p) -> np.ndarray:
         p = np.asarray(p, dtype=float)
-        return np.array([math.log(v) if tr == "log" else math.log(v / (1 - v)) for v, tr in zip(p, self.transforms, strict=True)])
+        pairs = zip(p, self.transforms, strict=True)
+        return np.array([math.log(v) if tr == "log" else math.log(v / (1 - v)) for v, tr in pairs])
 
 
 def _s_sbg(t, p):
@@ -297,7 +303,11 @@ COHORT_MODELS: dict[str, CohortModel] = {
         "exponential_gamma", ("shape", "scale"), ("log", "log"), _s_expgamma, ((0.0, 0.0), (1.0, 2.0), (-1.0, 1.0))
     ),
     "bdw": CohortModel(
-        "bdw", ("alpha", "beta", "c"), ("log", "log", "log"), _s_bdw, ((0.0, 0.0, 0.0), (-0.5, 0.0, 0.3), (1.0, 2.0, -0.3))
+        "bdw",
+        ("alpha", "beta", "c"),
+        ("log", "log", "log"),
+        _s_bdw,
+        ((0.0, 0.0, 0.0), (-0.5, 0.0, 0.3), (1.0, 2.0, -0.3)),
     ),
 }
 
@@ -319,7 +329,7 @@ class _Cells:
     """Sufficient statistics of the calibration data: churned per period and survivors at the end."""
 
     lost: np.ndarray  # lost[t-1] = customers lost at renewal t (summed over cohorts), t = 1..T
-    censored: np.ndarray  # censored[t] = customers still active at period t, the last calibration period of their cohort
+    censored: np.ndarray  # censored[t] = still active at period t, their cohort's last calibration period
     customers: float
 
 
@@ -481,7 +491,9 @@ def _fit_ml(model: CohortModel, cells: _Cells, kind: str, level: float) -> Cohor
             raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
         cov = np.linalg.pinv(H)
-        warnings.warn(f"{model.name}: information matrix is not positive definite; intervals are unreliable", stacklevel=3)
+        warnings.warn(
+            f"{model.name}: information matrix is not positive definite; intervals are unreliable", stacklevel=3
+        )
     cov = (cov + cov.T) / 2
     dispersion = 1.0
     if kind == "arr":
@@ -551,7 +563,8 @@ def _fit_expgamma_lifelines(cells: _Cells, kind: str, level: float) -> CohortMod
     # Report the log-likelihood of the same multinomial cells as the other models (lifelines agrees up to
     # the lower bound 1e-12 used above), so AIC values are comparable.
     ll = _loglik(model, cells, p)
-    return _finish(model, np.log(p), cov, ll, n_obs, level, "interval-censored maximum likelihood (lifelines)", dispersion)
+    method = "interval-censored maximum likelihood (lifelines)"
+    return _finish(model, np.log(p), cov, ll, n_obs, level, method, dispersion)
 
 
 # --------------------------------------------------------------------------- results
@@ -653,12 +666,14 @@ class CohortFitResults:
             "",
             f"- data: `{self.table.source}` ({self.table.kind}, {len(self.table.cohorts)} cohort"
             f"{'s' if len(self.table.cohorts) != 1 else ''})",
-            f"- calibration: periods ≤ {self.until if self.until is not None else 'all'}; projection to period {self.horizon}",
+            f"- calibration: periods ≤ {self.until if self.until is not None else 'all'}; "
+            f"projection to period {self.horizon}",
             f"- best by AIC: {LABELS.get(self.best, self.best)}",
             "",
             "## Models",
             "",
-            f"| model | parameters ({int(round(100 * next(iter(self.fits.values())).level))} % CI) | log-lik | k | AIC | BIC | ΔAIC |",
+            f"| model | parameters ({int(round(100 * next(iter(self.fits.values())).level))} % CI) "
+            "| log-lik | k | AIC | BIC | ΔAIC |",
             "|---|---|---:|---:|---:|---:|---:|",
         ]
         best_aic = self.fits[self.best].aic
@@ -684,7 +699,9 @@ class CohortFitResults:
         return "\n".join(lines) + "\n"
 
 
-def side_by_side_table(results: CohortFitResults, cohort: str | None = None, models: Sequence[str] | None = None) -> str:
+def side_by_side_table(
+    results: CohortFitResults, cohort: str | None = None, models: Sequence[str] | None = None
+) -> str:
     """Markdown table: period, actual, each model's projection and its error against the actual."""
     cohort = cohort if cohort is not None else results.table.cohorts[0]
     models = [m for m in (models or MODEL_ORDER) if m in results.fits]
@@ -838,7 +855,9 @@ def write_cohort_fit(results: CohortFitResults, out_dir, force: bool = False) ->
     return write_folder(out_dir, write, force)
 
 
-def fit_cohort_file(path, out_dir, until: int | None = None, horizon: int | None = None, force: bool = False, **kwargs) -> int:
+def fit_cohort_file(
+    path, out_dir, until: int | None = None, horizon: int | None = None, force: bool = False, **kwargs
+) -> int:
     """``cssim fit`` for a cohort table: read, fit, write the folder, print a summary; returns the exit code."""
     from ..output import check_target
 
