@@ -16,6 +16,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from . import curves as _curves
 
@@ -261,9 +262,9 @@ class AcquisitionSpec(Spec):
     key: str = Field(description="which forecast in the file (usually the segment name)")
     sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
     # Resolved on validation (not part of dumps or the hash beyond sha256).
-    paths: list[list[float]] | None = Field(None, exclude=True)
-    start: str | None = Field(None, exclude=True, description="calendar month of paths[.][0], YYYY-MM")
-    offset: int = Field(0, exclude=True, description="index of the scenario's first month in the paths")
+    paths: SkipJsonSchema[list[list[float]] | None] = Field(None, exclude=True)
+    start: SkipJsonSchema[str | None] = Field(None, exclude=True, description="calendar month of paths[.][0], YYYY-MM")
+    offset: SkipJsonSchema[int] = Field(0, exclude=True, description="index of the scenario's first month in the paths")
 
     @model_validator(mode="after")
     def _resolve(self):
