@@ -1,0 +1,187 @@
+"""Headcount planning: targets, the bracket-and-bisect search, and an answer known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cssim import PlanError, plan, scenario_from_dict
+from cssim.cli import main
+from cssim.plan import Target, parse_target
+
+from conftest import write_yaml
+
+HOURS_PER_WEEK = 40.0
+EVERY_DAYS = 30.0
+CUSTOMERS = 30
+
+
+def capacity_scenario(task_hours: float, headcount: int) -> dict:
+    """One pod, one segment, one cadence task and nothing else that needs CSM time.
+
+    Demand is ``CUSTOMERS × task_hours`` hours every ``EVERY_DAYS`` days; one CSM
+    gives ``HOURS_PER_WEEK / 7`` hours a day, all customer-facing, with no ramp,
+    attrition or hires. Below the needed headcount the queue grows until tasks
+    pass their 7-day deadline (missed, about 1 − capacity/demand of them); at
+    it, capacity covers demand.
+    """
+    return {
+        "name": "capacity",
+        "horizon_months": 12,
+        "seed": 11,
+        "replications": 5,
+        "segments": {
+            "acct": {
+                "initial_customers": CUSTOMERS,
+                "arr": {"median": 20_000, "sigma": 0.0},
+                "contract": {"term_months": 60},
+                "touch_model": "named",
+                "lifecycle": {"at_risk": {"family": "never"}, "champion_change_per_year": 0.0},
+            }
+        },
+        "touch_models": {
+            "named": {
+                "tasks": {
+                    "review": {"trigger": "cadence", "every_days": EVERY_DAYS, "hours": task_hours, "deadline_days": 7}
+                }
+            }
+        },
+        "team": {
+            "pods": {
+                "acct": {
+                    "segments": ["acct"],
+                    "headcount": headcount,
+                    "hours_per_week": HOURS_PER_WEEK,
+                    "customer_facing_share": 1.0,
+                    "cost_per_year": 100_000,
+                }
+            }
+        },
+    }
+
+
+def needed(task_hours: float) -> int:
+    demand_per_day = CUSTOMERS * task_hours / EVERY_DAYS
+    return math.ceil(demand_per_day / (HOURS_PER_WEEK / 7.0))
+
+
+def hours_for(k: int) -> float:
+    """Task hours that make demand k − ½ CSMs: k CSMs are needed, k − 1 fall short by a clear margin."""
+    return (k - 0.5) * (HOURS_PER_WEEK / 7.0) * EVERY_DAYS / CUSTOMERS
+
+
+@pytest.mark.parametrize("k, start", [(3, 1), (5, 9), (2, 0)])
+def test_plan_finds_the_headcount_known_by_construction(k, start):
+    task_hours = hours_for(k)
+    assert needed(task_hours) == k
+    scenario = scenario_from_dict(capacity_scenario(task_hours, start))
+    result = plan(scenario, "touch_miss_rate <= 0.02", over="team.pods.acct.headcount", confidence=0.8, low=0, high=30)
+    assert result.answer == k
+    rows = result.table.set_index("value")
+    assert rows.loc[k, "meets"] and rows.loc[k, "share_met"] == 1.0
+    assert not rows.loc[k - 1, "meets"] and rows.loc[k - 1, "share_met"] == 0.0
+    assert rows.loc[k - 1, "mean"] > 0.05  # a real capacity shortfall, not a borderline
+    # Far fewer values simulated than a full grid over 0..30 (31 values).
+    assert result.n_evaluated <= 8
+    assert len(set(result.evaluations)) == result.n_evaluated
+    # Cost grows with headcount: 100k per CSM per year.
+    assert rows.loc[k, "csm_cost_per_year"] - rows.loc[k - 1, "csm_cost_per_year"] == pytest.approx(100_000, rel=1e-6)
+    assert f"Smallest team.pods.acct.headcount meeting touch_miss_rate <= 0.02" in result.summary()
+
+
+def test_mean_criterion_agrees_on_a_clear_threshold():
+    scenario = scenario_from_dict(capacity_scenario(hours_for(3), 4))
+    result = plan(scenario, "touch_miss_rate < 2%", over="team.pods.acct.headcount", criterion="mean", high=12)
+    assert result.answer == 3
+
+
+def test_common_random_numbers_across_values():
+    scenario = scenario_from_dict(capacity_scenario(hours_for(3), 1))
+    result = plan(scenario, "touch_miss_rate <= 0.02", over="team.pods.acct.headcount", high=10)
+    arr = [res.kpi("new_arr") for res in result.results.values()]
+    ending = [res.kpi("ending_logos") for res in result.results.values()]
+    for a, e in zip(arr[1:], ending[1:], strict=True):
+        np.testing.assert_array_equal(a, arr[0])
+        np.testing.assert_array_equal(e, ending[0])
+
+
+def test_unreachable_target_returns_none_and_exit_1(tmp_path, capsys):
+    scenario = scenario_from_dict(capacity_scenario(hours_for(3), 1))
+    result = plan(scenario, "touch_miss_rate <= 0.02", over="team.pods.acct.headcount", high=2)
+    assert result.answer is None
+    assert "No value of team.pods.acct.headcount in [0, 2]" in result.summary()
+    path = write_yaml(tmp_path / "cap.yaml", capacity_scenario(hours_for(3), 1))
+    out = tmp_path / "plan"
+    code = main(["plan", str(path), "--target", "touch_miss_rate <= 0.02", "--over", "team.pods.acct.headcount",
+                 "--max", "2", "--jobs", "1", "-q", "--out", str(out)])
+    assert code == 1
+    assert (out / "plan.csv").is_file() and (out / "manifest.json").is_file()
+
+
+def test_cli_plan_prints_answer(tmp_path, capsys):
+    path = write_yaml(tmp_path / "cap.yaml", capacity_scenario(hours_for(3), 1))
+    code = main(["plan", str(path), "--target", "touch_miss_rate <= 0.02", "--over", "team.pods.acct.headcount",
+                 "--confidence", "0.9", "-n", "3", "--jobs", "1", "-q"])
+    assert code == 0
+    assert "meeting touch_miss_rate <= 0.02 (at least 90% of replications meet it): 3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("grr >= 0.90", Target("grr", ">=", 0.9)),
+        ("grr>=90%", Target("grr", ">=", 0.9)),
+        ("touch_miss_rate[smb] < 0.05", Target("touch_miss_rate", "<", 0.05, "smb")),
+        ("  nrr > 1.0 ", Target("nrr", ">", 1.0)),
+        ("csm_cost <= 1e6", Target("csm_cost", "<=", 1e6)),
+    ],
+)
+def test_parse_target(text, expected):
+    assert parse_target(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("gr >= 0.9", "unknown KPI 'gr'; did you mean 'grr'?"),
+        ("grr == 0.9", "bad comparison operator '=='"),
+        ("grr => 0.9", "bad comparison operator '=>'"),
+        ("grr != 0.9", "bad comparison operator '!='"),
+        ("grr >= ninety", "'ninety' is not a number"),
+        ("grr >=", "cannot read it"),
+        ("grr 0.9", "cannot read it"),
+        ("", "target: empty"),
+        ("grr >= nan", "finite number"),
+    ],
+)
+def test_malformed_targets(text, message):
+    with pytest.raises(PlanError) as info:
+        parse_target(text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_target_met_treats_nan_as_not_met():
+    t = Target("grr", ">=", 0.9)
+    assert t.met(np.array([0.95, np.nan, 0.85])).tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--target", "grr == 0.9", "--over", "team.pods.acct.headcount"], "bad comparison operator"),
+        (["--target", "grrr >= 0.9", "--over", "team.pods.acct.headcount"], "unknown KPI"),
+        (["--target", "grr[nosuch] >= 0.9", "--over", "team.pods.acct.headcount"], "unknown scope 'nosuch'"),
+        (["--target", "grr >= 0.9", "--over", "team.pods.acct.headcnt"], "did you mean 'headcount'?"),
+        (["--target", "grr >= 0.9", "--over", "team.pods.acct.hours_per_week"], "expected an integer field"),
+        (["--target", "grr >= 0.9", "--over", "seed"], "cannot search over 'seed'"),
+        (["--target", "grr >= 0.9", "--over", "team.pods.acct.headcount", "--min", "5", "--max", "2"], "above --max"),
+        (["--target", "grr >= 0.9", "--over", "team.pods.acct.headcount", "--min", "-3"], "not a valid scenario"),
+    ],
+)
+def test_cli_plan_errors_are_one_line_exit_2(tmp_path, capsys, args, message):
+    path = write_yaml(tmp_path / "cap.yaml", capacity_scenario(hours_for(3), 0))
+    assert main(["plan", str(path), *args, "--jobs", "1", "-q", "-n", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cssim: error:") and err.count("\n") == 1 and message in err
