@@ -60,6 +60,28 @@ def set_path(data: dict, path: str, value: Any) -> dict:
     return out
 
 
+class _ScenarioLoader(yaml.SafeLoader):
+    """Safe YAML loader for scenarios: a key given twice is an error, and dates stay strings so
+    that the schema (not the YAML parser) checks them and can name the field."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (given twice in one mapping)", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_ScenarioLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _read_yaml(path: Path, label: str) -> dict:
     if not path.exists():
         raise ScenarioError(f"{label}: file not found")
@@ -70,12 +92,14 @@ def _read_yaml(path: Path, label: str) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{label}: cannot read file ({exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(f"{label}: not valid YAML{where}: {problem}") from None
+    except ValueError as exc:  # a scalar the YAML resolver accepted but could not construct
+        raise ScenarioError(f"{label}: not valid YAML: {exc}") from None
     if data is None:
         raise ScenarioError(f"{label}: file is empty; a scenario needs at least segments and touch_models")
     if not isinstance(data, dict):
@@ -164,26 +188,61 @@ def _step(node: Any, part: Any) -> Any:
     return None
 
 
+def _display_loc(loc: tuple) -> str:
+    """Dotted field path of ``loc`` without pydantic's union tags (``...at_risk.weibull.scale`` → ``...at_risk.scale``)."""
+    node: Any = Scenario
+    parts = []
+    for part in loc:
+        inner = _unwrap(node)
+        if typing.get_origin(inner) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            tagged = _step(inner, part)
+            if tagged is not None and isinstance(part, str) and "family" in getattr(tagged, "model_fields", {}):
+                node = tagged  # a discriminator tag, not a field the user wrote
+                continue
+        parts.append(str(part))
+        node = _step(node, part) if node is not None else None
+    return ".".join(parts) or "(top level)"
+
+
 def _describe(err: dict) -> str:
     loc = tuple(err.get("loc", ()))
-    where = ".".join(str(p) for p in loc) or "(top level)"
+    where = _display_loc(loc)
     kind = err.get("type", "")
     msg = err.get("msg", "invalid")
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
     if kind == "extra_forbidden":
         allowed = _fields_at(Scenario, loc[:-1])
         hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         tip = f"; did you mean {hint[0]!r}?" if hint else ""
         listing = f" (allowed: {', '.join(allowed)})" if allowed and not hint else ""
         return f"{where}: unknown field{tip}{listing}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        key = str(ctx.get("discriminator", "family")).strip("'\"")
+        allowed = ", ".join(t.strip("' ") for t in str(ctx.get("expected_tags", "")).split(",")) or _families()
+        if kind == "union_tag_invalid":
+            return f"{where}.{key}: unknown {key} {ctx.get('tag')!r}; allowed: {allowed}"
+        return f"{where}.{key}: missing; a curve needs {key}, one of: {allowed}"
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
         if ": " in msg and msg.split(": ", 1)[0].count(".") >= 1 and not loc:
             return msg
-    value = err.get("input")
+    if kind == "missing":
+        msg = "required field is missing"
     shown = ""
-    if kind not in ("missing",) and not isinstance(value, (dict, list)) and value is not None:
-        shown = f" (got {value!r})"
+    if kind != "missing" and value is not None:
+        if not isinstance(value, (dict, list)):
+            shown = f" (got {value!r})"
+        elif kind.endswith("_type"):
+            shown = f" (got a {'mapping' if isinstance(value, dict) else 'list'})"
     return f"{where}: {msg}{shown}"
+
+
+def _families() -> str:
+    from .scenario import CurveSpec
+
+    union = typing.get_args(CurveSpec)[0]
+    return ", ".join(typing.get_args(m.model_fields["family"].annotation)[0] for m in typing.get_args(union))
 
 
 def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
@@ -191,10 +250,11 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
+        # An unknown key first: a misspelt field also shows up as a missing one, and the typo is the cause.
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden")
         first = _describe(errors[0])
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise ScenarioError(f"{source}: {first}{more}") from None
+        raise ScenarioError(f"{source}: {first}{more}".replace("\n", " ")) from None
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
