@@ -132,3 +132,19 @@ def test_common_random_numbers_keep_the_customers(scenario_dict, change):
         base.arrays["window"]["start_logos"][:, 0], variant.arrays["window"]["start_logos"][:, 0]
     )
     assert not a["arr"].equals(b["arr"]), "the policy change should change outcomes"
+
+
+def test_global_random_state_guard_sees_a_reseed():
+    """The autouse guard in conftest compares full generator states: a reseed or a draw is a change."""
+    from conftest import _same_state
+
+    before = np.random.get_state()
+    try:
+        assert _same_state(before, np.random.get_state())
+        np.random.random()
+        assert not _same_state(before, np.random.get_state())
+        np.random.set_state(before)
+        np.random.seed(12345)
+        assert not _same_state(before, np.random.get_state())
+    finally:
+        np.random.set_state(before)
