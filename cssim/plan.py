@@ -261,6 +261,7 @@ def plan(
     dask=None,
     progress: bool = False,
     cache: str | Path | None = None,
+    start: int | None = None,
 ) -> PlanResults:
     """Find the smallest integer value of ``over`` in ``[low, high]`` that meets ``target``.
 
@@ -283,6 +284,8 @@ def plan(
         Where to run; results do not depend on it.
     cache : path, optional
         Batch cache (see :mod:`cssim.cache`), so a rerun reuses evaluated values.
+    start : int, optional
+        Where the bracketing starts (default: the scenario's current value).
     """
     from .loader import load_scenario, scenario_hash
     from .simulate import versions
@@ -332,7 +335,7 @@ def plan(
             verdict[value] = _meets(target, criterion, confidence, res.kpi(target.kpi, target.scope))
         return verdict[value]
 
-    start = min(max(current, low), high)
+    start = min(max(current if start is None else start, low), high)
     good: int | None = None
     bad: int | None = None
     step = 1
