@@ -306,7 +306,22 @@ def cmd_acquisition(args) -> int:
     return 0
 
 
-COMMANDS = [_add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_acquisition]
+def _add_report(sub):
+    p = sub.add_parser("report", help="write a one-page summary (Markdown or HTML, with figures) of a results folder")
+    p.add_argument("results", help="a folder written by cssim run, compare --out, plan --out or sweep")
+    p.add_argument("--out", "-o", help="report file, .md or .html (default: RESULTS/report.md); figures go beside it")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    out, figures = write_report(args.results, args.out)
+    print(f"wrote {out} ({len(figures)} figures beside it)")
+    return 0
+
+
+COMMANDS = [_add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_acquisition, _add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -693,7 +693,7 @@ def _kpi_formatter(kpi: str):
 
     unit = next((k.unit for k in KPIS if k.name == kpi), "ratio")
     if unit == "ratio":
-        return unit, PercentFormatter(1.0, decimals=0)
+        return unit, PercentFormatter(1.0, decimals=None)
     if unit == "currency":
         return unit, MONEY
     return unit, None
@@ -768,7 +768,7 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     ax2.spines["right"].set_visible(True)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="lower right")
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, len(h1 + h2)))
     ax.set_title(f"{name} and CSM cost by headcount")
     return ax
 
