@@ -46,15 +46,23 @@ def set_path(data: dict, path: str, value: Any) -> dict:
     parts = path.split(".")
     out = copy.deepcopy(data)
     node = out
-    for part in parts[:-1]:
+
+    def item(lst: list, i: int) -> int:
+        part = parts[i]
+        where = ".".join(parts[:i]) or "(top level)"
+        if not part.lstrip("-").isdigit() or not -len(lst) <= int(part) < len(lst):
+            raise ScenarioError(f"{path}: {where} is a list of {len(lst)} items; {part!r} is not an index of it")
+        return int(part)
+
+    for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
-            node = node[int(part)]
+            node = node[item(node, i)]
             continue
         if part not in node or not isinstance(node[part], (dict, list)):
             node[part] = {}
         node = node[part]
     if isinstance(node, list):
-        node[int(parts[-1])] = value
+        node[item(node, len(parts) - 1)] = value
     else:
         node[parts[-1]] = value
     return out
@@ -265,7 +273,10 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     """
     data = read_scenario_dict(path)
     for key, value in (overrides or {}).items():
-        data = set_path(data, key, value)
+        try:
+            data = set_path(data, key, value)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{path}: override {exc}") from None
     return scenario_from_dict(data, source=str(path))
 
 

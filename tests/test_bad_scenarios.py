@@ -157,3 +157,16 @@ def test_subprocess_exit_code_and_stderr(command, name, tmp_path):
     assert proc.stdout == ""
     _check_message(proc.stderr, name, CASES[name])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("index", ["3", "x"])
+def test_override_into_a_list_with_a_bad_index(index, tmp_path, make_scenario_file):
+    path = make_scenario_file(
+        "routed.yaml",
+        {"extends": str(BAD / "_base.yaml"), "policy": {"routes": [{"segment": "smb", "touch_model": "tech"}]}},
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, {f"policy.routes.{index}.touch_model": "tech"})
+    message = str(info.value)
+    assert "routed.yaml" in message and f"policy.routes.{index}.touch_model" in message
+    assert "list of 1 items" in message
