@@ -52,7 +52,10 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else Path("results") / scenario.name
     check_target(out, args.force)
     results = simulate(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
-    write_results(results, out, force=args.force)
+    try:
+        write_results(results, out, force=args.force)
+    except OSError as exc:  # disk full, no permission: nothing was written (the folder is atomic)
+        raise CssimError(f"{out}: cannot write the results folder ({exc.strerror or exc}); nothing was written") from None
     print(results.summary())
     print(f"\nwrote {out}/ (kpis.csv, monthly.csv, monthly_pods.csv, manifest.json)")
     return 0

@@ -158,8 +158,9 @@ def test_failure_while_writing_leaves_no_folder(tmp_path, scenario_file, monkeyp
 
     monkeypatch.setattr(cssim.SimulationResults, "pods_monthly", boom)
     out = tmp_path / "out" / "r"
-    with pytest.raises(OSError, match="disk full"):
-        main(_run_args(scenario_file, out))
+    code, stdout, err = run(_run_args(scenario_file, out), capsys)
+    assert code == 2 and stdout == ""
+    assert len(err.splitlines()) == 1 and "disk full" in err and str(out) in err
     assert not out.exists()
     assert list((tmp_path / "out").iterdir()) == [], "partial folder left behind"
 
