@@ -407,6 +407,8 @@ class Engine:
     def _life(self, c: Customer):
         env = self.env
         clocks = c.clocks
+        fire = self._fire
+        timeout = env.timeout
         while c.alive:
             if clocks:
                 kind, t = min(clocks.items(), key=_second)
@@ -414,12 +416,12 @@ class Engine:
                 kind, t = None, INF
             now = env.now
             if t <= now + 1e-9:
-                self._fire(c, kind, now)
+                fire(c, kind, now)
                 continue
             c.wake_at = t
             c.poked = False
             try:
-                yield env.timeout(t - now) if t < INF else env.event()
+                yield timeout(t - now) if t < INF else env.event()
             except simpy.Interrupt:
                 pass
 
@@ -488,11 +490,18 @@ class Engine:
     # ------------------------------------------------------------------ hazards
 
     def _pieces(self, c: Customer, effect: int, base: float, now: float):
-        active = sorted(
-            (exp, eff[effect]) for exp, eff in c.effects.values() if exp > now and eff[effect] != 1.0
-        )
+        """Multiplier pieces ``((until, m), ..., (inf, base))`` of the touches in effect after ``now``."""
+        active = []
+        for exp, eff in c.effects.values():
+            r = eff[effect]
+            if r != 1.0 and exp > now:
+                active.append((exp, r))
         if not active:
             return ((INF, base),)
+        if len(active) == 1:  # the common case, without the general loop
+            exp, r = active[0]
+            return ((exp, base * r), (INF, base))
+        active.sort()
         pieces = []
         for i in range(len(active)):
             m = base
@@ -658,14 +667,15 @@ class Engine:
     # ------------------------------------------------------------------ touches
 
     def _release(self, c: Customer, task: Task) -> None:
-        m = self._month(self.env.now)
+        now = self.env.now
+        m = self._month(now)
         s = c.seg.index
         L = self.ledger.seg
         if task.hours == 0.0:
             L["program_sent"][m][s] += 1
             if c.draws.u(S.REACH) < task.reach:
                 L["program_reached"][m][s] += 1
-                self._deliver(c, task, self.env.now)
+                self._deliver(c, task, now)
             return
         L["tasks_released"][m][s] += 1
         if c.csm is None:
@@ -673,7 +683,7 @@ class Engine:
             L["tasks_unassigned"][m][s] += 1
             return
         hours = task.hours * c.draws.exp(S.HOURS) if task.exp_hours else task.hours
-        c.pod.submit(Job(c, task, self.env.now, hours))
+        c.pod.submit(Job(c, task, now, hours))
 
     def _deliver(self, c: Customer, task: Task, now: float) -> None:
         if not c.alive or not task.has_effect:

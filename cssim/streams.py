@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from array import array
 
 import numpy as np
 
@@ -19,6 +20,7 @@ import numpy as np
 ARR, TENURE, ONBOARDING, GROWTH, AT_RISK, RECOVERY, CHURN, CHAMPION, RENEWAL, EXPANSION, REACH, HOURS, PHASE, HANDOFF, WINBACK, POISSON = range(16)
 N_PURPOSES = 16
 _BLOCK = 8
+_REFILL = 4 * _BLOCK
 
 # Kinds of non-customer streams.
 KIND_CUSTOMER, KIND_ARRIVALS, KIND_POD = 0, 1, 2
@@ -38,28 +40,35 @@ class CustomerDraws:
     """Uniforms for one customer episode, kept apart by purpose.
 
     ``u(p)`` returns the next uniform in [0, 1) of purpose ``p``; the ``i``-th
-    draw of a purpose is the same whatever else the customer drew.
+    draw of a purpose is the same whatever else the customer drew. The first
+    ``_BLOCK`` draws of every purpose come from one generator call and are kept
+    as packed doubles (a large book holds tens of thousands of these); later
+    draws come in refill blocks of ``4 * _BLOCK`` from streams keyed by
+    ``(*key, purpose, refill)``.
     """
 
-    __slots__ = ("seed", "key", "blocks", "pos", "refills")
+    __slots__ = ("seed", "key", "first", "pos", "extra")
 
     def __init__(self, seed: int, key: tuple[int, ...]):
         self.seed = seed
         self.key = key
-        self.blocks = generator(seed, key).random((N_PURPOSES, _BLOCK)).tolist()
+        self.first = array("d", generator(seed, key).random(N_PURPOSES * _BLOCK).tobytes())
         self.pos = [0] * N_PURPOSES
-        self.refills = [0] * N_PURPOSES
+        self.extra = None  # purpose -> current refill block
 
     def u(self, p: int) -> float:
         i = self.pos[p]
-        block = self.blocks[p]
-        if i >= len(block):
-            self.refills[p] += 1
-            block = generator(self.seed, (*self.key, p, self.refills[p])).random(4 * _BLOCK).tolist()
-            self.blocks[p] = block
-            i = 0
         self.pos[p] = i + 1
-        return block[i]
+        if i < _BLOCK:
+            return self.first[p * _BLOCK + i]
+        j = (i - _BLOCK) % _REFILL
+        if j == 0:
+            refill = (i - _BLOCK) // _REFILL + 1
+            block = array("d", generator(self.seed, (*self.key, p, refill)).random(_REFILL).tobytes())
+            if self.extra is None:
+                self.extra = {}
+            self.extra[p] = block
+        return self.extra[p][j]
 
     def exp(self, p: int) -> float:
         """A unit-exponential draw (a hazard budget)."""
