@@ -309,12 +309,36 @@ def check_engine_state(engine: Engine) -> None:
             assert all(cust.alive and cust.csm is csm for cust in csm.customers)
 
 
+def check_records(scenario, A: dict, records: list[dict]) -> None:
+    """Per-customer records agree with the aggregated ledger: one record per episode."""
+    seg = A["segment"]
+    arrived = sum(s.initial_customers for s in scenario.segments.values())
+    arrived += seg["new_logos"].sum() + seg["winback_logos"].sum()
+    assert len(records) == arrived
+    churned = [r for r in records if r["churned_day"] is not None]
+    assert len(churned) == seg["churned_logos"].sum()
+    assert len(records) - len(churned) == seg["active"][-1].sum()
+    np.testing.assert_allclose(sum(r["arr_end"] for r in records if r["churned_day"] is None), seg["arr"][-1].sum())
+    for r in records:
+        assert r["arr_end"] > 0 and r["arr_start"] > 0
+        if r["churned_day"] is not None:
+            assert r["churned_day"] >= max(r["signed_day"], 0.0)
+        for start, end, _reason in r["at_risk_spells"]:
+            assert end is None or start <= end
+
+
 def simulate_checked(data: dict, rep: int = 0):
     scenario = scenario_from_dict(data, source="generated")
-    engine = Engine(scenario, rep)
+    engine = Engine(scenario, rep, record=True)
     arrays = engine.run().arrays()
     check_engine_state(engine)
     check_ledger(scenario, arrays)
+    check_records(scenario, arrays, engine.records)
+    # Recording per-customer detail must not change a single number.
+    plain = Engine(scenario, rep).run().arrays()
+    for group in arrays:
+        for name in arrays[group]:
+            np.testing.assert_array_equal(arrays[group][name], plain[group][name], err_msg=f"{group}.{name}")
     results = SimulationResults(scenario=scenario, arrays=stack([arrays]), replication_ids=[rep])
     check_kpis(results)
     return scenario, arrays
