@@ -11,6 +11,8 @@ customer states.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -419,3 +421,17 @@ def test_customer_moved_to_tech_touch_while_waiting_for_a_csm_gets_none(scenario
     assert moved, "the scenario should move some accounts to tech-touch"
     check_engine_state(engine)
     check_ledger(scenario, A)
+
+
+@pytest.mark.parametrize("name", ["baseline", "high_touch", "low_touch"])
+def test_shipped_scenarios_invariants(name):
+    """The shipped scenarios at full size (two annual windows): the same identities at realistic scale."""
+    from cssim import load_scenario
+
+    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / f"{name}.yaml", {"horizon_months": 24})
+    engine = Engine(scenario, 0)
+    arrays = engine.run().arrays()
+    check_engine_state(engine)
+    check_ledger(scenario, arrays)
+    check_kpis(SimulationResults(scenario=scenario, arrays=stack([arrays]), replication_ids=[0]))
+    assert arrays["segment"]["tasks_delivered"].sum() > 1000
