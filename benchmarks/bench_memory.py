@@ -8,12 +8,12 @@ month × segment, so it is expected to grow). Results are aggregated per
 replication as each finishes (:class:`cssim.backends.ReplicationStack`).
 
 By default the baseline's customer counts and headcounts are scaled by
-``--scale 0.1``: the per-replication aggregates (months × segments × pods) —
+``--scale 0.02``: the per-replication aggregates (months × segments × pods) —
 what could grow with the replication count — are the same as the full
 baseline's, and 500 full-size replications take ~15 CPU-minutes. Use
 ``--scale 1`` for the full baseline. Goal (issue 4): equal within 10 %.
 
-Run: ``python benchmarks/bench_memory.py [--scale 0.1] [--counts 50 500]``
+Run: ``python benchmarks/bench_memory.py [--scale 0.02] [--counts 50 500]``
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ print(json.dumps({{'seconds': time.perf_counter() - t}}))
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scale", type=float, default=0.1)
+    ap.add_argument("--scale", type=float, default=0.02)
     ap.add_argument("--counts", type=int, nargs="+", default=[50, 500])
     args = ap.parse_args()
     data = json.dumps(scaled(baseline_dict(), args.scale) if args.scale != 1 else baseline_dict(), default=str)
