@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import Formatter, PercentFormatter
 
 __all__ = [
     "arr_waterfall",
@@ -35,6 +35,7 @@ __all__ = [
     "csm_load",
     "fan_chart",
     "forest",
+    "frontier_from_sweep",
     "headcount_frontier",
     "health_share",
     "money",
@@ -139,24 +140,35 @@ STAGES = ("signing", "onboarding", "growth", "maturity")
 # ---------------------------------------------------------------------- helpers
 
 
-def money(value: float, _pos=None) -> str:
-    """Format dollars compactly: ``$1.2M``, ``$350k``, ``$950``, ``-$2.5M``."""
+def money(value: float, _pos=None, decimals: int | None = None) -> str:
+    """Format dollars compactly: ``$1.2M``, ``$350k``, ``$950``, ``-$2.5M`` (``decimals`` overrides)."""
     if value is None or not np.isfinite(value):
         return ""
     sign = "-" if value < 0 else ""
     v = abs(value)
-    if v >= 1e9:
-        text = f"{v / 1e9:.1f}B"
-    elif v >= 1e6:
-        text = f"{v / 1e6:.1f}M"
-    elif v >= 1e3:
-        text = f"{v / 1e3:.0f}k"
-    else:
-        text = f"{v:.0f}"
-    return f"{sign}${text}"
+    for size, suffix, default in ((1e9, "B", 1), (1e6, "M", 1), (1e3, "k", 0)):
+        if v >= size:
+            return f"{sign}${v / size:.{default if decimals is None else decimals}f}{suffix}"
+    return f"{sign}${v:.0f}"
 
 
-MONEY = FuncFormatter(money)
+class MoneyFormatter(Formatter):
+    """Tick labels in compact dollars, with as many decimals as it takes to tell ticks apart."""
+
+    def __call__(self, x, pos=None):
+        return money(x)
+
+    def format_ticks(self, values):
+        labels = [money(v) for v in values]
+        for decimals in (1, 2, 3):
+            if len(set(labels)) == len(labels):
+                break
+            labels = [money(v, decimals=decimals) for v in values]
+        return labels
+
+
+def _money_axis(axis) -> None:
+    axis.set_major_formatter(MoneyFormatter())
 
 
 def _styled(fn):
@@ -293,7 +305,7 @@ def fan_chart(results_or_list, metric: str = "arr", segment: str | None = None, 
         ax.fill_between(x, s50["lo"], s50["hi"], color=color, alpha=0.3, linewidth=0)
         ax.plot(x, s90["median"], color=color, label=label)
     if _is_money(metric):
-        ax.yaxis.set_major_formatter(MONEY)
+        _money_axis(ax.yaxis)
     ax.set_ylabel(_y_label(metric))
     ax.set_title(f"{SERIES_LABELS.get(metric, metric)}{_scope(segment)}: median, 50 % and 90 % bands")
     _date_axis(ax, x)
@@ -398,7 +410,7 @@ def arr_waterfall(results, months: tuple[int, int] | None = None, segment: str |
         if row.step not in ("end",) and i + 1 < len(table):
             ax.plot([i + 0.33, i + 0.67], [level, level], color="#999999", linewidth=1, linestyle=":")
     ax.set_xticks(x, [names[s] for s in table["step"]])
-    ax.yaxis.set_major_formatter(MONEY)
+    _money_axis(ax.yaxis)
     ax.set_ylabel("ARR ($)")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.06)
     ax.grid(axis="x", visible=False)
@@ -695,7 +707,7 @@ def _kpi_formatter(kpi: str):
     if unit == "ratio":
         return unit, PercentFormatter(1.0, decimals=None)
     if unit == "currency":
-        return unit, MONEY
+        return unit, MoneyFormatter()
     return unit, None
 
 
@@ -707,18 +719,41 @@ def _fmt_kpi(unit: str, value: float) -> str:
     return f"{value:g}"
 
 
+def frontier_from_sweep(sweep, kpi: str = "grr", scope: str = "all", level: float = 0.9) -> pd.DataFrame:
+    """Frontier table (value, mean, ci_lo, ci_hi, cost) of a one-field sweep: ``kpi`` at ``scope`` per point,
+    with the 90 % interval of its mean and the annual CSM cost (all pods)."""
+    if len(sweep.fields) != 1:
+        raise ValueError(f"frontier: the sweep varies {len(sweep.fields)} fields ({', '.join(sweep.fields)}); need one")
+    field = sweep.fields[0]
+    table = sweep.table(level)
+    rows = []
+    for point, res in zip(sweep.points, sweep.results, strict=True):
+        t = table[table["point"] == point.id].set_index(["kpi", "scope"])
+        years = res.scenario.horizon_months / 12.0
+        rows.append({
+            "value": point.values[field],
+            "mean": t.loc[(kpi, scope), "mean"],
+            "ci_lo": t.loc[(kpi, scope), "ci_lo"],
+            "ci_hi": t.loc[(kpi, scope), "ci_hi"],
+            "cost": t.loc[("csm_cost", "all"), "mean"] / years,
+        })
+    return pd.DataFrame(rows).sort_values("value").reset_index(drop=True)
+
+
 @_styled
 def headcount_frontier(table, kpi: str = "grr", target: float | None = None, chosen: int | None = None, ax=None,
-                       xlabel: str = "CSM headcount"):
+                       xlabel: str = "CSM headcount", scope: str = "all"):
     """KPI against headcount with its interval, CSM cost on a second axis, the target and the chosen value.
 
     Parameters
     ----------
-    table : DataFrame or PlanResults
+    table : DataFrame, PlanResults or SweepResults
         One row per evaluated headcount with columns ``value`` (headcount), ``mean`` (KPI
         mean), ``lo``/``hi`` (its interval; ``ci_lo``/``ci_hi`` are accepted) and ``cost``
         (annual CSM cost in $; ``csm_cost_per_year`` is accepted). A :class:`cssim.plan.PlanResults`
-        gives its table, target KPI, target value and answer.
+        gives its table, target KPI, target value and answer; a one-field
+        :class:`cssim.sweep.SweepResults` gives ``kpi`` at ``scope`` at every point
+        (see :func:`frontier_from_sweep`).
     kpi : str
         The KPI on the y axis (for its label and number format).
     target : float, optional
@@ -734,6 +769,9 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
         kpi = plan.target.kpi
         target = plan.target.value if target is None else target
         chosen = plan.answer if chosen is None else chosen
+        scope = plan.target.scope
+    elif hasattr(table, "points") and hasattr(table, "fields"):
+        table = frontier_from_sweep(table, kpi, scope)
     t = table.rename(columns={"ci_lo": "lo", "ci_hi": "hi", "csm_cost_per_year": "cost"})
     t = t.loc[:, ~t.columns.duplicated()]
     missing = {"value", "mean", "lo", "hi", "cost"} - set(t.columns)
@@ -742,7 +780,7 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     t = t.sort_values("value")
     ax = _new_ax(ax)
     unit, fmt = _kpi_formatter(kpi)
-    name = KPI_LABELS.get(kpi, kpi)
+    name = KPI_LABELS.get(kpi, kpi) + (f" ({scope.replace('_', ' ')})" if scope != "all" else "")
     kpi_color, cost_color = "#1f5a96", "#d9822b"
     mid, lo, hi = (t[c].to_numpy(dtype=float) for c in ("mean", "lo", "hi"))
     ax.errorbar(t["value"].to_numpy(dtype=float), mid, yerr=np.vstack([mid - lo, hi - mid]), color=kpi_color, marker="o", capsize=4, label=f"{name} (mean, interval)")
@@ -755,13 +793,15 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
                 label=f"chosen: {chosen}")
     if fmt is not None:
         ax.yaxis.set_major_formatter(fmt)
+    if unit != "currency" and (t["mean"] >= 0).all():
+        ax.set_ylim(bottom=max(ax.get_ylim()[0], 0.0))  # a rate or count is never below 0
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{name} (%)" if unit == "ratio" else (f"{name} ($)" if unit == "currency" else name))
     ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     ax2 = ax.twinx()
     ax2.plot(t["value"], t["cost"], color=cost_color, marker="s", linestyle=":", linewidth=1.6,
              label="CSM cost per year")
-    ax2.yaxis.set_major_formatter(MONEY)
+    _money_axis(ax2.yaxis)
     ax2.set_ylabel("CSM cost per year ($)", color=cost_color)
     ax2.tick_params(axis="y", colors=cost_color)
     ax2.grid(False)
@@ -843,7 +883,7 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
     ax.set_ylim(-0.7, len(order) - 0.3)
     ax.grid(axis="y", visible=False)
     if units == {"currency"} and not relative:
-        ax.xaxis.set_major_formatter(MONEY)
+        _money_axis(ax.xaxis)
     ax.set_xlabel(xlabel)
     ax.set_title("Paired differences with intervals")
     if scenarios != [None]:
