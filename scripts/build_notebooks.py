@@ -1,0 +1,347 @@
+"""Write the notebooks in notebooks/ from the cell lists below, without outputs.
+
+    python scripts/build_notebooks.py
+
+The notebooks are generated so they stay clean (no outputs, no execution counts,
+stable cell ids) and thin: every computation is a call into cssim. Each starts
+with a cell tagged ``parameters`` (papermill-style) naming the scenario file, the
+replications and a ``FAST`` flag the test suite sets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+SETUP = """\
+%matplotlib inline
+import cssim
+from cssim import plots
+
+REPLICATIONS = min(REPLICATIONS, 3) if FAST else REPLICATIONS"""
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str):
+    return new_code_cell(text.strip("\n"))
+
+
+def params(text: str):
+    cell = code(text)
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+QUICKSTART = [
+    md("""
+# Quickstart: simulate a scenario and read the results
+
+Load a scenario file, run its Monte Carlo replications, and read the KPIs (each with an
+interval) and the monthly series as fan charts. Change the parameters below to re-run the
+notebook on another scenario.
+"""),
+    params("""
+SCENARIO = "../scenarios/baseline.yaml"  # scenario file
+REPLICATIONS = 20                         # Monte Carlo replications
+JOBS = 2                                  # worker processes
+FAST = False                              # small run (the test suite sets this)
+"""),
+    code(SETUP),
+    md("## The scenario\n\nValidated on load; every field, unit and default is defined in `cssim/scenario.py`."),
+    code("""
+scenario = cssim.load_scenario(SCENARIO)
+print(scenario.description)
+print(f"{scenario.horizon_months} months from {scenario.start_date}; segments: {', '.join(scenario.segments)}; "
+      f"pods: {', '.join(scenario.team.pods)}")
+"""),
+    md("## Simulate\n\nReplication *r* always uses the random streams keyed by (seed, *r*): the same numbers on any machine and any number of jobs."),
+    code("""
+results = cssim.simulate(scenario, replications=REPLICATIONS, jobs=JOBS)
+print(results.summary())
+"""),
+    md("""
+## KPIs with intervals
+
+`lo`/`hi`: where the outcome may land (5th–95th percentile across replications);
+`ci_lo`/`ci_hi`: how precisely the replications pin down the mean.
+"""),
+    code('results.kpis(scope="all")'),
+    md("By segment (means):"),
+    code("""
+kpis = results.kpis()
+kpis[kpis.kpi.isin(["grr", "nrr", "logo_retention", "ending_arr", "touch_miss_rate"])].pivot(
+    index="kpi", columns="scope", values="mean")
+"""),
+    md("## ARR and customers over time\n\nMedian with 50 % and 90 % bands across replications."),
+    code('plots.fan_chart(results, "arr").figure'),
+    code('plots.fan_chart(results, "active").figure'),
+    md("## Where ARR came from and went: the first year's bridge (means across replications)"),
+    code("plots.arr_waterfall(results, months=(1, 12)).figure"),
+    md("## Lifecycle stages and health"),
+    code("plots.stage_occupancy(results).figure"),
+    code("plots.health_share(results).figure"),
+    md("## The CSM team: utilisation, backlog and missed touches per pod"),
+    code("plots.csm_load(results)[0].figure"),
+    md("""
+## Next
+
+- Save the run: `cssim.write_results(results, "results/baseline")` (or `cssim run` on the
+  command line), then `cssim report results/baseline` for a one-page summary.
+- Compare policies on the same customers: `03_touch_models`; size the team: `04_headcount_planning`.
+"""),
+]
+
+FIT = [
+    md("""
+# Fit retention curves from data, and use them in a scenario
+
+A cohort retention table (customers of an acquisition cohort still active after each
+renewal) is fitted with several models, checked against the periods held out, and the
+best curve replaces a segment's churn curve in a scenario.
+
+The example is a published table (Fader & Hardie 2007, "How to Project Customer
+Retention"): 1000 customers at year 0, calibrated on years 0–7, projected to year 12.
+"""),
+    params("""
+SCENARIO = "../scenarios/baseline.yaml"                   # scenario whose churn curve is replaced
+COHORT_TABLE = "../examples/contractual_cohort_regular.csv"  # cohort, period (or year), active
+CALIBRATE_UNTIL = 7                                        # fit on periods 0..7, hold out the rest
+SEGMENT = "smb"                                            # segment that gets the fitted churn curve
+REPLICATIONS = 20
+JOBS = 2
+FAST = False
+"""),
+    code(SETUP),
+    md("## Fit"),
+    code("""
+table = cssim.read_cohort_table(COHORT_TABLE)
+fit = cssim.fit_cohorts(table, until=CALIBRATE_UNTIL, n_draws=300 if FAST else 2000)
+print(fit.report())
+"""),
+    md("## Projection against the observed periods (the best model by AIC, with its interval)"),
+    code("plots.cohort_projection(fit.projection, model=fit.best).figure"),
+    md("Every model side by side: a constant hazard (geometric) ignores that survivors are the loyal customers and under-projects."),
+    code("plots.cohort_projection(fit.projection).figure"),
+    md("## Use the fitted curve in a scenario\n\nThe continuous-time churn curve (days) the fit implies:"),
+    code("""
+curve = fit.curve_spec()
+curve
+"""),
+    code("""
+base = cssim.load_scenario(SCENARIO)
+fitted = cssim.load_scenario(SCENARIO, {"name": "fitted_churn", f"segments.{SEGMENT}.lifecycle.churn": curve})
+comparison = cssim.compare([base, fitted], replications=REPLICATIONS, jobs=JOBS)
+print(comparison.summary())
+"""),
+    code('plots.fan_chart(comparison, "active", segment=SEGMENT).figure'),
+    md("""
+Fitting individual customer histories (durations with censoring, per stage, against
+Kaplan–Meier) uses `cssim.plots.survival_vs_km(km, curves)`, which takes a lifelines
+`KaplanMeierFitter` (or raw durations and event flags) and any fitted curve; see
+`05_validation` for an example.
+"""),
+]
+
+TOUCH = [
+    md("""
+# Touch models for one segment: high-touch vs low-touch vs tech-touch
+
+Each variant moves the segment to another touch model (with the team that model needs)
+and all variants run on **the same simulated customers** (common random numbers), so the
+paired differences show what the policy changed, not how the draws fell.
+"""),
+    params("""
+SCENARIO = "../scenarios/baseline.yaml"
+SEGMENT = "smb"
+# Each variant: scenario fields to override (the touch model, and the pod that serves it).
+VARIANTS = {
+    "smb_high_touch": {"segments.smb.touch_model": "high_touch", "team.pods.smb.headcount": 24,
+                       "team.pods.smb.book_cap": 60, "team.pods.smb.cost_per_year": 150000},
+    "smb_low_touch": {"segments.smb.touch_model": "low_touch", "team.pods.smb.headcount": 6,
+                      "team.pods.smb.book_cap": 250},
+    "smb_tech_touch": {"segments.smb.touch_model": "tech_touch", "team.pods.smb.headcount": 0},
+}
+REPLICATIONS = 20
+JOBS = 2
+FAST = False
+"""),
+    code(SETUP),
+    code("""
+base = cssim.load_scenario(SCENARIO)
+variants = [cssim.load_scenario(SCENARIO, {"name": name, **fields}) for name, fields in VARIANTS.items()]
+comparison = cssim.compare([base, *variants], replications=REPLICATIONS, jobs=JOBS)
+print(comparison.summary())
+"""),
+    md("## Retention and revenue of the segment, per variant (means with 90 % intervals)"),
+    code("""
+table = comparison.table(scope=None)
+table[table.scope.isin([SEGMENT]) & table.kpi.isin(["grr", "nrr", "logo_retention", "ending_arr", "touch_miss_rate"])
+      ].pivot(index="kpi", columns="scenario", values="mean")
+"""),
+    md("## CSM time and cost (all pods)"),
+    code("""
+table[(table.scope == "all") & table.kpi.isin(["csm_cost", "csm_utilisation", "touches_delivered", "touches_missed",
+                                              "cost_per_retained_arr"])].pivot(index="kpi", columns="scenario",
+                                                                                values="mean")
+"""),
+    md("## Paired differences to the baseline\n\nRatios in percentage points, then dollars; an interval that excludes 0 is a real difference."),
+    code("plots.forest(comparison.differences()).figure"),
+    code("plots.forest(comparison.differences(), kpis=plots.FOREST_MONEY_KPIS).figure"),
+    md("## ARR and customers of the segment over time"),
+    code('plots.fan_chart(comparison, "arr", segment=SEGMENT).figure'),
+    code('plots.fan_chart(comparison, "active", segment=SEGMENT).figure'),
+]
+
+PLAN = [
+    md("""
+# Headcount planning: how many CSMs for a target?
+
+A sweep over a pod's headcount shows the whole frontier (KPI with its interval, CSM cost);
+`cssim.plan` finds the smallest headcount that meets a target with a stated confidence
+(bracketing and bisection, every value on the same customers). The marginal ARR retained
+per extra CSM is in the plan's table.
+"""),
+    params("""
+SCENARIO = "../scenarios/baseline.yaml"
+POD = "smb"                                  # the pod whose headcount is varied
+HEADCOUNTS = [0, 1, 2, 3, 4]                 # the sweep
+TARGET = "touch_miss_rate[smb] <= 0.05"      # KPI[scope] OP value
+CONFIDENCE = 0.8                             # share of replications that must meet it
+REPLICATIONS = 20
+JOBS = 2
+CACHE = ".cssim-cache"                       # finished batches, shared by the sweep and the plan
+FAST = False
+"""),
+    code(SETUP),
+    code("""
+field = f"team.pods.{POD}.headcount"
+scenario = cssim.load_scenario(SCENARIO, {"sweep": {"grid": {field: HEADCOUNTS}}})
+swept = cssim.sweep(scenario, replications=REPLICATIONS, jobs=JOBS, cache=CACHE)
+print(swept.summary())
+"""),
+    code("""
+result = cssim.plan(cssim.load_scenario(SCENARIO), TARGET, over=field, confidence=CONFIDENCE,
+                    low=min(HEADCOUNTS), high=max(HEADCOUNTS), replications=REPLICATIONS, jobs=JOBS, cache=CACHE)
+print(result.summary())
+"""),
+    md("## The frontier: KPI with its interval, CSM cost, the target and the chosen headcount"),
+    code("""
+target = cssim.parse_target(TARGET)
+plots.headcount_frontier(swept, kpi=target.kpi, scope=target.scope, target=target.value, chosen=result.answer,
+                         xlabel=f"{POD} CSM headcount").figure
+"""),
+    md("## Marginal cost and ARR retained per extra CSM (between evaluated values)"),
+    code('result.table[["value", "mean", "share_met", "csm_cost_per_year", "retained_arr", "marginal_cost_per_csm", "marginal_arr_per_csm"]]'),
+    md("The same frontier for gross revenue retention (all customers):"),
+    code('plots.headcount_frontier(swept, kpi="grr", xlabel=f"{POD} CSM headcount").figure'),
+]
+
+VALIDATION = [
+    md("""
+# Validation: the model against known answers
+
+1. **Erlang C.** A pod whose tasks arrive as a Poisson stream with exponential durations,
+   served first-come first-served, is an M/M/c queue: its utilisation, probability of
+   waiting and mean wait are known in closed form.
+2. **Input curve vs simulated churn.** With no interventions, the simulated time to churn
+   must follow the curve the scenario gives (Kaplan–Meier of simulated lifetimes against it).
+3. **A published cohort projection.** The shifted-beta-geometric fit of Fader & Hardie (2007)
+   on years 0–7 of their "regular" cohort: alpha = 0.704, beta = 1.182, 170 customers at year 12
+   (actual 173).
+"""),
+    params("""
+QUEUE_SCENARIO = "data/mmc_queue.yaml"       # an M/M/c pod (see the comments in the file)
+CHURN_SCENARIO = "data/churn_curve.yaml"     # churn only through the input curve
+COHORT_TABLE = "../examples/contractual_cohort_regular.csv"
+REPLICATIONS = 8
+JOBS = 2
+FAST = False
+"""),
+    code(SETUP + """
+import pandas as pd
+from cssim.engine import run_replication
+from cssim.queueing import erlang_c"""),
+    md("## 1. Erlang C\n\nThe arrival and service rates follow from the scenario's fields (tasks per day):"),
+    code("""
+queue = cssim.load_scenario(QUEUE_SCENARIO)
+segment, = queue.segments.values()
+task, = queue.touch_models[segment.touch_model].tasks.values()
+pod, = queue.team.pods.values()
+lam = segment.initial_customers * task.rate_per_year / 365.25        # tasks per day
+mu = pod.hours_per_week * pod.customer_facing_share / 7 / task.hours  # tasks per CSM-day
+theory = erlang_c(lam, mu, pod.headcount)
+theory
+"""),
+    code("""
+sim = cssim.simulate(queue, replications=REPLICATIONS, jobs=JOBS)
+k = sim.kpis(scope="all").set_index("kpi")
+m = sim.monthly()
+pd.DataFrame({
+    "Erlang C": [theory.utilisation, theory.p_wait, theory.mean_wait],
+    "simulated (mean)": [k.loc["csm_utilisation", "mean"], m.tasks_waited.sum() / m.tasks_delivered.sum(),
+                         k.loc["mean_wait_days", "mean"]],
+    "simulated 90 % CI": [f"{k.loc[n, 'ci_lo']:.3f} – {k.loc[n, 'ci_hi']:.3f}" if n else ""
+                          for n in ("csm_utilisation", None, "mean_wait_days")],
+}, index=["utilisation", "P(wait)", "mean wait (days)"])
+"""),
+    md("The simulation starts with an empty queue, so its figures sit slightly below the steady state; the gap shrinks with the horizon."),
+    md("## 2. Input curve vs simulated churn\n\nLifetimes of the new logos of one replication (from signing; still active at the end = censored):"),
+    code("""
+churn = cssim.load_scenario(CHURN_SCENARIO)
+_, records = run_replication(churn, 0, record=True)
+horizon_days = churn.horizon_months * 365.25 / 12
+lifetimes = pd.DataFrame(records).query("signed_day >= 0")
+durations = lifetimes.churned_day.fillna(horizon_days) - lifetimes.signed_day
+churned = lifetimes.churned_day.notna()
+curve = churn.segments["monthly"].lifecycle.churn
+plots.survival_vs_km((durations, churned), {f"input curve ({curve.family})": curve.build()},
+                     title="Simulated time to churn vs the input curve").figure
+"""),
+    md("## 3. The published cohort projection"),
+    code("""
+fit = cssim.fit_cohorts(cssim.read_cohort_table(COHORT_TABLE), until=7, n_draws=300 if FAST else 2000)
+sbg = fit.fits["sbg"]
+pd.DataFrame({"published": [0.704, 1.182, 170], "cssim": [sbg.params["alpha"], sbg.params["beta"],
+                                                      fit.projected("sbg").loc[12]]},
+             index=["alpha", "beta", "customers at year 12"])
+"""),
+    code('plots.cohort_projection(fit.projection, model="sbg").figure'),
+]
+
+BOOKS = {
+    "01_quickstart": QUICKSTART,
+    "02_fit_from_history": FIT,
+    "03_touch_models": TOUCH,
+    "04_headcount_planning": PLAN,
+    "05_validation": VALIDATION,
+}
+
+
+def build(name: str, cells) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{name[:2]}-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def main() -> int:
+    NOTEBOOKS.mkdir(exist_ok=True)
+    for name, cells in BOOKS.items():
+        path = NOTEBOOKS / f"{name}.ipynb"
+        nbformat.write(build(name, cells), path)
+        print(f"wrote {path.relative_to(NOTEBOOKS.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
