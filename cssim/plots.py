@@ -678,12 +678,17 @@ def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, mo
         color = colors[i % len(colors)]
         g = g.sort_values("period")
         ax.fill_between(g["period"], g["lo"], g["hi"], color=color, alpha=0.15, linewidth=0)
-        label = f"{key} (projected)" if multi_model else f"cohort {key}: projected"
+        single = not multi_model and p["cohort"].nunique() == 1
+        model_name = f" ({g['model'].iloc[0]})" if "model" in g else ""
+        if multi_model:
+            label = f"{key} (projected)"
+        else:
+            label = f"projected{model_name}" if single else f"cohort {key}: projected"
         ax.plot(g["period"], g["projected"], color=color, label=label)
         if not multi_model:
             obs = g[g["observed"].notna()]
-            ax.plot(obs["period"], obs["observed"], "o", color=color, markersize=6, label=f"cohort {key}: observed",
-                    zorder=3)
+            ax.plot(obs["period"], obs["observed"], "o", color=color, markersize=6,
+                    label="observed" if single else f"cohort {key}: observed", zorder=3)
     if "calibration" in p and p["calibration"].any() and not p["calibration"].all():
         last = p.loc[p["calibration"].astype(bool), "period"].max()
         ax.axvline(last, color="#777777", linestyle=":", linewidth=1.2)
@@ -814,12 +819,13 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
 
 
 @_styled
-def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = None, relative: bool | None = None):
+def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = None, relative: bool | None = None,
+           scope: str = "all"):
     """Paired differences per KPI with their intervals, and a zero line (a forest plot).
 
     ``differences_df`` has columns ``kpi, mean, lo, hi`` (the mean difference and its interval),
     or is :meth:`cssim.compare.ComparisonResults.differences` (``diff, ci_lo, ci_hi``, and
-    ``scenario``, ``unit``, ``reference_mean``, ``scope``: rows of scope ``all`` are used). With
+    ``scenario``, ``unit``, ``reference_mean``, ``scope``: rows of ``scope`` are used). With
     several scenarios, each gets its own marker colour.
 
     ``relative``: show differences as % of the reference mean — the default when the KPIs mix
@@ -834,7 +840,7 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
     if missing:
         raise ValueError(f"differences table: missing columns {sorted(missing)} (expected kpi, mean, lo, hi)")
     if "scope" in d.columns:
-        d = d[d["scope"] == "all"]
+        d = d[d["scope"] == scope]
     if kpis is None and "unit" in d.columns:
         present = [k for k in FOREST_KPIS if k in set(d["kpi"])]
         kpis = present or None
@@ -885,8 +891,8 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
     if units == {"currency"} and not relative:
         _money_axis(ax.xaxis)
     ax.set_xlabel(xlabel)
-    ax.set_title("Paired differences with intervals")
+    ax.set_title("Paired differences with intervals" + (f" — {scope.replace('_', ' ')}" if scope != "all" else ""))
     if scenarios != [None]:
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=min(n, 3), title=None)
-        ax.set_title("Paired differences with intervals", pad=12 + 22 * ((n + 2) // 3))
+        ax.set_title(ax.get_title(), pad=12 + 22 * ((n + 2) // 3))
     return ax

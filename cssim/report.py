@@ -385,9 +385,9 @@ def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, st
            f"random numbers). {_versions(manifest)}.")
     t = table[table["scope"] == "all"]
     rows = []
-    for p in points.itertuples(index=False):
-        sub = t[t["point"] == p.point].set_index("kpi")
-        row = {f: getattr(p, f) for f in fields}
+    for p in points.to_dict("records"):
+        sub = t[t["point"] == p["point"]].set_index("kpi")
+        row = {f: p[f] for f in fields}
         for k in ("grr", "nrr", "ending_arr", "csm_cost"):
             if k in sub.index:
                 row[_label(k)] = _fmt(sub.loc[k, "mean"], sub.loc[k, "unit"])
@@ -395,12 +395,13 @@ def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, st
     page.table(pd.DataFrame(rows).rename(columns={f: f.split(".")[-1] if f.count(".") else f for f in fields}))
     if len(fields) == 1 and pd.api.types.is_numeric_dtype(points[fields[0]]):
         years = float(manifest.get("scenario", {}).get("horizon_months", 12)) / 12.0
-        grr = t[t["kpi"] == "grr"].merge(points, on="point")
-        cost = t[t["kpi"] == "csm_cost"].merge(points, on="point")[["point", "mean"]].rename(columns={"mean": "cost"})
+        grr = t[t["kpi"] == "grr"][["point", "mean", "ci_lo", "ci_hi"]].merge(points, on="point")
+        cost = t[t["kpi"] == "csm_cost"][["point", "mean"]].rename(columns={"mean": "cost"})
         frame = grr.merge(cost, on="point").rename(columns={fields[0]: "value"})
         frame["cost"] = frame["cost"] / years
         frame = frame[["value", "mean", "ci_lo", "ci_hi", "cost"]]
-        ax = plots.headcount_frontier(frame, kpi="grr", xlabel=fields[0])
+        ax = plots.headcount_frontier(frame, kpi="grr", xlabel=fields[0].split(".")[-1].replace("_", " ").capitalize()
+                                      if not fields[0].endswith("headcount") else f"CSM headcount ({fields[0]})")
         _figure(page, out, "frontier", ax, "GRR and CSM cost across the sweep", written)
     return page, title
 

@@ -19,8 +19,11 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 SETUP = """\
 %matplotlib inline
+import pandas as pd
 import cssim
 from cssim import plots
+
+pd.options.display.float_format = "{:,.4g}".format
 
 REPLICATIONS = min(REPLICATIONS, 3) if FAST else REPLICATIONS"""
 
@@ -162,8 +165,8 @@ SCENARIO = "../scenarios/baseline.yaml"
 SEGMENT = "smb"
 # Each variant: scenario fields to override (the touch model, and the pod that serves it).
 VARIANTS = {
-    "smb_high_touch": {"segments.smb.touch_model": "high_touch", "team.pods.smb.headcount": 24,
-                       "team.pods.smb.book_cap": 60, "team.pods.smb.cost_per_year": 150000},
+    "smb_high_touch": {"segments.smb.touch_model": "high_touch", "team.pods.smb.headcount": 40,
+                       "team.pods.smb.book_cap": 40, "team.pods.smb.cost_per_year": 150000},
     "smb_low_touch": {"segments.smb.touch_model": "low_touch", "team.pods.smb.headcount": 6,
                       "team.pods.smb.book_cap": 250},
     "smb_tech_touch": {"segments.smb.touch_model": "tech_touch", "team.pods.smb.headcount": 0},
@@ -191,9 +194,12 @@ table[(table.scope == "all") & table.kpi.isin(["csm_cost", "csm_utilisation", "t
                                               "cost_per_retained_arr"])].pivot(index="kpi", columns="scenario",
                                                                                 values="mean")
 """),
-    md("## Paired differences to the baseline\n\nRatios in percentage points, then dollars; an interval that excludes 0 is a real difference."),
-    code("plots.forest(comparison.differences()).figure"),
-    code("plots.forest(comparison.differences(), kpis=plots.FOREST_MONEY_KPIS).figure"),
+    md("## Paired differences to the baseline\n\nFor the segment (ratios in percentage points), then the whole business in dollars; an interval that excludes 0 is a real difference."),
+    code("""
+differences = comparison.differences(scope=None)
+plots.forest(differences, scope=SEGMENT).figure
+"""),
+    code("plots.forest(differences, kpis=plots.FOREST_MONEY_KPIS).figure"),
     md("## ARR and customers of the segment over time"),
     code('plots.fan_chart(comparison, "arr", segment=SEGMENT).figure'),
     code('plots.fan_chart(comparison, "active", segment=SEGMENT).figure'),
@@ -265,7 +271,6 @@ JOBS = 2
 FAST = False
 """),
     code(SETUP + """
-import pandas as pd
 from cssim.engine import run_replication
 from cssim.queueing import erlang_c"""),
     md("## 1. Erlang C\n\nThe arrival and service rates follow from the scenario's fields (tasks per day):"),
@@ -292,10 +297,10 @@ pd.DataFrame({
 }, index=["utilisation", "P(wait)", "mean wait (days)"])
 """),
     md("The simulation starts with an empty queue, so its figures sit slightly below the steady state; the gap shrinks with the horizon."),
-    md("## 2. Input curve vs simulated churn\n\nLifetimes of the new logos of one replication (from signing; still active at the end = censored):"),
+    md("## 2. Input curve vs simulated churn\n\nLifetimes of the new logos of every replication, pooled (from signing; still active at the end = censored):"),
     code("""
 churn = cssim.load_scenario(CHURN_SCENARIO)
-_, records = run_replication(churn, 0, record=True)
+records = [rec for rep in range(REPLICATIONS) for rec in run_replication(churn, rep, record=True)[1]]
 horizon_days = churn.horizon_months * 365.25 / 12
 lifetimes = pd.DataFrame(records).query("signed_day >= 0")
 durations = lifetimes.churned_day.fillna(horizon_days) - lifetimes.signed_day

@@ -246,7 +246,11 @@ def test_cohort_projection(tmp_path):
     np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), 100 * 0.8 ** np.arange(6))
     assert ax.get_xlabel() == "Period since acquisition"
     one = plots.cohort_projection(p, model="geometric")
-    assert _legend_texts(one) == ["cohort 2020: projected", "cohort 2020: observed"]
+    assert _legend_texts(one) == ["projected (geometric)", "observed"]
+    np.testing.assert_allclose(one.get_lines()[0].get_ydata(), 100 * 0.75 ** np.arange(6))
+    two = pd.concat([p[p.model == "sbg"], p[p.model == "sbg"].assign(cohort="2021")])
+    assert _legend_texts(plots.cohort_projection(two)) == [
+        "cohort 2020: projected", "cohort 2020: observed", "cohort 2021: projected", "cohort 2021: observed"]
     with pytest.raises(ValueError, match="missing columns"):
         plots.cohort_projection(p.drop(columns=["hi"]))
 
@@ -308,3 +312,12 @@ def test_forest_plain_and_comparison(results, other_results, tmp_path):
     assert ax.get_lines()[0].get_xdata()[0] == pytest.approx(grr * 100)
     money = plots.forest(diffs, kpis=plots.FOREST_MONEY_KPIS)
     assert money.get_xlabel() == "Difference ($)"
+
+
+def test_forest_scope(results, other_results):
+    cr = ComparisonResults(names=["tiny", "worse"], results=[results, other_results])
+    diffs = cr.differences(scope=None)
+    ax = plots.forest(diffs, scope="smb")
+    assert "smb" in ax.get_title()
+    grr = diffs[(diffs.kpi == "grr") & (diffs.scope == "smb")]["diff"].iloc[0]
+    assert ax.get_lines()[0].get_xdata()[0] == pytest.approx(grr * 100)

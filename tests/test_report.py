@@ -128,3 +128,24 @@ def test_plan_report(tmp_path, capsys):
     if manifest["answer"] is not None:
         assert f"headcount meeting {manifest['target']}: {manifest['answer']}" in text
     assert (folder / "report-frontier.png").stat().st_size > 15_000
+
+
+def test_sweep_report(tmp_path, capsys):
+    from conftest import write_yaml
+
+    data = small_scenario_dict()
+    pod = next(iter(data["team"]["pods"]))
+    data["sweep"] = {"grid": {f"team.pods.{pod}.headcount": [1, 3]}}
+    scenario = write_yaml(tmp_path / "tiny.yaml", data)
+    folder = tmp_path / "sweep"
+    assert main(["sweep", str(scenario), "-n", "2", "-o", str(folder), "-j", "1", "-q", "--no-cache"]) == 0
+    capsys.readouterr()
+    out, figures = write_report(folder)
+    text = out.read_text()
+    sweep = pd.read_csv(folder / "sweep.csv")
+    grr = sweep[(sweep.kpi == "grr") & (sweep.scope == "all")].sort_values("point")["mean"].tolist()
+    assert "sweep of tiny" in text
+    assert "| headcount | GRR |" in text
+    for value in grr:
+        assert _fmt(value, "ratio") in text
+    assert [f.name for f in figures] == ["report-frontier.png"]
