@@ -15,7 +15,7 @@ An "event" is one SimPy event processed by ``Environment.step`` (timeouts,
 process starts and resumptions, interrupts), counted from the environment's
 event-id counter minus the events still queued at the horizon.
 
-Run: ``python benchmarks/bench_engine.py [--reps N] [--skip-large]``. The
+Run: ``python benchmarks/bench_engine.py [--reps N] [--skip-large] [--profile]``. The
 machine's other load makes the figures noisy; compare runs on an idle machine.
 """
 
@@ -74,6 +74,31 @@ def run_bare(n_events: int, n_procs: int = 1000) -> tuple[float, int]:
     return time.perf_counter() - t0, processed_events(env)
 
 
+def print_profile(scenario, top: int = 12) -> None:
+    """cProfile one replication: share of time inside SimPy itself vs cssim's model code, and the top functions."""
+    import cProfile
+    import pstats
+
+    from cssim.engine import Engine
+
+    prof = cProfile.Profile()
+    prof.enable()
+    Engine(scenario, 0).run()
+    prof.disable()
+    stats = pstats.Stats(prof)
+    total = stats.total_tt
+    by_area: dict[str, float] = {}
+    for (path, _line, _name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+        area = "simpy" if "simpy" in path else "cssim" if "cssim" in path else "builtins/numpy"
+        by_area[area] = by_area.get(area, 0.0) + tt
+    print("Profile of one baseline replication (cProfile; own time, profiler overhead included)")
+    for area, tt in sorted(by_area.items(), key=lambda kv: -kv[1]):
+        print(f"   {area:<15} {tt / total:>6.1%}")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]
+    for (path, line, name), (_cc, nc, tt, ct, _callers) in rows:
+        print(f"   {tt / total:>6.1%} own {ct / total:>6.1%} cum {nc:>8,} calls  {Path(path).name}:{line} {name}")
+
+
 def large_scenario_dict() -> dict:
     """The baseline scaled to a 20,000-customer initial book over 5 years."""
     from cssim.loader import read_scenario_dict, set_path
@@ -114,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="baseline replications to time (default 3)")
     parser.add_argument("--skip-large", action="store_true", help="skip the 20,000-customer scenario")
+    parser.add_argument("--profile", action="store_true", help="print where one baseline replication spends its time")
     args = parser.parse_args()
 
     import cssim
@@ -148,6 +174,9 @@ def main() -> None:
           f"{scenario.replications} replications ≈ {mean * scenario.replications:.0f} s on one core")
     print()
 
+    if args.profile:
+        print_profile(scenario)
+        print()
     if args.skip_large:
         return
     print(f"3. Large scenario: baseline scaled to {LARGE_CUSTOMERS:,} initial customers, {LARGE_MONTHS} months "
