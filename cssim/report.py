@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -210,7 +211,7 @@ class _Page:
             if kind == "h":
                 out.append(f"<h{v[0]}>{e(v[1])}</h{v[0]}>")
             elif kind == "p":
-                out.append(f"<p>{e(v)}</p>")
+                out.append("<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(v)) + "</p>")
             elif kind == "table":
                 head = "".join(f"<th>{e(str(c))}</th>" for c in v.columns)
                 body = "".join("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in r) + "</tr>" for r in v.itertuples(index=False))

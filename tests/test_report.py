@@ -149,3 +149,19 @@ def test_sweep_report(tmp_path, capsys):
     for value in grr:
         assert _fmt(value, "ratio") in text
     assert [f.name for f in figures] == ["report-frontier.png"]
+
+
+def test_folder_whose_scenario_no_longer_validates(run_folder, tmp_path):
+    import shutil
+
+    folder, results = run_folder
+    copy_ = tmp_path / "old"
+    shutil.copytree(folder, copy_)
+    manifest = json.loads((copy_ / "manifest.json").read_text())
+    manifest["scenario"]["a_field_from_another_version"] = 1
+    (copy_ / "manifest.json").write_text(json.dumps(manifest))
+    back = read_results(copy_)
+    assert type(back.scenario).__name__ == "SimpleNamespace"
+    pd.testing.assert_frame_equal(back.series("arr"), results.series("arr"), check_exact=False)
+    out, figures = write_report(copy_, tmp_path / "old.html")
+    assert "<code>" in out.read_text() and len(figures) == 6
