@@ -388,7 +388,13 @@ class Engine:
     def _set_renewal(self, c: Customer, at: float) -> None:
         c.clocks["renewal"] = at
         if not c.seg.monthly and c.tm.by_trigger.get("renewal_window"):
-            c.clocks["window"] = max(self.env.now, at - c.seg.spec.renewal.window_fraction * c.seg.term)
+            opens = at - c.seg.spec.renewal.window_fraction * c.seg.term
+            now = self.env.now
+            if opens < now:
+                # Already inside the window (initial book, or a new touch model mid-term): spread
+                # the renewal work over the first half of what is left rather than piling it on today.
+                opens = now + c.draws.u(S.PHASE) * (at - now) / 2.0
+            c.clocks["window"] = opens
 
     def _start_task_clocks(self, c: Customer, kickoff: float, initial: bool) -> None:
         now = self.env.now
