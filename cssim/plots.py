@@ -796,6 +796,8 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
         row = t[t["value"] == chosen].iloc[0]
         ax.plot([chosen], [row["mean"]], marker="*", markersize=20, color=GAIN, linestyle="none", zorder=5,
                 label=f"chosen: {chosen}")
+    elif chosen is not None:  # chosen elsewhere (e.g. by a plan) than the values drawn
+        ax.axvline(chosen, color=GAIN, linestyle="-.", linewidth=1.8, label=f"chosen: {chosen}")
     if fmt is not None:
         ax.yaxis.set_major_formatter(fmt)
     if unit != "currency" and (t["mean"] >= 0).all():

@@ -19,11 +19,12 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 SETUP = """\
 %matplotlib inline
+%config InlineBackend.figure_format = "retina"
 import pandas as pd
 import cssim
 from cssim import plots
 
-pd.options.display.float_format = "{:,.4g}".format
+pd.options.display.float_format = lambda v: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 REPLICATIONS = min(REPLICATIONS, 3) if FAST else REPLICATIONS"""
 

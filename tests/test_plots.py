@@ -321,3 +321,10 @@ def test_forest_scope(results, other_results):
     assert "smb" in ax.get_title()
     grr = diffs[(diffs.kpi == "grr") & (diffs.scope == "smb")]["diff"].iloc[0]
     assert ax.get_lines()[0].get_xdata()[0] == pytest.approx(grr * 100)
+
+
+def test_headcount_frontier_chosen_between_drawn_values():
+    ax = plots.headcount_frontier(_frontier(), chosen=5)
+    assert "chosen: 5" in _legend_texts(ax)
+    marks = [line for line in ax.get_lines() if line.get_label() == "chosen: 5"]
+    assert list(marks[0].get_xdata()) == [5, 5]
