@@ -26,7 +26,6 @@ import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from matplotlib.ticker import Formatter, PercentFormatter
 
 __all__ = [
@@ -595,7 +594,9 @@ def _curve_values(curve, t: np.ndarray):
         return {"survival": np.asarray(curve.survival(t), dtype=float)}
     if callable(curve):
         return {"survival": np.asarray(curve(t), dtype=float)}
-    raise TypeError("curve: expected a cssim curve, a lifelines fitter, a callable S(t) or a DataFrame (time, survival)")
+    raise TypeError(
+        "curve: expected a cssim curve, a lifelines fitter, a callable S(t) or a DataFrame (time, survival)"
+    )
 
 
 @_styled
@@ -788,7 +789,8 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     name = KPI_LABELS.get(kpi, kpi) + (f" ({scope.replace('_', ' ')})" if scope != "all" else "")
     kpi_color, cost_color = "#1f5a96", "#d9822b"
     mid, lo, hi = (t[c].to_numpy(dtype=float) for c in ("mean", "lo", "hi"))
-    ax.errorbar(t["value"].to_numpy(dtype=float), mid, yerr=np.vstack([mid - lo, hi - mid]), color=kpi_color, marker="o", capsize=4, label=f"{name} (mean, interval)")
+    ax.errorbar(t["value"].to_numpy(dtype=float), mid, yerr=np.vstack([mid - lo, hi - mid]), color=kpi_color,
+                marker="o", capsize=4, label=f"{name} (mean, interval)")
     if target is not None:
         ax.axhline(target, color=LOSS, linestyle="--", linewidth=1.5,
                    label=f"target {_fmt_kpi(unit, target)}")

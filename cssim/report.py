@@ -119,7 +119,10 @@ class FolderResults(SimulationResults):
         return table if scope is None else table[table["scope"] == scope].reset_index(drop=True)
 
     def __repr__(self) -> str:
-        return f"FolderResults({str(self.folder)!r}, scenario={self.scenario.name!r}, replications={self.n_replications})"
+        return (
+            f"FolderResults({str(self.folder)!r}, scenario={self.scenario.name!r}, "
+            f"replications={self.n_replications})"
+        )
 
 
 def _cube(frame: pd.DataFrame, key: str, order: list[str], names, folder: Path, file: str) -> dict[str, np.ndarray]:
@@ -188,7 +191,8 @@ class _Page:
                 out.append(v)
             elif kind == "table":
                 cols = list(v.columns)
-                rows = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|"]
+                align = "|".join("---" if i == 0 else "---:" for i in range(len(cols)))
+                rows = ["| " + " | ".join(cols) + " |", f"|{align}|"]
                 rows += ["| " + " | ".join(str(x) for x in r) + " |" for r in v.itertuples(index=False)]
                 out.append("\n".join(rows))
             elif kind == "img":
@@ -204,7 +208,8 @@ class _Page:
             f"<html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
             "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
             "table{border-collapse:collapse;margin:1em 0}td,th{border-bottom:1px solid #ddd;padding:4px 10px}"
-            "td:not(:first-child){text-align:right}img{max-width:100%}pre{background:#f6f6f6;padding:1em;overflow-x:auto}"
+            "td:not(:first-child){text-align:right}img{max-width:100%}"
+            "pre{background:#f6f6f6;padding:1em;overflow-x:auto}"
             "</style></head><body>",
         ]
         for kind, v in self.blocks:
@@ -214,7 +219,9 @@ class _Page:
                 out.append("<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", e(v)) + "</p>")
             elif kind == "table":
                 head = "".join(f"<th>{e(str(c))}</th>" for c in v.columns)
-                body = "".join("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in r) + "</tr>" for r in v.itertuples(index=False))
+                body = "".join(
+                    "<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in r) + "</tr>" for r in v.itertuples(index=False)
+                )
                 out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             elif kind == "img":
                 out.append(f"<p><img src='{e(v[0])}' alt='{e(v[1])}'></p>")
@@ -249,7 +256,8 @@ def _by_scope(table: pd.DataFrame, kpis, scopes) -> pd.DataFrame:
     for k in kpis:
         row = {"KPI": _label(k)}
         for s in scopes:
-            row[s.replace("_", " ")] = _fmt(t.loc[(k, s), "mean"], t.loc[(k, s), "unit"]) if (k, s) in t.index else "n/a"
+            cell = _fmt(t.loc[(k, s), "mean"], t.loc[(k, s), "unit"]) if (k, s) in t.index else "n/a"
+            row[s.replace("_", " ")] = cell
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -312,7 +320,8 @@ def _comparison_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pag
     page = _Page()
     page.h(1, title)
     level = int(round(100 * float(manifest.get("level", 0.9))))
-    page.p(f"{len(names)} scenarios on the same {manifest.get('replications')} replications (seed {manifest.get('seed')}, "
+    page.p(f"{len(names)} scenarios on the same {manifest.get('replications')} replications "
+           f"(seed {manifest.get('seed')}, "
            f"common random numbers); differences to {names[0]} are paired by replication, {level} % intervals. "
            f"{_versions(manifest)}.")
     page.h(2, "KPIs (all customers)")
@@ -360,7 +369,8 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
                else f"No value of {manifest['over']} in {manifest.get('range')} meets {manifest['target']}.")
     page.p(verdict)
     page.p(f"Confidence {manifest.get('confidence')} ({manifest.get('criterion')} criterion), "
-           f"{manifest.get('replications')} replications per value, seed {manifest.get('seed')}. {_versions(manifest)}.")
+           f"{manifest.get('replications')} replications per value, seed {manifest.get('seed')}. "
+           f"{_versions(manifest)}.")
     ax = plots.headcount_frontier(table, kpi=target.kpi, target=target.value, chosen=answer,
                                   xlabel=manifest["over"].split(".")[-1].replace("_", " ").capitalize()
                                   if not manifest["over"].endswith("headcount") else "CSM headcount")
