@@ -328,3 +328,12 @@ def test_headcount_frontier_chosen_between_drawn_values():
     assert "chosen: 5" in _legend_texts(ax)
     marks = [line for line in ax.get_lines() if line.get_label() == "chosen: 5"]
     assert list(marks[0].get_xdata()) == [5, 5]
+
+
+def test_waterfall_segments_add_up_to_total(results):
+    total = plots.waterfall_table(results, months=(3, 9)).set_index("step")["value"]
+    parts = sum(plots.waterfall_table(results, months=(3, 9), segment=s).set_index("step")["value"]
+                for s in results.segments)
+    pd.testing.assert_series_equal(parts, total, check_names=False)
+    ax = plots.arr_waterfall(results, months=(3, 9), segment="smb")
+    assert "smb" in ax.get_title() and "Mar" in ax.get_title() and "Sep" in ax.get_title()
