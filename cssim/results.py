@@ -195,6 +195,32 @@ class SimulationResults:
             }
         )
 
+    # ------------------------------------------------------------------ plots (see cssim.plots)
+
+    def plot_fan(self, metric: str = "arr", segment: str | None = None, ax=None):
+        """Fan chart of a monthly series: median with 50 % and 90 % bands; returns the Axes."""
+        from . import plots
+
+        return plots.fan_chart(self, metric, segment=segment, ax=ax)
+
+    def plot_waterfall(self, months: tuple[int, int] | None = None, segment: str | None = None, ax=None):
+        """ARR bridge (start, new, win-back, expansion, contraction, churn, end); returns the Axes."""
+        from . import plots
+
+        return plots.arr_waterfall(self, months=months, segment=segment, ax=ax)
+
+    def plot_stages(self, segment: str | None = None, ax=None):
+        """Customers by lifecycle stage over time (stacked area); returns the Axes."""
+        from . import plots
+
+        return plots.stage_occupancy(self, segment=segment, ax=ax)
+
+    def plot_csm_load(self, axes=None):
+        """CSM utilisation, backlog and missed touches per pod over time; returns the Axes."""
+        from . import plots
+
+        return plots.csm_load(self, axes=axes)
+
     # ------------------------------------------------------------------ presentation
 
     def summary(self, level: float = 0.9) -> str:

@@ -337,3 +337,18 @@ def test_waterfall_segments_add_up_to_total(results):
     pd.testing.assert_series_equal(parts, total, check_names=False)
     ax = plots.arr_waterfall(results, months=(3, 9), segment="smb")
     assert "smb" in ax.get_title() and "Mar" in ax.get_title() and "Sep" in ax.get_title()
+
+
+
+def test_results_plot_methods_delegate_to_the_plot_library(results, tmp_path):
+    """``SimulationResults.plot_*`` draw what the module functions draw, and return their Axes."""
+    fan = results.plot_fan("arr")
+    np.testing.assert_allclose(fan.get_lines()[0].get_ydata(), results.series("arr")["median"].to_numpy())
+    _png(fan, tmp_path, "method_fan")
+    bridge = results.plot_waterfall()
+    reference = plots.arr_waterfall(results)
+    assert [p.get_height() for p in bridge.patches] == [p.get_height() for p in reference.patches]
+    stages = results.plot_stages()
+    assert len(stages.collections) == len(plots.stage_occupancy(results).collections)
+    load = results.plot_csm_load()
+    assert len(np.atleast_1d(load)) == 3
