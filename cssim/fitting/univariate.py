@@ -1,0 +1,361 @@
+"""Fit one lifecycle transition of one segment: Kaplan–Meier plus parametric candidates.
+
+Durations come from a customer history (:mod:`cssim.fitting.history`), per
+transition:
+
+=============  ===========================================  =====================================
+transition     clock                                         event / censoring
+=============  ===========================================  =====================================
+``onboarding``  kickoff (or signing) → onboarded              censored at churn or the extract date
+``at_risk``     signing → first at-risk                       censored at churn or the extract date
+``recovery``    first at-risk → recovered                     censored at churn or the extract date
+``churn``       signing → churn                               censored at the extract date
+=============  ===========================================  =====================================
+
+Each is left-truncated at ``observed_from`` (lifelines' ``entry=``): a customer
+who entered the data window part-way through a clock only counts from then.
+
+Candidates are lifelines fitters whose curves cssim can simulate: exponential,
+Weibull, log-normal, log-logistic, piecewise-exponential (breakpoints at
+quantiles of the observed event times) and two heterogeneity-aware custom
+``ParametricUnivariateFitter`` s — exponential–gamma, H = shape·log(1 + t/scale),
+and Weibull–gamma, H = shape·log(1 + (t/scale)^rho). The lowest AIC wins.
+
+Assumptions
+-----------
+- Customers of a segment are independent and share one curve (covariates
+  are modelled separately, in :mod:`cssim.fitting.covariates`); the pooled
+  curve mixes touch models in the proportions of the history.
+- Censoring and truncation are non-informative.
+- Parameter intervals are lifelines' Wald intervals on its estimation scale.
+
+This module does not import SimPy.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .history import HALF_DAY, History
+
+__all__ = ["TRANSITIONS", "durations", "UnivariateFit", "fit_transition", "FAMILY_ORDER"]
+
+TRANSITIONS = ("onboarding", "at_risk", "recovery", "churn")
+FAMILY_ORDER = (
+    "exponential",
+    "weibull",
+    "lognormal",
+    "loglogistic",
+    "piecewise_exponential",
+    "exponential_gamma",
+    "weibull_gamma",
+)
+MIN_EVENTS = 5
+
+
+def durations(history: History, transition: str, segment: str | None = None) -> pd.DataFrame:
+    """Durations (days) of ``transition`` with ``event`` (1/0), ``entry`` and covariates.
+
+    Rows whose clock ended before the data window opened (entry ≥ duration)
+    are left out: they were never observed at risk.
+    """
+    if transition not in TRANSITIONS:
+        raise ValueError(f"unknown transition {transition!r}; one of {', '.join(TRANSITIONS)}")
+    f = history.frame
+    if segment is not None:
+        f = f[f["segment"] == segment]
+    extract = history.extract_date
+    stop = f["churn_date"].fillna(extract)
+    if transition == "onboarding":
+        start = f["kickoff_date"].fillna(f["signed_date"])
+        end_event = f["onboarded_date"]
+    elif transition == "at_risk":
+        start, end_event = f["signed_date"], f["first_at_risk_date"]
+    elif transition == "recovery":
+        start, end_event = f["first_at_risk_date"], f["recovered_date"]
+    else:
+        start, end_event = f["signed_date"], f["churn_date"]
+    keep = start.notna()
+    event = end_event.notna()
+    end = end_event.where(event, stop)
+    dur = (end - start).dt.days.astype(float)
+    entry = (f["observed_from"] - start).dt.days.astype(float).fillna(0.0).clip(lower=0.0)
+    keep &= dur.notna()
+    dur = dur.clip(lower=HALF_DAY)
+    # An event on the clock's first observed day: keep it just after entry.
+    keep &= ~((entry >= dur) & ~(event & (entry == dur)))
+    out = pd.DataFrame(
+        {
+            "duration": np.maximum(dur, entry + HALF_DAY * (entry > 0)),
+            "event": event.astype(int),
+            "entry": entry,
+            "segment": f["segment"],
+            "touch_model": f["touch_model"],
+            "arr": f["arr"],
+            "customer_id": f["customer_id"],
+        }
+    )[keep.to_numpy()]
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- custom fitters
+
+
+def _custom_fitters():
+    import autograd.numpy as anp
+    from lifelines.fitters import ParametricUnivariateFitter
+
+    from .cohorts import _expgamma_fitter_class
+
+    class WeibullGammaFitter(ParametricUnivariateFitter):
+        """H(t) = shape · log(1 + (t/scale)^rho): Weibull lifetimes with Gamma frailty."""
+
+        _fitted_parameter_names = ["shape_", "scale_", "rho_"]
+        _bounds = [(1e-6, 1e4), (1e-6, None), (1e-3, 50.0)]
+
+        def _cumulative_hazard(self, params, times):
+            shape, scale, rho = params
+            return shape * anp.log1p((times / scale) ** rho)
+
+    return _expgamma_fitter_class(), WeibullGammaFitter
+
+
+def _spec(family: str, p: dict, breakpoints=None) -> dict:
+    """cssim curve spec (days) from lifelines' fitted parameters."""
+    if family == "exponential":
+        return {"family": "exponential", "scale": p["lambda_"]}
+    if family == "weibull":
+        return {"family": "weibull", "scale": p["lambda_"], "shape": p["rho_"]}
+    if family == "lognormal":
+        return {"family": "lognormal", "median": math.exp(p["mu_"]), "sigma": p["sigma_"]}
+    if family == "loglogistic":
+        return {"family": "loglogistic", "scale": p["alpha_"], "shape": p["beta_"]}
+    if family == "exponential_gamma":
+        return {"family": "exponential_gamma", "scale": p["scale_"], "shape": p["shape_"]}
+    if family == "weibull_gamma":
+        return {"family": "weibull_gamma", "scale": p["scale_"], "rho": p["rho_"], "shape": p["shape_"]}
+    if family == "piecewise_exponential":
+        rates = [1.0 / p[f"lambda_{i}_"] for i in range(len(breakpoints) + 1)]
+        return {"family": "piecewise_exponential", "breakpoints": list(breakpoints), "rates": rates}
+    raise ValueError(family)
+
+
+def _breakpoints(d: pd.DataFrame) -> list[float]:
+    times = d.loc[d["event"] == 1, "duration"].to_numpy()
+    qs = np.unique(np.round(np.quantile(times, [0.25, 0.5, 0.75]), 1))
+    return [float(q) for q in qs if q > 0]
+
+
+def _make(family: str, d: pd.DataFrame, alpha: float, fits: dict):
+    import lifelines as ll
+
+    T, E, entry = d["duration"].to_numpy(), d["event"].to_numpy(), d["entry"].to_numpy()
+    kw = {"entry": entry if (entry > 0).any() else None}
+    med = float(np.median(T))
+    if family == "exponential":
+        return ll.ExponentialFitter(alpha=alpha).fit(T, E, **kw), None
+    if family == "weibull":
+        return ll.WeibullFitter(alpha=alpha).fit(T, E, **kw), None
+    if family == "lognormal":
+        return ll.LogNormalFitter(alpha=alpha).fit(T, E, **kw), None
+    if family == "loglogistic":
+        return ll.LogLogisticFitter(alpha=alpha).fit(T, E, **kw), None
+    if family == "piecewise_exponential":
+        bp = _breakpoints(d)
+        if not bp:
+            raise ValueError("too few distinct event times for breakpoints")
+        return ll.PiecewiseExponentialFitter(bp, alpha=alpha).fit(T, E, **kw), bp
+    ExpGamma, WeibullGamma = _custom_fitters()
+    if family == "exponential_gamma":
+        start = np.array([1.0, max(med, 1.0)])
+        return ExpGamma(alpha=alpha).fit(T, E, initial_point=start, **kw), None
+    if family == "weibull_gamma":
+        w = fits.get("weibull")
+        start = np.array([1.0, w.lambda_, w.rho_]) if w is not None else np.array([1.0, max(med, 1.0), 1.0])
+        return WeibullGamma(alpha=alpha).fit(T, E, initial_point=start, **kw), None
+    raise ValueError(family)
+
+
+@dataclass
+class UnivariateFit:
+    """Kaplan–Meier and parametric candidates for one segment × transition.
+
+    ``fit()`` returns self; fitted quantities end in ``_``: ``km_`` (lifelines
+    KaplanMeierFitter), ``fitters_`` (family → lifelines fitter),
+    ``candidates_`` (one row per family: log-likelihood, AIC, BIC, parameters
+    with CIs, ``chosen``), ``best_`` (the family with the lowest AIC).
+    """
+
+    data: pd.DataFrame
+    segment: str = "all"
+    transition: str = "churn"
+    alpha: float = 0.05
+    families: tuple = FAMILY_ORDER
+
+    def fit(self) -> UnivariateFit:
+        from lifelines import KaplanMeierFitter
+
+        d = self.data
+        self.n_ = int(len(d))
+        self.events_ = int(d["event"].sum()) if len(d) else 0
+        self.truncated_ = int((d["entry"] > 0).sum()) if len(d) else 0
+        if self.events_ < MIN_EVENTS:
+            raise DataError(
+                f"{self.segment}/{self.transition}: only {self.events_} events in {self.n_} customers; "
+                f"need at least {MIN_EVENTS} to fit a curve"
+            )
+        entry = d["entry"].to_numpy()
+        self.km_ = KaplanMeierFitter(alpha=self.alpha, label="Kaplan–Meier").fit(
+            d["duration"], d["event"], entry=entry if (entry > 0).any() else None
+        )
+        self.fitters_, self.breakpoints_, self.errors_ = {}, {}, {}
+        rows = []
+        for fam in self.families:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    f, bp = _make(fam, d, self.alpha, self.fitters_)
+                if not np.isfinite(f.log_likelihood_):
+                    raise ValueError("non-finite log-likelihood")
+            except Exception as exc:  # a candidate that fails does not stop the others
+                self.errors_[fam] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                rows.append({"family": fam, "converged": False, "note": self.errors_[fam]})
+                continue
+            self.fitters_[fam] = f
+            self.breakpoints_[fam] = bp
+            k = len(f._fitted_parameter_names)
+            ci = f.confidence_interval_
+            params = {}
+            for name in f._fitted_parameter_names:
+                lo, hi = ci.loc[name].to_numpy() if name in ci.index else (np.nan, np.nan)
+                params[name] = {"estimate": float(getattr(f, name)), "lower": float(lo), "upper": float(hi)}
+            rows.append(
+                {
+                    "family": fam,
+                    "converged": True,
+                    "n_params": k,
+                    "log_likelihood": float(f.log_likelihood_),
+                    "AIC": float(f.AIC_),
+                    "BIC": float(-2 * f.log_likelihood_ + k * math.log(max(self.events_, 1))),
+                    "params": params,
+                    "note": "",
+                }
+            )
+        table = pd.DataFrame(rows)
+        ok = table[table["converged"]]
+        if ok.empty:
+            raise DataError(f"{self.segment}/{self.transition}: no candidate curve could be fitted ({self.errors_})")
+        self.best_ = str(ok.loc[ok["AIC"].idxmin(), "family"])
+        table["delta_AIC"] = table["AIC"] - ok["AIC"].min() if "AIC" in table else np.nan
+        table["chosen"] = table["family"] == self.best_
+        self.candidates_ = table
+        return self
+
+    # ------------------------------------------------------------------ results
+
+    def curve_spec(self, family: str | None = None) -> dict:
+        """The cssim curve spec (days) of ``family`` (default: the chosen one)."""
+        fam = family or self.best_
+        f = self.fitters_[fam]
+        p = {name: float(getattr(f, name)) for name in f._fitted_parameter_names}
+        return _spec(fam, p, self.breakpoints_.get(fam))
+
+    def curve(self, family: str | None = None):
+        """The cssim curve object of ``family`` (default: the chosen one)."""
+        from pydantic import TypeAdapter
+
+        from ..scenario import CurveSpec
+
+        return TypeAdapter(CurveSpec).validate_python(self.curve_spec(family)).build()
+
+    def covariance(self, family: str | None = None) -> dict:
+        """Parameter names and covariance on lifelines' estimation scale (``variance_matrix_``)."""
+        f = self.fitters_[family or self.best_]
+        names = list(f._fitted_parameter_names)
+        V = f.variance_matrix_.loc[names, names].to_numpy()
+        return {
+            "names": names,
+            "estimates": [float(getattr(f, n)) for n in names],
+            "covariance": V.tolist(),
+            "scale": "lifelines natural parameters (as fitted_parameter_names), days",
+        }
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per candidate × parameter: estimate and CI, with the candidate's scores."""
+        rows = []
+        for _, r in self.candidates_.iterrows():
+            if not r["converged"]:
+                continue
+            for name, v in r["params"].items():
+                rows.append(
+                    {
+                        "family": r["family"], "param": name, "estimate": v["estimate"], "lower": v["lower"],
+                        "upper": v["upper"], "log_likelihood": r["log_likelihood"], "AIC": r["AIC"],
+                        "BIC": r["BIC"], "chosen": r["chosen"],
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def km_table(self) -> pd.DataFrame:
+        """Kaplan–Meier estimate with its confidence band: time, survival, lo, hi, at_risk."""
+        km = self.km_
+        sf = km.survival_function_.iloc[:, 0]
+        ci = km.confidence_interval_
+        at_risk = km.event_table["at_risk"].reindex(sf.index).to_numpy()
+        return pd.DataFrame(
+            {
+                "segment": self.segment,
+                "transition": self.transition,
+                "time": sf.index.to_numpy(dtype=float),
+                "survival": sf.to_numpy(),
+                "lo": ci.iloc[:, 0].to_numpy(),
+                "hi": ci.iloc[:, 1].to_numpy(),
+                "at_risk": at_risk,
+            }
+        )
+
+    def to_dict(self) -> dict:
+        cands = []
+        for _, r in self.candidates_.iterrows():
+            if r["converged"]:
+                cands.append(
+                    {
+                        "family": r["family"], "log_likelihood": r["log_likelihood"], "AIC": r["AIC"],
+                        "BIC": r["BIC"], "delta_AIC": r["delta_AIC"], "params": r["params"],
+                        "spec": self.curve_spec(r["family"]),
+                    }
+                )
+            else:
+                cands.append({"family": r["family"], "error": r["note"]})
+        return {
+            "n": self.n_,
+            "events": self.events_,
+            "left_truncated": self.truncated_,
+            "chosen": self.best_,
+            "spec": self.curve_spec(),
+            "parameters": self.covariance(),
+            "candidates": cands,
+        }
+
+    def plot_vs_km(self, ax=None, families=None):
+        """The chosen curve (or ``families``) against Kaplan–Meier with its band; returns the Axes."""
+        from ..plots import survival_vs_km
+
+        fams = families or [self.best_]
+        curves = {f"{fam} (AIC {self.fitters_[fam].AIC_:.1f})": self.curve(fam) for fam in fams}
+        return survival_vs_km(
+            self.km_table()[["time", "survival", "lo", "hi"]], curves, ax=ax,
+            title=f"{self.segment} · {self.transition}", level=1 - self.alpha,
+        )
+
+
+def fit_transition(history: History, transition: str, segment: str, alpha: float = 0.05) -> UnivariateFit:
+    """Fit every candidate to one segment × transition of ``history``."""
+    return UnivariateFit(durations(history, transition, segment), segment, transition, alpha).fit()
