@@ -12,6 +12,8 @@ from .compare import ComparisonResults, compare
 from .errors import CssimError, DataError, PlanError, ScenarioError
 from .fitting.acquisition import fit_acquisition, write_forecast
 from .fitting.cohorts import fit_cohorts, read_cohort_table
+from .fitting.curvesfile import fit_history, load_curves
+from .fitting.history import read_history
 from .loader import load_scenario, scenario_from_dict, scenario_hash
 from .metrics import KPI_NAMES, KPIS
 from .output import write_results
@@ -20,6 +22,7 @@ from .results import SimulationResults
 from .scenario import Scenario
 from .simulate import simulate
 from .sweep import SweepResults, sweep, sweep_points
+from .synth import synthesize_history
 
 __version__ = "0.1.0"
 
@@ -39,15 +42,19 @@ __all__ = [
     "compare",
     "fit_acquisition",
     "fit_cohorts",
+    "fit_history",
+    "load_curves",
     "load_scenario",
     "parse_target",
     "plan",
     "read_cohort_table",
+    "read_history",
     "scenario_from_dict",
     "scenario_hash",
     "simulate",
     "sweep",
     "sweep_points",
+    "synthesize_history",
     "write_forecast",
     "write_results",
 ]

@@ -324,7 +324,62 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = [_add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_acquisition, _add_report]
+def _add_fit(sub):
+    p = sub.add_parser("fit", help="fit curves from a customer history or a cohort retention table")
+    p.add_argument("data", help="customer history (CSV/Parquet) or cohort table (cohort, period, active)")
+    p.add_argument("--out", "-o", required=True, help="output folder (curves.json or cohort_fit.json, fit_report.md, ...)")
+    p.add_argument("--until", type=int, help="cohort tables: calibrate on periods <= UNTIL only (back-test)")
+    p.add_argument("--horizon", type=int, help="cohort tables: project every cohort to this period")
+    p.add_argument("--extract-date", help="histories: date of the extract (default: extract_date column, else the latest date)")
+    p.add_argument("--drop-bad-rows", action="store_true", help="histories: drop invalid rows (and report how many) instead of failing")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=cmd_fit)
+
+
+def cmd_fit(args) -> int:
+    from .fitting.cohorts import _read_frame, fit_cohort_file, is_cohort_table
+    from .fitting.curvesfile import fit_history_file
+
+    path = Path(args.data)
+    if not path.is_file():
+        raise CssimError(f"{path}: file not found")
+    if is_cohort_table(_read_frame(path).columns):
+        return fit_cohort_file(path, args.out, until=args.until, horizon=args.horizon, force=args.force)
+    if args.until is not None or args.horizon is not None:
+        raise CssimError(f"{path}: --until and --horizon apply to cohort tables; this file is a customer history")
+    return fit_history_file(path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date)
+
+
+def _add_synth(sub):
+    p = sub.add_parser("synth", help="simulate one replication of a scenario and write it as a customer-history file")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--out", "-o", required=True, help="history file to write (.csv or .parquet)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--months", type=int, help="override the scenario's horizon_months (length of the history)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_synth(args) -> int:
+    from .loader import load_scenario
+    from .synth import synthesize_history, write_history
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CssimError(f"{out}: already exists; pass --force to replace it, or choose another --out")
+    overrides = {"horizon_months": args.months} if args.months is not None else {}
+    scenario = load_scenario(args.scenario, overrides)
+    frame = synthesize_history(scenario, seed=args.seed)
+    write_history(frame, out, force=args.force)
+    churned = int((frame["churn_date"] != "").sum())
+    print(f"wrote {out}: {len(frame)} customer episodes, {churned} churned, extract date {frame['extract_date'].iloc[0]}")
+    return 0
+
+
+COMMANDS = [
+    _add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_acquisition, _add_report,
+    _add_fit, _add_synth,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,11 +34,16 @@ def deep_merge(base: dict, override: dict) -> dict:
     """Return ``base`` updated by ``override``: mappings merge recursively, the rest replaces."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _other_family(out[key], value):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _other_family(base: dict, override: dict) -> bool:
+    """A curve whose ``family`` changes is replaced whole (the old family's parameters do not apply)."""
+    return "family" in override and "family" in base and override["family"] != base["family"]
 
 
 def set_path(data: dict, path: str, value: Any) -> dict:
@@ -118,14 +123,23 @@ def _read_yaml(path: Path, label: str) -> dict:
 
 
 def _anchor_files(data: dict, base: Path) -> None:
-    """Make ``segments.*.acquisition.file`` relative to the scenario file that names it."""
+    """Make ``segments.*.acquisition.file`` and fitted curves' ``file`` relative to the scenario file naming them."""
     segments = data.get("segments")
     if not isinstance(segments, dict):
         return
     for seg in segments.values():
-        acq = seg.get("acquisition") if isinstance(seg, dict) else None
-        if isinstance(acq, dict) and isinstance(acq.get("file"), str) and not Path(acq["file"]).is_absolute():
-            acq["file"] = str((base / acq["file"]).resolve())
+        if not isinstance(seg, dict):
+            continue
+        refs = [seg.get("acquisition")]
+        life = seg.get("lifecycle")
+        if isinstance(life, dict):
+            refs += [v for v in life.values() if isinstance(v, dict) and v.get("family") == "fitted"]
+        delay = (seg.get("winback") or {}).get("delay") if isinstance(seg.get("winback"), dict) else None
+        if isinstance(delay, dict) and delay.get("family") == "fitted":
+            refs.append(delay)
+        for ref in refs:
+            if isinstance(ref, dict) and isinstance(ref.get("file"), str) and not Path(ref["file"]).is_absolute():
+                ref["file"] = str((base / ref["file"]).resolve())
 
 
 def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:

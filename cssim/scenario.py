@@ -132,6 +132,68 @@ class NeverCurve(Spec):
         return _curves.Never()
 
 
+class FittedCurve(Spec):
+    """A curve fitted from a customer history: ``{family: fitted, file: curves.json, key: smb/churn}``.
+
+    ``file`` (written by ``cssim fit HISTORY``) is relative to the scenario file
+    that names it; ``key`` is ``segment/transition``. The file is read once,
+    when the scenario is validated (the engine does no I/O), into the concrete
+    family spec it holds; its content hash is kept in ``sha256`` and checked if
+    given.
+    """
+
+    family: Literal["fitted"]
+    file: str
+    key: str = Field(description="segment/transition, e.g. smb/churn")
+    sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
+    resolved: SkipJsonSchema[dict | None] = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        if self.resolved is None:
+            from .errors import DataError
+            from .fitting.curvesfile import read_curve
+
+            try:
+                spec, digest = read_curve(self.file, self.key)
+            except DataError as exc:
+                raise ValueError(str(exc)) from None
+            if self.sha256 is not None and self.sha256 != digest:
+                raise ValueError(
+                    f"{self.file}: file changed since this scenario was resolved (sha256 {digest[:12]}..., "
+                    f"expected {self.sha256[:12]}...); drop sha256 to accept the new curves"
+                )
+            _concrete_curve_adapter().validate_python(spec)  # a bad stored spec fails here, naming this field
+            self.resolved, self.sha256 = dict(spec), digest
+        return self
+
+    def build(self):
+        return _concrete_curve_adapter().validate_python(self.resolved).build()
+
+
+_CONCRETE = Union[
+    ExponentialCurve,
+    WeibullCurve,
+    LogNormalCurve,
+    LogLogisticCurve,
+    ExponentialGammaCurve,
+    WeibullGammaCurve,
+    PiecewiseExponentialCurve,
+    NeverCurve,
+]
+
+
+def _concrete_curve_adapter():
+    global _ADAPTER
+    if _ADAPTER is None:
+        from pydantic import TypeAdapter
+
+        _ADAPTER = TypeAdapter(Annotated[_CONCRETE, Field(discriminator="family")])
+    return _ADAPTER
+
+
+_ADAPTER = None
+
 CurveSpec = Annotated[
     Union[
         ExponentialCurve,
@@ -142,6 +204,7 @@ CurveSpec = Annotated[
         WeibullGammaCurve,
         PiecewiseExponentialCurve,
         NeverCurve,
+        FittedCurve,
     ],
     Field(discriminator="family"),
 ]

@@ -1,0 +1,186 @@
+"""Covariate models from a customer history: touch-model hazard ratios and a renewal model.
+
+Touch effects
+    For each transition a lifelines ``CoxPHFitter`` with one dummy per touch
+    model (the most common one is the reference) and log ARR, stratified by
+    segment (each segment keeps its own baseline hazard) and left-truncated at
+    ``observed_from`` (``entry_col``). ``exp(coef)`` of a dummy is the hazard
+    ratio of that touch model against the reference, with its 95 % CI — the
+    number a scenario's touch ``effects`` multiply the hazard by.
+
+Renewal model
+    A statsmodels GLM (Binomial, logit link) of ``renewals_renewed`` out of
+    ``renewals_due`` per customer on: touch model, ever at-risk (a
+    ``first_at_risk_date``), not activated (no ``onboarded_date``).
+
+Assumptions
+-----------
+- Proportional hazards: a touch model multiplies the segment's hazard by a
+  constant for the whole clock (cssim applies a touch's effect only while it
+  is in effect, so the HR of a touch model is an average over its tasks).
+- The renewal model sees customers, not renewal events: "ever at-risk"
+  stands in for "at-risk at the renewal", and "not activated" for "still
+  onboarding at the renewal". The mapping to a scenario's ``renewal`` block
+  (``healthy`` = P(renew | never at-risk, activated, reference touch model);
+  ``at_risk`` = the same with the at-risk term; ``not_activated_odds_ratio`` =
+  exp of its coefficient) therefore blurs the state at the moment of renewal
+  and is an approximation; it is exact only if health does not change
+  between renewals.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .history import History
+from .univariate import TRANSITIONS, durations
+
+__all__ = ["touch_hazard_ratios", "fit_renewal_model"]
+
+MIN_EVENTS = 10
+
+
+def _design(d: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, list[str]]:
+    models = [m for m in sorted(d["touch_model"].unique()) if m != reference]
+    X = pd.DataFrame({"duration": d["duration"], "event": d["event"], "entry": d["entry"], "segment": d["segment"]})
+    cols = []
+    for m in models:
+        X[f"touch[{m}]"] = (d["touch_model"] == m).astype(float)
+        cols.append(f"touch[{m}]")
+    arr = d["arr"]
+    if arr.notna().all() and (arr > 0).all() and arr.nunique() > 1:
+        X["log_arr"] = np.log(arr)
+        X["log_arr"] -= X["log_arr"].mean()
+        cols.append("log_arr")
+    return X, cols
+
+
+def touch_hazard_ratios(history: History, transitions=TRANSITIONS, alpha: float = 0.05, reference: str | None = None) -> pd.DataFrame:
+    """Hazard ratio of each touch model per transition (Cox PH), with CIs.
+
+    Returns one row per transition × covariate: ``transition, covariate,
+    touch_model, reference, hr, lower, upper, p, n, events``. Transitions with
+    one touch model or fewer than ten events are skipped.
+    """
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
+
+    f = history.frame
+    ref = reference or str(f["touch_model"].value_counts().idxmax())
+    rows = []
+    for tr in transitions:
+        d = durations(history, tr)
+        if d["event"].sum() < MIN_EVENTS or d["touch_model"].nunique() < 2 or ref not in set(d["touch_model"]):
+            continue
+        X, cols = _design(d, ref)
+        # With a baseline per segment, a covariate is estimable only if it varies within some segment
+        # (a touch model used by a whole segment is confounded with that segment's baseline).
+        varies = X.groupby("segment")[cols].nunique().max() > 1 if cols else pd.Series(dtype=bool)
+        cols = [c for c in cols if bool(varies.get(c, False))]
+        if not any(c.startswith("touch[") for c in cols):
+            continue
+        strata = ["segment"] if X["segment"].nunique() > 1 else None
+        use = X[["duration", "event", "entry", *cols] + (strata or [])]
+        cph = None
+        for penalizer in (0.0, 1e-4):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    cph = CoxPHFitter(alpha=alpha, penalizer=penalizer).fit(
+                        use, "duration", "event", entry_col="entry", strata=strata
+                    )
+                break
+            except (ConvergenceError, np.linalg.LinAlgError):
+                cph = None
+        if cph is None:
+            continue
+        s = cph.summary
+        for c in cols:
+            lo_col = [k for k in s.columns if k.startswith("exp(coef) lower")][0]
+            hi_col = [k for k in s.columns if k.startswith("exp(coef) upper")][0]
+            rows.append(
+                {
+                    "transition": tr,
+                    "covariate": c,
+                    "touch_model": c[6:-1] if c.startswith("touch[") else None,
+                    "reference": ref if c.startswith("touch[") else None,
+                    "hr": float(s.loc[c, "exp(coef)"]),
+                    "lower": float(s.loc[c, lo_col]),
+                    "upper": float(s.loc[c, hi_col]),
+                    "p": float(s.loc[c, "p"]),
+                    "n": int(len(use)),
+                    "events": int(use["event"].sum()),
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["transition", "covariate", "touch_model", "reference", "hr", "lower", "upper", "p", "n", "events"]
+    )
+
+
+def _expit(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def fit_renewal_model(history: History, alpha: float = 0.05, min_due: int = 20) -> dict:
+    """Binomial GLM of renewals per segment; returns coefficients and the mapped ``renewal`` fields.
+
+    ``{segment: {"n_customers", "renewals_due", "renewals_renewed", "reference",
+    "coefficients": {name: {"estimate", "lower", "upper", "odds_ratio"}},
+    "renewal": {"healthy", "at_risk", "not_activated_odds_ratio"}}}``; segments
+    with fewer than ``min_due`` renewals due are left out.
+    """
+    import statsmodels.api as sm
+
+    f = history.frame
+    if f["renewals_due"].isna().all():
+        return {}
+    out = {}
+    for seg, g in f.groupby("segment", sort=True):
+        g = g[g["renewals_due"].fillna(0) > 0]
+        due = g["renewals_due"].astype(float)
+        if due.sum() < min_due:
+            continue
+        renewed = g["renewals_renewed"].astype(float)
+        ref = str(g["touch_model"].value_counts().idxmax())
+        X = pd.DataFrame({"const": 1.0}, index=g.index)
+        ever = g["first_at_risk_date"].notna() & (g["first_at_risk_date"] <= history.extract_date)
+        not_act = g["onboarded_date"].isna()
+        if ever.nunique() > 1:
+            X["at_risk"] = ever.astype(float)
+        if not_act.nunique() > 1:
+            X["not_activated"] = not_act.astype(float)
+        for m in sorted(set(g["touch_model"]) - {ref}):
+            X[f"touch[{m}]"] = (g["touch_model"] == m).astype(float)
+        y = np.column_stack([renewed, due - renewed])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sm.GLM(y, X, family=sm.families.Binomial()).fit()
+        ci = res.conf_int(alpha)
+        coefs = {
+            name: {
+                "estimate": float(res.params[name]),
+                "lower": float(ci.loc[name, 0]),
+                "upper": float(ci.loc[name, 1]),
+                "odds_ratio": float(math.exp(res.params[name])),
+            }
+            for name in X.columns
+        }
+        b0 = res.params["const"]
+        mapped = {"healthy": _expit(b0)}
+        if "at_risk" in X:
+            mapped["at_risk"] = _expit(b0 + res.params["at_risk"])
+        if "not_activated" in X:
+            mapped["not_activated_odds_ratio"] = float(math.exp(res.params["not_activated"]))
+        out[str(seg)] = {
+            "n_customers": int(len(g)),
+            "renewals_due": int(due.sum()),
+            "renewals_renewed": int(renewed.sum()),
+            "reference": ref,
+            "coefficients": coefs,
+            "renewal": mapped,
+        }
+    return out

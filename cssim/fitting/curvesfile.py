@@ -1,0 +1,236 @@
+"""Fit a whole customer history and write ``curves.json``, the file scenarios reference.
+
+``fit_history(path)`` fits every segment × transition (:mod:`.univariate`),
+the touch-model hazard ratios and the renewal model (:mod:`.covariates`), and
+returns a :class:`HistoryFitResults`; ``write_history_fit`` writes the output
+folder atomically: ``curves.json``, ``fit_report.md``, ``km.csv`` and the
+manifest. A scenario uses a curve with::
+
+    lifecycle:
+      churn: {family: fitted, file: fit/curves.json, key: smb/churn}
+
+``curves.json`` (``format: cssim-curves/1``) holds, per ``segment/transition``
+key, the chosen cssim curve spec (days), the parameter estimates and their
+covariance on lifelines' estimation scale (``variance_matrix_``, so that
+estimation uncertainty can be drawn later), every candidate's scores, and the
+provenance of the data (file, sha256, extract date, n and events).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError
+from .history import History, read_history
+from .univariate import TRANSITIONS, UnivariateFit, durations
+
+__all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "fit_history_file"]
+
+FORMAT = "cssim-curves/1"
+
+
+@dataclass
+class HistoryFitResults:
+    """Every fitted curve of a history, the touch hazard ratios and the renewal model."""
+
+    history: History
+    fits: dict[str, UnivariateFit] = field(default_factory=dict)  # key "segment/transition"
+    skipped: dict[str, str] = field(default_factory=dict)
+    touch_effects: pd.DataFrame | None = None
+    renewal: dict = field(default_factory=dict)
+
+    def curve_spec(self, key: str) -> dict:
+        return self.fits[key].curve_spec()
+
+    def km_table(self) -> pd.DataFrame:
+        return pd.concat([f.km_table() for f in self.fits.values()], ignore_index=True)
+
+    def candidates(self) -> pd.DataFrame:
+        rows = []
+        for key, f in self.fits.items():
+            for _, r in f.candidates_.iterrows():
+                rows.append({"key": key, "family": r["family"], "AIC": r.get("AIC"), "BIC": r.get("BIC"),
+                             "log_likelihood": r.get("log_likelihood"), "chosen": r["chosen"]})
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict:
+        from .. import __version__
+
+        h = self.history
+        return {
+            "format": FORMAT,
+            "provenance": {
+                "source": Path(h.source).name,
+                "sha256": h.sha256,
+                "extract_date": h.extract_date.date().isoformat(),
+                "rows": int(len(h.frame)),
+                "dropped_rows": int(h.dropped),
+                "cssim": __version__,
+                "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                "time_unit": "days",
+            },
+            "curves": {key: f.to_dict() for key, f in self.fits.items()},
+            "skipped": self.skipped,
+            "touch_effects": [] if self.touch_effects is None else self.touch_effects.to_dict(orient="records"),
+            "renewal": self.renewal,
+        }
+
+    def report(self) -> str:
+        h = self.history
+        lines = [
+            f"# Curves fitted from {Path(h.source).name}",
+            "",
+            f"{len(h.frame)} customer episodes, extract date {h.extract_date.date()}"
+            + (f", {h.dropped} bad rows dropped" if h.dropped else "")
+            + f". sha256 `{h.sha256[:16]}…`.",
+            "",
+            "Durations in days; right-censored at churn or the extract date, left-truncated at `observed_from`. "
+            "The chosen family has the lowest AIC (BIC uses the number of events).",
+            "",
+        ]
+        for key, f in self.fits.items():
+            lines += [f"## {key}", "", f"n = {f.n_}, events = {f.events_}, left-truncated = {f.truncated_}; "
+                      f"chosen: **{f.best_}** → `{_fmt_spec(f.curve_spec())}`", "",
+                      "| family | log-lik | AIC | ΔAIC | BIC | parameters (95 % CI) |", "|---|---:|---:|---:|---:|---|"]
+            for _, r in f.candidates_.iterrows():
+                if not r["converged"]:
+                    lines.append(f"| {r['family']} | – | – | – | – | failed: {r['note']} |")
+                    continue
+                ps = ", ".join(f"{n} {v['estimate']:.4g} ({v['lower']:.4g}–{v['upper']:.4g})" for n, v in r["params"].items())
+                mark = " **✓**" if r["chosen"] else ""
+                lines.append(f"| {r['family']}{mark} | {r['log_likelihood']:.2f} | {r['AIC']:.2f} | "
+                             f"{r['delta_AIC']:.2f} | {r['BIC']:.2f} | {ps} |")
+            lines.append("")
+        if self.skipped:
+            lines += ["## Not fitted", ""] + [f"- {k}: {v}" for k, v in self.skipped.items()] + [""]
+        lines += ["## Touch-model hazard ratios (Cox PH, stratified by segment, with log ARR)", ""]
+        te = self.touch_effects
+        if te is None or te.empty:
+            lines += ["No transition has two touch models within a segment; nothing to estimate.", ""]
+        else:
+            lines += ["| transition | covariate | vs | HR | 95 % CI | p | events |", "|---|---|---|---:|---|---:|---:|"]
+            for _, r in te.iterrows():
+                lines.append(f"| {r['transition']} | {r['covariate']} | {r['reference'] or '–'} | {r['hr']:.3f} | "
+                             f"{r['lower']:.3f}–{r['upper']:.3f} | {r['p']:.3g} | {r['events']} |")
+            lines.append("")
+        lines += ["## Renewal model (binomial GLM per segment)", ""]
+        if not self.renewal:
+            lines += ["No renewals recorded (`renewals_due`).", ""]
+        for seg, r in self.renewal.items():
+            coefs = ", ".join(f"{n} {v['estimate']:+.3f} ({v['lower']:+.3f}…{v['upper']:+.3f})" for n, v in r["coefficients"].items())
+            mapped = ", ".join(f"{k}: {v:.3f}" for k, v in r["renewal"].items())
+            lines += [f"- **{seg}** ({r['renewals_renewed']}/{r['renewals_due']} renewed; reference touch model "
+                      f"{r['reference']}): {coefs}. Scenario `renewal`: {mapped}."]
+        lines += ["", "The renewal mapping is approximate: `ever at-risk` and `not activated` describe the customer, "
+                  "not its state at each renewal (see cssim.fitting.covariates).", ""]
+        return "\n".join(lines)
+
+
+def _fmt_spec(spec: dict) -> str:
+    return "{" + ", ".join(
+        f"{k}: {v}" if isinstance(v, str) else f"{k}: {[round(x, 6) for x in v] if isinstance(v, list) else round(v, 4)}"
+        for k, v in spec.items()
+    ) + "}"
+
+
+def fit_history(
+    source, segments=None, transitions=TRANSITIONS, drop_bad_rows: bool = False, extract_date=None, alpha: float = 0.05
+) -> HistoryFitResults:
+    """Fit every segment × transition of a customer history (path or :class:`History`)."""
+    from .covariates import fit_renewal_model, touch_hazard_ratios
+
+    h = source if isinstance(source, History) else read_history(
+        source, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date
+    )
+    res = HistoryFitResults(h)
+    for seg in h.segments:
+        for tr in transitions:
+            key = f"{seg}/{tr}"
+            d = durations(h, tr, seg)
+            try:
+                res.fits[key] = UnivariateFit(d, seg, tr, alpha).fit()
+            except DataError as exc:
+                res.skipped[key] = str(exc).split(": ", 1)[-1]
+    res.touch_effects = touch_hazard_ratios(h, transitions, alpha=alpha)
+    res.renewal = fit_renewal_model(h, alpha=alpha)
+    return res
+
+
+def write_history_fit(results: HistoryFitResults, out_dir, force: bool = False) -> Path:
+    """Write ``curves.json``, ``fit_report.md``, ``km.csv`` and the manifest atomically into ``out_dir``."""
+    from .. import __version__
+    from ..output import MANIFEST, write_folder
+
+    def write(tmp: Path) -> None:
+        (tmp / "curves.json").write_text(json.dumps(results.to_dict(), indent=2, default=float) + "\n")
+        (tmp / "fit_report.md").write_text(results.report())
+        results.km_table().to_csv(tmp / "km.csv", index=False, float_format="%.6g")
+        manifest = {"kind": "history_fit", "source": results.history.source, "versions": {"cssim": __version__}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+    return write_folder(out_dir, write, force)
+
+
+def fit_history_file(path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None) -> int:
+    """``cssim fit`` for a customer history: read, fit, write the folder, print a summary."""
+    from ..output import check_target
+
+    check_target(Path(out_dir), force)
+    h = read_history(path, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
+    if h.dropped:
+        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept)")
+    results = fit_history(h)
+    write_history_fit(results, out_dir, force=force)
+    for key, f in results.fits.items():
+        print(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_})")
+    te = results.touch_effects
+    if te is not None:
+        for _, r in te[te["touch_model"].notna()].iterrows():
+            print(f"touch {r['touch_model']} vs {r['reference']} on {r['transition']}: HR {r['hr']:.2f} "
+                  f"({r['lower']:.2f}–{r['upper']:.2f})")
+    print(f"wrote {out_dir}/ (curves.json, fit_report.md, km.csv)")
+    return 0
+
+
+# --------------------------------------------------------------------------- reading
+
+
+_CACHE: dict[tuple[str, int], tuple[str, dict]] = {}
+
+
+def load_curves(path) -> dict:
+    """Read a ``curves.json``; raises :class:`DataError` (one line) if it is missing or not a curves file."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{path}: curves file not found")
+    key = (str(p.resolve()), p.stat().st_mtime_ns)
+    if key not in _CACHE:
+        raw = p.read_bytes()
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: not a cssim curves file (not JSON: {exc})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("curves"), dict):
+            raise DataError(f"{path}: not a cssim curves file (no 'format: {FORMAT}'); write one with `cssim fit HISTORY`")
+        _CACHE.clear()
+        _CACHE[key] = (hashlib.sha256(raw).hexdigest(), data)
+    digest, data = _CACHE[key]
+    return {**data, "sha256": digest}
+
+
+def read_curve(path, key: str) -> tuple[dict, str]:
+    """The curve spec stored under ``key`` in a curves file, and the file's sha256."""
+    data = load_curves(path)
+    curves = data["curves"]
+    if key not in curves:
+        raise DataError(f"{path}: no curve {key!r}; the file has: {', '.join(sorted(curves)) or 'none'}")
+    spec = curves[key].get("spec")
+    if not isinstance(spec, dict) or spec.get("family") in (None, "fitted"):
+        raise DataError(f"{path}: curve {key!r} has no usable spec")
+    return spec, data["sha256"]
