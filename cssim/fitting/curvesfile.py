@@ -157,6 +157,9 @@ def fit_history(
                 res.fits[key] = UnivariateFit(d, seg, tr, alpha).fit()
             except DataError as exc:
                 res.skipped[key] = str(exc).split(": ", 1)[-1]
+    if not res.fits:
+        first = next(iter(res.skipped.items()), ("", "no segments"))
+        raise DataError(f"{h.source}: no curve could be fitted (e.g. {first[0]}: {first[1]})")
     res.touch_effects = touch_hazard_ratios(h, transitions, alpha=alpha)
     res.renewal = fit_renewal_model(h, alpha=alpha)
     return res

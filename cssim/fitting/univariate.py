@@ -230,11 +230,17 @@ class UnivariateFit:
             self.fitters_[fam] = f
             self.breakpoints_[fam] = bp
             k = len(f._fitted_parameter_names)
-            ci = f.confidence_interval_
+            s = f.summary
+            lo_col = next(c for c in s.columns if c.startswith("coef lower"))
+            hi_col = next(c for c in s.columns if c.startswith("coef upper"))
             params = {}
             for name in f._fitted_parameter_names:
-                lo, hi = ci.loc[name].to_numpy() if name in ci.index else (np.nan, np.nan)
-                params[name] = {"estimate": float(getattr(f, name)), "lower": float(lo), "upper": float(hi)}
+                params[name] = {
+                    "estimate": float(getattr(f, name)),
+                    "se": float(s.loc[name, "se(coef)"]),
+                    "lower": float(s.loc[name, lo_col]),
+                    "upper": float(s.loc[name, hi_col]),
+                }
             rows.append(
                 {
                     "family": fam,
