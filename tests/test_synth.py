@@ -20,7 +20,7 @@ def test_synth_cli_writes_valid_history(tmp_path, capsys):
     assert "customer episodes" in capsys.readouterr().out
     h = read_history(out)  # the synthetic file passes the reader's validation
     f = h.frame
-    assert h.extract_date == pd.Timestamp("2027-12-31")  # 12 months from 2027-01-01
+    assert h.extract_date == pd.Timestamp("2028-01-01")  # 12 months = 365.25 days from 2027-01-01
     initial = f["signed_date"] < pd.Timestamp("2027-01-01")
     assert initial.sum() == 1500 and (f.loc[initial, "observed_from"] == pd.Timestamp("2027-01-01")).all()
     assert f.loc[~initial, "observed_from"].isna().all()
