@@ -11,6 +11,7 @@ Load a scenario, simulate it, read the results::
 from .compare import ComparisonResults, compare
 from .errors import CssimError, DataError, PlanError, ScenarioError
 from .fitting.acquisition import fit_acquisition, write_forecast
+from .fitting.causal import TouchEffects, touch_effects
 from .fitting.cohorts import fit_cohorts, read_cohort_table
 from .fitting.curvesfile import fit_history, load_curves
 from .fitting.history import read_history
@@ -39,6 +40,7 @@ __all__ = [
     "SimulationResults",
     "SweepResults",
     "Target",
+    "TouchEffects",
     "compare",
     "fit_acquisition",
     "fit_cohorts",
@@ -55,6 +57,7 @@ __all__ = [
     "sweep",
     "sweep_points",
     "synthesize_history",
+    "touch_effects",
     "write_forecast",
     "write_results",
 ]

@@ -376,9 +376,43 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def _add_touch_effects(sub):
+    p = sub.add_parser(
+        "touch-effects",
+        help="touch-model hazard ratios adjusted for who got which touch model (naive, covariates, IPW)",
+    )
+    p.add_argument("history", help="customer history (CSV/Parquet), or any per-customer table with --duration/--event/--group")
+    p.add_argument("--transition", default="churn", help="histories: onboarding, at_risk, recovery or churn (default churn)")
+    p.add_argument("--covariates", help="comma-separated columns the assignment depends on (default for histories: arr,segment); arr enters as log ARR")
+    p.add_argument("--duration", help="other tables: duration column (> 0)")
+    p.add_argument("--event", help="other tables: event column (1 happened, 0 censored)")
+    p.add_argument("--group", help="other tables: touch-model column")
+    p.add_argument("--entry", help="other tables: left-truncation (entry time) column")
+    p.add_argument("--reference", help="touch model to compare against (default: the most common)")
+    p.add_argument("--trim", type=float, help="drop customers with a propensity below TRIM for any touch model")
+    p.add_argument("--truncate", type=float, help="clip weights at the TRUNCATE and 1-TRUNCATE quantiles (e.g. 0.01)")
+    p.add_argument("--out", "-o", help="output folder (default: results/<file stem>-touch-effects)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=cmd_touch_effects)
+
+
+def cmd_touch_effects(args) -> int:
+    from .fitting.causal import touch_effects_file
+
+    if args.trim is not None and not 0.0 <= args.trim < 0.5:
+        raise CssimError(f"--trim: must be in [0, 0.5), got {args.trim}")
+    if args.truncate is not None and not 0.0 < args.truncate < 0.5:
+        raise CssimError(f"--truncate: must be in (0, 0.5), got {args.truncate}")
+    return touch_effects_file(
+        args.history, transition=args.transition, covariates=args.covariates, out=args.out, force=args.force,
+        duration=args.duration, event=args.event, group=args.group, entry=args.entry, reference=args.reference,
+        trim=args.trim, truncate=args.truncate,
+    )
+
+
 COMMANDS = [
     _add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_acquisition, _add_report,
-    _add_fit, _add_synth,
+    _add_fit, _add_synth, _add_touch_effects,
 ]
 
 

@@ -56,13 +56,16 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["TouchEffects", "touch_effects", "touch_frame_from_history", "SUMMARY_COLUMNS", "METHODS"]
+__all__ = [
+    "TouchEffects", "touch_effects", "touch_frame_from_history", "touch_effects_file", "SUMMARY_COLUMNS", "METHODS",
+]
 
 METHODS = ("naive", "adjusted", "ipw")
 SUMMARY_COLUMNS = [
@@ -596,3 +599,96 @@ def touch_frame_from_history(history, transition: str = "churn", covariates: Seq
             out[c] = col.astype(str).str.strip()
         names.append(c)
     return out, names
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, skipinitialspace=True)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot read as CSV or Parquet ({str(exc).splitlines()[0]})") from None
+
+
+def _frame_for_cli(path: Path, transition, covariates, duration, event, group, entry):
+    """(table, covariate columns, entry column) for ``cssim touch-effects``."""
+    from .history import is_history_table
+
+    explicit = any(v is not None for v in (duration, event, group))
+    covs = None if covariates is None else [c.strip() for c in covariates.split(",") if c.strip()]
+    if not explicit:
+        raw = _read_table(path)
+        if not is_history_table(raw.columns):
+            raise DataError(f"{path}: not a customer history (no customer_id and signed_date columns); "
+                            "for another table name its columns with --duration, --event and --group")
+        frame, names = touch_frame_from_history(path, transition, covs)
+        return frame, names, ("entry" if (frame["entry"] > 0).any() else None)
+    missing = [o for o, v in (("--duration", duration), ("--event", event), ("--group", group)) if v is None]
+    if missing:
+        raise DataError(f"{path}: a table that is not a customer history needs --duration, --event and --group "
+                        f"(missing {', '.join(missing)})")
+    frame = _read_table(path)
+    covs = covs or []
+    for c in covs:
+        if c not in frame.columns:
+            raise DataError(f"{path}: missing covariate column {c!r} "
+                            f"(columns found: {', '.join(map(str, frame.columns))})")
+    names = []
+    for c in covs:
+        if c.lower() == "arr" and pd.api.types.is_numeric_dtype(frame[c]) and (frame[c] > 0).all():
+            frame["log_arr"] = np.log(frame[c].astype(float))
+            names.append("log_arr")
+        else:
+            names.append(c)
+    return frame, names, entry
+
+
+def touch_effects_file(path, transition: str = "churn", covariates: str | None = None, out=None,
+                       force: bool = False, duration=None, event=None, group=None, entry=None,
+                       reference=None, trim=None, truncate=None) -> int:
+    """``cssim touch-effects``: estimate, print, and write ``touch_effects.csv``, ``balance.csv``,
+    ``overlap.csv``, ``summary.txt``, ``effects.json`` and the two figures atomically into ``out``."""
+    import json
+
+    from .. import __version__
+    from ..output import MANIFEST, check_target, write_folder
+
+    path = Path(path)
+    out = Path(out) if out else Path("results") / f"{path.stem}-touch-effects"
+    check_target(out, force)
+    frame, names, entry_col = _frame_for_cli(path, transition, covariates, duration, event, group, entry)
+    te = TouchEffects(
+        frame, duration=duration or "duration", event=event or "event", group=group or "touch_model",
+        covariates=names, entry=entry_col, reference=reference, trim=trim, truncate=truncate,
+        source=str(path), transition=transition,
+    ).fit()
+    report = te.report()
+
+    def write(tmp: Path) -> None:
+        from ..plots import save
+        from ..plots_causal import covariate_balance, touch_effects_forest
+
+        te.summary.to_csv(tmp / "touch_effects.csv", index=False, float_format="%.6g")
+        te.balance_.to_csv(tmp / "balance.csv", index=False, float_format="%.6g")
+        te.overlap_.to_csv(tmp / "overlap.csv", index=False, float_format="%.6g")
+        (tmp / "summary.txt").write_text(report + "\n")
+        (tmp / "effects.json").write_text(json.dumps(
+            {m: te.to_effects(m) for m in METHODS}, indent=2) + "\n")
+        save(touch_effects_forest(te), tmp / "touch_effects_forest.png")
+        save(covariate_balance(te), tmp / "covariate_balance.png")
+        manifest = {
+            "kind": "touch_effects", "source": str(path), "transition": transition, "covariates": names,
+            "reference": te.reference, "trim": trim, "truncate": truncate, "versions": {"cssim": __version__},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+    write_folder(out, write, force)
+    print(report)
+    print(f"\nwrote {out}/ (touch_effects.csv, balance.csv, overlap.csv, summary.txt, effects.json, "
+          "touch_effects_forest.png, covariate_balance.png)")
+    return 0
