@@ -100,6 +100,13 @@ def _check_columns(df: pd.DataFrame, needed: dict[str, str], source: str | None)
             )
 
 
+def _show(value) -> str:
+    """A cell value for a message: numbers plainly (``-3``), anything else quoted."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return repr(str(value))
+
+
 def _check_values(df: pd.DataFrame, duration: str, event: str, group: str, covariates, source) -> None:
     lab = _label(source)
     for col in (duration, event, group, *covariates):
@@ -111,12 +118,12 @@ def _check_values(df: pd.DataFrame, duration: str, event: str, group: str, covar
     d = pd.to_numeric(df[duration], errors="coerce")
     if d.isna().any() or not np.isfinite(d).all() or (d <= 0).any():
         i = int(np.flatnonzero((d.isna() | ~np.isfinite(d.fillna(0)) | (d <= 0)).to_numpy())[0])
-        raise DataError(f"{lab}column {duration!r}: {df[duration].iloc[i]!r} at data row {i + 1}; "
+        raise DataError(f"{lab}column {duration!r}: {_show(df[duration].iloc[i])} at data row {i + 1}; "
                         "durations must be numbers > 0")
     e = pd.to_numeric(df[event], errors="coerce")
     if not e.isin([0, 1]).all():
         i = int(np.flatnonzero((~e.isin([0, 1])).to_numpy())[0])
-        raise DataError(f"{lab}column {event!r}: {df[event].iloc[i]!r} at data row {i + 1}; "
+        raise DataError(f"{lab}column {event!r}: {_show(df[event].iloc[i])} at data row {i + 1}; "
                         "events must be 1 (happened) or 0 (censored)")
     if e.sum() == 0:
         raise DataError(f"{lab}no events in column {event!r} (every row is censored); nothing to estimate")
@@ -133,7 +140,7 @@ def _check_values(df: pd.DataFrame, duration: str, event: str, group: str, covar
         raise DataError(f"{lab}only {int(e.sum())} events; at least {MIN_EVENTS} are needed to estimate touch effects")
     for col in covariates:
         if df[col].nunique() < 2:
-            raise DataError(f"{lab}covariate {col!r} has a single value ({df[col].iloc[0]!r}); "
+            raise DataError(f"{lab}covariate {col!r} has a single value ({_show(df[col].iloc[0])}); "
                             "it cannot adjust for anything — leave it out")
 
 
