@@ -332,22 +332,37 @@ def _add_fit(sub):
     p.add_argument("--horizon", type=int, help="cohort tables: project every cohort to this period")
     p.add_argument("--extract-date", help="histories: date of the extract (default: extract_date column, else the latest date)")
     p.add_argument("--drop-bad-rows", action="store_true", help="histories: drop invalid rows (and report how many) instead of failing")
+    p.add_argument("--scenario", help="histories: a scenario whose segments are the only ones allowed in the file")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_fit)
 
 
 def cmd_fit(args) -> int:
-    from .fitting.cohorts import _read_frame, fit_cohort_file, is_cohort_table
-    from .fitting.curvesfile import fit_history_file
+    from .fitting.curvesfile import fit_history_file, looks_like_cohort_table
 
     path = Path(args.data)
     if not path.is_file():
         raise CssimError(f"{path}: file not found")
-    if is_cohort_table(_read_frame(path).columns):
+    if looks_like_cohort_table(path):
+        try:
+            from .fitting.cohorts import fit_cohort_file
+        except ImportError as exc:
+            raise CssimError(
+                f"{path}: looks like a cohort table (cohort, period, active), but cohort fitting is not available "
+                f"in this installation ({exc})"
+            ) from None
         return fit_cohort_file(path, args.out, until=args.until, horizon=args.horizon, force=args.force)
     if args.until is not None or args.horizon is not None:
         raise CssimError(f"{path}: --until and --horizon apply to cohort tables; this file is a customer history")
-    return fit_history_file(path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date)
+    segments = None
+    if args.scenario:
+        from .loader import load_scenario
+
+        segments = list(load_scenario(args.scenario).segments)
+    return fit_history_file(
+        path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
+        segments=segments,
+    )
 
 
 def _add_synth(sub):

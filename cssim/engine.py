@@ -313,6 +313,9 @@ class Engine:
         spec = seg.spec
         draws = S.CustomerDraws(self.seed, (self.rep, S.KIND_CUSTOMER, seg.key, k, episode))
         c = Customer((seg.index, k), k, episode, seg, draws)
+        row = spec.book.rows[k] if initial and spec.book is not None else None  # explicit starting book
+        if arr is None and row is not None:
+            arr = row["arr"]
         if arr is None:
             z = _NORMAL.inv_cdf(min(max(draws.u(S.ARR), 1e-12), 1 - 1e-12))
             arr = spec.arr.median * math.exp(spec.arr.sigma * z)
@@ -321,6 +324,8 @@ class Engine:
                 arr = min(arr, spec.arr.max)
         c.arr = arr
         tenure = draws.u(S.TENURE) * spec.initial_tenure_months * DAYS_PER_MONTH if initial else 0.0
+        if row is not None:
+            tenure = row["tenure_days"]
         c.signed = now - tenure
         if self.records is not None:
             c.rec = {
@@ -345,7 +350,7 @@ class Engine:
             else:
                 self.ledger.seg["winback_logos"][m][seg.index] += 1
                 self.ledger.seg["winback_arr"][m][seg.index] += arr
-        c.tm = self._route(seg, arr)
+        c.tm = self.touch_models[row["touch_model"]] if row is not None and row["touch_model"] else self._route(seg, arr)
         c.pod = seg.pod
         if c.tm.uses_csm and c.pod is not None:
             c.pod.assign(c)
@@ -353,7 +358,9 @@ class Engine:
         curves = seg.curves
         kickoff = c.signed + life.signing_days
         clocks = c.clocks
-        if kickoff > now:
+        if row is not None and row["stage"] is not None:
+            self._book_stage(c, row)
+        elif kickoff > now:
             clocks["stage"] = kickoff
         else:
             self._set_stage(c, ONBOARDING, kickoff)
@@ -376,6 +383,8 @@ class Engine:
         self._start_hazard(c, "health", curves["at_risk"], c.signed, draws.exp(S.AT_RISK), E_ATR, 1.0)
         if seg.monthly:
             self._start_hazard(c, "churn", curves["churn"], c.signed, draws.exp(S.CHURN), E_CHURN, 1.0)
+        if row is not None and row["at_risk"]:
+            self._book_at_risk(c, row)
         rate = life.champion_change_per_year
         if rate > 0:
             clocks["champion"] = now + draws.exp(S.CHAMPION) * DAYS_PER_YEAR / rate
@@ -384,6 +393,37 @@ class Engine:
         self._start_task_clocks(c, kickoff, initial)
         c.proc = env.process(self._life(c))
         return c
+
+    # ------------------------------------------------------------------ explicit starting book
+
+    def _book_stage(self, c: Customer, row: dict) -> None:
+        """Put a book customer in its listed stage; the stage clock is conditioned on the days already spent."""
+        now = self.env.now
+        life = c.seg.spec.lifecycle
+        stage = row["stage"]
+        spent = row["days_in_stage"]
+        entered = now - spent if spent is not None else now
+        if stage == SIGNING:
+            c.clocks["stage"] = max(now, (c.signed if spent is None else entered) + life.signing_days)
+            return
+        self._set_stage(c, stage, entered)
+        if stage == ONBOARDING:
+            self._start_hazard(c, "stage", c.seg.curves["onboarding"], entered, c.draws.exp(S.ONBOARDING), E_ONB, 1.0)
+            if life.activation_deadline_days is not None:
+                c.clocks["deadline"] = max(now, entered + life.activation_deadline_days)
+        elif stage == GROWTH:
+            self._start_hazard(c, "stage", c.seg.curves["growth"], entered, c.draws.exp(S.GROWTH), E_GROW, 1.0)
+
+    def _book_at_risk(self, c: Customer, row: dict) -> None:
+        """A book customer listed at-risk: the recovery clock is conditioned on the days already at risk."""
+        now = self.env.now
+        since = now - row["days_at_risk"] if row["days_at_risk"] is not None else now
+        c.at_risk = True
+        if c.rec is not None:
+            c.rec["at_risk_spells"].append([since, None, "initial"])
+        self._start_hazard(c, "health", c.seg.curves["recovery"], since, c.draws.exp(S.RECOVERY), E_REC, 1.0)
+        if "churn" in c.hz:
+            self._recompute(c, "churn", now, base=c.seg.spec.lifecycle.at_risk_churn_hazard_ratio)
 
     def _set_renewal(self, c: Customer, at: float) -> None:
         c.clocks["renewal"] = at
@@ -577,13 +617,16 @@ class Engine:
             logit = cv["logit_at_risk"] if c.at_risk else cv["logit_healthy"]
             if c.stage <= ONBOARDING:
                 logit += cv["log_or_not_activated"]
+            touched = False
             for exp, eff in c.effects.values():
                 if exp >= now and eff[E_RENEW] != 1.0:
                     logit += math.log(eff[E_RENEW])
+                    touched = True
             p = 1.0 / (1.0 + math.exp(-logit))
             renewed = c.draws.u(S.RENEWAL) < p
             if c.rec is not None:
-                c.rec["renewals"].append((now, renewed))
+                # (day, renewed, at-risk, still onboarding, a renewal-odds touch in effect)
+                c.rec["renewals"].append((now, renewed, c.at_risk, c.stage <= ONBOARDING, touched))
             if not renewed:
                 self._churn(c, now, "not_renewed")
                 return

@@ -7,7 +7,13 @@ from the scenario's ``start_date``). The initial book signed before the start
 (negative days): those rows have ``observed_from`` = ``start_date``, so fits
 treat them as left-truncated, exactly as they would a real extract whose
 window opens on a live customer base. The extract date is the end of the
-horizon.
+horizon. ``renewal_log`` records each renewal with the customer's state at
+that moment (at-risk, still onboarding, a renewal touch in effect), which is
+what the renewal model is fitted on.
+
+The shipped ``examples/history.csv`` is::
+
+    cssim synth scenarios/baseline.yaml --out examples/history.csv --force
 
 Because the curves behind the file are known, a synthetic history is the
 round-trip check of the fitting code: fit it and the scenario's parameters
@@ -35,6 +41,12 @@ def _date(start: dt.date, day) -> str:
     return (start + dt.timedelta(days=math.floor(day))).isoformat()
 
 
+def _renewal_entry(start: dt.date, renewal: tuple) -> str:
+    day, renewed, at_risk, onboarding, touched = renewal
+    flags = [name for name, on in (("at_risk", at_risk), ("onboarding", onboarding), ("touched", touched)) if on]
+    return " ".join([_date(start, day), "renewed" if renewed else "lost", *flags])
+
+
 def history_from_records(records: list[dict], start: dt.date, end_day: float) -> pd.DataFrame:
     """Turn the engine's per-episode records into a history table (see docs/fitting.md)."""
     extract = _date(start, end_day)
@@ -53,6 +65,7 @@ def history_from_records(records: list[dict], start: dt.date, end_day: float) ->
                 "signed_date": _date(start, r["signed_day"]),
                 "kickoff_date": _date(start, r["kickoff_day"]),
                 "onboarded_date": _date(start, r["onboarded_day"]),
+                "matured_date": _date(start, r["matured_day"]),
                 "first_at_risk_date": _date(start, first[0]) if first else "",
                 "first_at_risk_reason": first[2] if first else "",
                 "recovered_date": _date(start, first[1]) if first and first[1] is not None else "",
@@ -60,7 +73,8 @@ def history_from_records(records: list[dict], start: dt.date, end_day: float) ->
                 "churn_reason": r["churn_reason"] or "",
                 "observed_from": start.isoformat() if r["signed_day"] < 0 else "",
                 "renewals_due": len(renewals),
-                "renewals_renewed": sum(1 for _, ok in renewals if ok),
+                "renewals_renewed": sum(1 for _, ok, *_ in renewals if ok),
+                "renewal_log": "; ".join(_renewal_entry(start, rn) for rn in renewals),
                 "extract_date": extract,
             }
         )

@@ -9,16 +9,25 @@ Touch effects
     number a scenario's touch ``effects`` multiply the hazard by.
 
 Renewal model
-    A statsmodels GLM (Binomial, logit link) of ``renewals_renewed`` out of
-    ``renewals_due`` per customer on: touch model, ever at-risk (a
-    ``first_at_risk_date``), not activated (no ``onboarded_date``).
+    With a ``renewal_log`` (one entry per renewal with the customer's state at
+    that renewal): a statsmodels ``Logit`` per segment of renewed on at-risk,
+    still onboarding and a renewal touch in effect — the engine's own rule,
+    logit p = logit(healthy or at_risk) + log OR(not activated)·[onboarding]
+    + Σ log(renewal_odds of touches in effect), so the coefficients map onto
+    the scenario's ``renewal`` block without approximation: ``healthy`` =
+    expit(b0), ``at_risk`` = expit(b0 + b_at_risk),
+    ``not_activated_odds_ratio`` = exp(b_onboarding), and exp(b_touched) is
+    the renewal-odds effect of the renewal touches (averaged over them).
+    Without a log, a binomial GLM of ``renewals_renewed`` of ``renewals_due``
+    per customer on ever at-risk, not activated and touch model (a proxy; see
+    Assumptions).
 
 Assumptions
 -----------
 - Proportional hazards: a touch model multiplies the segment's hazard by a
   constant for the whole clock (cssim applies a touch's effect only while it
   is in effect, so the HR of a touch model is an average over its tasks).
-- The renewal model sees customers, not renewal events: "ever at-risk"
+- Without a ``renewal_log`` the renewal model sees customers, not renewal events: "ever at-risk"
   stands in for "at-risk at the renewal", and "not activated" for "still
   onboarding at the renewal". The mapping to a scenario's ``renewal`` block
   (``healthy`` = P(renew | never at-risk, activated, reference touch model);
@@ -125,16 +134,71 @@ def _expit(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def fit_renewal_model(history: History, alpha: float = 0.05, min_due: int = 20) -> dict:
-    """Binomial GLM of renewals per segment; returns coefficients and the mapped ``renewal`` fields.
+def _fit_renewal_log(history: History, alpha: float, min_due: int) -> dict:
+    """Per-renewal logistic regression (statsmodels Logit) per segment; see the module docstring."""
+    import statsmodels.api as sm
 
-    ``{segment: {"n_customers", "renewals_due", "renewals_renewed", "reference",
-    "coefficients": {name: {"estimate", "lower", "upper", "odds_ratio"}},
-    "renewal": {"healthy", "at_risk", "not_activated_odds_ratio"}}}``; segments
-    with fewer than ``min_due`` renewals due are left out.
+    r = history.renewals
+    seg_of = history.frame.set_index(["customer_id", "episode"])["segment"]
+    r = r.assign(segment=seg_of.reindex(pd.MultiIndex.from_frame(r[["customer_id", "episode"]])).to_numpy())
+    out = {}
+    for seg, g in r.groupby("segment", sort=True):
+        if len(g) < min_due:
+            continue
+        X = pd.DataFrame({"const": 1.0}, index=g.index)
+        for col in ("at_risk", "onboarding", "touched"):
+            # A state that never (or always) occurs, or whose renewals all went one way, is not estimable.
+            if g[col].nunique() > 1 and g.loc[g[col] == 1, "renewed"].nunique() > 1:
+                X[col] = g[col].astype(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sm.Logit(g["renewed"].astype(float), X).fit(disp=0)
+        ci = res.conf_int(alpha)
+        coefs = {
+            name: {
+                "estimate": float(res.params[name]),
+                "se": float(res.bse[name]),
+                "lower": float(ci.loc[name, 0]),
+                "upper": float(ci.loc[name, 1]),
+                "odds_ratio": float(math.exp(res.params[name])),
+            }
+            for name in X.columns
+        }
+        b = res.params
+        mapped = {"healthy": _expit(b["const"])}
+        if "at_risk" in X:
+            mapped["at_risk"] = _expit(b["const"] + b["at_risk"])
+        if "onboarding" in X:
+            mapped["not_activated_odds_ratio"] = float(math.exp(b["onboarding"]))
+        if "touched" in X:
+            mapped["touch_renewal_odds"] = float(math.exp(b["touched"]))
+        out[str(seg)] = {
+            "source": "renewal_log",
+            "n_customers": int(g[["customer_id", "episode"]].drop_duplicates().shape[0]),
+            "renewals_due": int(len(g)),
+            "renewals_renewed": int(g["renewed"].sum()),
+            "reference": "healthy, activated, no renewal touch",
+            "coefficients": coefs,
+            "renewal": mapped,
+        }
+    return out
+
+
+def fit_renewal_model(history: History, alpha: float = 0.05, min_due: int = 20) -> dict:
+    """Renewal model per segment; returns coefficients and the mapped ``renewal`` fields.
+
+    Per-renewal ``Logit`` when the history has a ``renewal_log``, else a
+    binomial GLM on the per-customer counts (a proxy). Returns
+    ``{segment: {"source", "n_customers", "renewals_due", "renewals_renewed",
+    "reference", "coefficients": {name: {"estimate", "lower", "upper",
+    "odds_ratio"}}, "renewal": {"healthy", "at_risk",
+    "not_activated_odds_ratio", "touch_renewal_odds"}}}``; segments with fewer
+    than ``min_due`` renewals are left out.
     """
     import statsmodels.api as sm
 
+    if history.renewals is not None and len(history.renewals):
+        return _fit_renewal_log(history, alpha, min_due)
     f = history.frame
     if f["renewals_due"].isna().all():
         return {}
@@ -176,6 +240,7 @@ def fit_renewal_model(history: History, alpha: float = 0.05, min_due: int = 20) 
         if "not_activated" in X:
             mapped["not_activated_odds_ratio"] = float(math.exp(res.params["not_activated"]))
         out[str(seg)] = {
+            "source": "renewal counts (proxy)",
             "n_customers": int(len(g)),
             "renewals_due": int(due.sum()),
             "renewals_renewed": int(renewed.sum()),

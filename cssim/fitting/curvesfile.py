@@ -30,7 +30,8 @@ from ..errors import DataError
 from .history import History, read_history
 from .univariate import TRANSITIONS, UnivariateFit, durations
 
-__all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "fit_history_file"]
+__all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "fit_history_file",
+           "looks_like_cohort_table"]
 
 FORMAT = "cssim-curves/1"
 
@@ -103,7 +104,7 @@ class HistoryFitResults:
                     lines.append(f"| {r['family']} | – | – | – | – | failed: {r['note']} |")
                     continue
                 ps = ", ".join(f"{n} {v['estimate']:.4g} ({v['lower']:.4g}–{v['upper']:.4g})" for n, v in r["params"].items())
-                mark = " **✓**" if r["chosen"] else ""
+                mark = " **✓**" if r["chosen"] else (" (report only)" if not r["simulatable"] else "")
                 lines.append(f"| {r['family']}{mark} | {r['log_likelihood']:.2f} | {r['AIC']:.2f} | "
                              f"{r['delta_AIC']:.2f} | {r['BIC']:.2f} | {ps} |")
             lines.append("")
@@ -125,10 +126,15 @@ class HistoryFitResults:
         for seg, r in self.renewal.items():
             coefs = ", ".join(f"{n} {v['estimate']:+.3f} ({v['lower']:+.3f}…{v['upper']:+.3f})" for n, v in r["coefficients"].items())
             mapped = ", ".join(f"{k}: {v:.3f}" for k, v in r["renewal"].items())
-            lines += [f"- **{seg}** ({r['renewals_renewed']}/{r['renewals_due']} renewed; reference touch model "
-                      f"{r['reference']}): {coefs}. Scenario `renewal`: {mapped}."]
-        lines += ["", "The renewal mapping is approximate: `ever at-risk` and `not activated` describe the customer, "
-                  "not its state at each renewal (see cssim.fitting.covariates).", ""]
+            lines += [f"- **{seg}** ({r['renewals_renewed']}/{r['renewals_due']} renewed; from {r.get('source', '?')}; "
+                      f"reference: {r['reference']}): {coefs}. Scenario `renewal`: {mapped}."]
+        if any(r.get("source") != "renewal_log" for r in self.renewal.values()):
+            lines += ["", "Without a `renewal_log` the renewal mapping is approximate: `ever at-risk` and "
+                      "`not activated` describe the customer, not its state at each renewal "
+                      "(see cssim.fitting.covariates).", ""]
+        else:
+            lines += ["", "Fitted per renewal on the state at that renewal (the engine's rule); "
+                      "`touch_renewal_odds` is the renewal-odds effect of the renewal touches.", ""]
         return "\n".join(lines)
 
 
@@ -180,12 +186,34 @@ def write_history_fit(results: HistoryFitResults, out_dir, force: bool = False) 
     return write_folder(out_dir, write, force)
 
 
-def fit_history_file(path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None) -> int:
+def looks_like_cohort_table(path) -> bool:
+    """True if the file's columns are a cohort table's (``active`` and ``period`` or an alias), not a history."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            cols = pq.read_schema(p).names
+        else:
+            cols = pd.read_csv(p, nrows=0, skipinitialspace=True).columns
+    except Exception:  # unreadable: let the history reader give its one-line error
+        return False
+    names = {str(c).strip().lower() for c in cols}
+    try:
+        from .cohorts import is_cohort_table
+    except ImportError:
+        return "active" in names and "period" in names
+    return is_cohort_table(cols) and "customer_id" not in names
+
+
+def fit_history_file(
+    path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None
+) -> int:
     """``cssim fit`` for a customer history: read, fit, write the folder, print a summary."""
     from ..output import check_target
 
     check_target(Path(out_dir), force)
-    h = read_history(path, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
+    h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
     if h.dropped:
         print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept)")
     results = fit_history(h)

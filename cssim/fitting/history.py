@@ -3,9 +3,22 @@
 A customer history has one row per customer episode (a win-back starts a new
 episode)::
 
-    customer_id,episode,segment,touch_model,arr,signed_date,onboarded_date,first_at_risk_date,recovered_date,churn_date
-    acme,0,smb,tech_touch,4800,2025-03-14,2025-04-02,,,2026-01-09
+    customer_id,episode,segment,touch_model,arr,signed_date,onboarded_date,matured_date,first_at_risk_date,recovered_date,churn_date,renewal_log
+    acme,0,smb,tech_touch,4800,2025-03-14,2025-04-02,,,,2026-01-09,
+    bolt,0,mid,low_touch,26000,2024-02-01,2024-03-20,2024-09-02,2025-01-05,,,2025-02-01 renewed at_risk touched
     ...
+
+Required: ``customer_id`` and ``signed_date``. Optional: ``episode`` (0 for
+the first life, +1 per win-back), ``segment``, ``touch_model``, ``arr``,
+``kickoff_date``, ``onboarded_date``, ``matured_date`` (end of the growth
+stage), ``first_at_risk_date``, ``recovered_date`` (end of that first
+at-risk spell), ``churn_date`` (empty: still a customer at the extract
+date), ``observed_from`` (the data window opened on a customer already
+signed: left truncation), ``renewals_due`` / ``renewals_renewed`` (counts),
+``renewal_log`` (one entry per renewal, ``DATE renewed|lost [at_risk]
+[onboarding] [touched]`` separated by ``;`` — the customer's state at that
+renewal: at-risk, still onboarding, and whether a renewal touch was in
+effect), ``extract_date`` (one value for the file).
 
 CSV or Parquet. Validation collects every bad row before raising, so one run
 tells the user how many rows need fixing; the message names the file, the
@@ -49,6 +62,7 @@ DATE_COLUMNS = (
     "signed_date",
     "kickoff_date",
     "onboarded_date",
+    "matured_date",
     "first_at_risk_date",
     "recovered_date",
     "churn_date",
@@ -63,6 +77,7 @@ HISTORY_COLUMNS = (
     *DATE_COLUMNS,
     "renewals_due",
     "renewals_renewed",
+    "renewal_log",
     "extract_date",
 )
 # (column, must not be before this column): "end before start" checks.
@@ -70,12 +85,16 @@ _ORDER = (
     ("kickoff_date", "signed_date"),
     ("onboarded_date", "signed_date"),
     ("onboarded_date", "kickoff_date"),
+    ("matured_date", "onboarded_date"),
     ("first_at_risk_date", "signed_date"),
     ("recovered_date", "signed_date"),
     ("recovered_date", "first_at_risk_date"),
     ("churn_date", "signed_date"),
 )
 HALF_DAY = 0.5
+#: Flags a ``renewal_log`` entry may carry after its date and outcome.
+RENEWAL_FLAGS = ("at_risk", "onboarding", "touched")
+RENEWAL_OUTCOMES = {"renewed": 1, "lost": 0}
 
 
 def is_history_table(columns) -> bool:
@@ -90,6 +109,8 @@ class History:
 
     ``frame`` holds one row per episode with parsed types: dates as
     ``datetime64`` (``NaT`` where empty), ``arr`` float, ``episode`` int.
+    ``renewals`` (if the file has ``renewal_log``) holds one row per renewal:
+    ``customer_id, episode, date, renewed, at_risk, onboarding, touched`` (0/1).
     """
 
     frame: pd.DataFrame
@@ -98,6 +119,7 @@ class History:
     extract_date: pd.Timestamp
     dropped: int = 0
     problems: list[str] = field(default_factory=list)
+    renewals: pd.DataFrame | None = None  # one row per renewal_log entry, when the file has that column
 
     @property
     def segments(self) -> list[str]:
@@ -246,6 +268,8 @@ def read_history(
         flag(a < b, later, lambda i, a=a, b=b, la=later, lb=earlier: (
             f"{a.iloc[i].date()} is before {lb} {b.iloc[i].date()}; {la} must be on or after {lb}"
         ))
+    matured_only = dates["matured_date"].notna() & dates["onboarded_date"].isna()
+    flag(matured_only, "matured_date", lambda i: "given without onboarded_date; maturity follows onboarding")
     has_recovered = dates["recovered_date"].notna() & dates["first_at_risk_date"].isna()
     flag(has_recovered, "recovered_date", lambda i: "given without first_at_risk_date; a recovery ends an at-risk spell")
 
@@ -267,6 +291,16 @@ def read_history(
     ))
     flag(renew["renewals_renewed"].notna() & renew["renewals_due"].isna(), "renewals_due",
          lambda i: "empty while renewals_renewed is given; give both")
+
+    # Renewal log: one entry per renewal, "DATE OUTCOME [FLAGS]" separated by ";".
+    renewal_events = []
+    if "renewal_log" in raw.columns:
+        for i, text in enumerate(raw["renewal_log"]):
+            try:
+                for entry in _parse_renewal_log(text):
+                    renewal_events.append((i, *entry))
+            except ValueError as exc:
+                bad.append(_Bad(i, cid.iloc[i], "renewal_log", str(exc)))
 
     # Extract date.
     if extract_date is not None:
@@ -315,6 +349,16 @@ def read_history(
     for c in extra:
         frame[c] = raw[c]
 
+    # Renewals must fall inside the episode: on or after signing, on or before churn and the extract date.
+    for i, day, *_ in renewal_events:
+        if (pd.notna(dates["signed_date"].iloc[i]) and day < dates["signed_date"].iloc[i]) or day > extract or (
+            pd.notna(dates["churn_date"].iloc[i]) and day > dates["churn_date"].iloc[i]
+        ):
+            bad.append(_Bad(i, cid.iloc[i], "renewal_log", (
+                f"renewal on {day.date()} is outside the episode (signed_date .. churn_date or extract date "
+                f"{extract.date()})"
+            )))
+
     bad_rows = sorted({b.row for b in bad})
     problems = [_describe(label, b) for b in sorted(bad, key=lambda b: b.row)]
     if bad_rows and not drop_bad_rows:
@@ -326,7 +370,42 @@ def read_history(
     frame = frame.reset_index(drop=True)
     if frame.empty:
         raise DataError(f"{label}: every row is bad ({len(bad_rows)} rows); nothing to fit")
-    return History(frame, label, _sha256(path), extract, dropped=len(bad_rows), problems=problems)
+    renewals = _renewal_table(renewal_events, cid, episode, set(bad_rows)) if "renewal_log" in raw.columns else None
+    return History(frame, label, _sha256(path), extract, dropped=len(bad_rows), problems=problems, renewals=renewals)
+
+
+def _parse_renewal_log(text: str) -> list[tuple]:
+    """``"2026-01-10 renewed; 2027-01-10 lost at_risk touched"`` → [(date, renewed, at_risk, onboarding, touched)]."""
+    out = []
+    for part in str(text).split(";"):
+        tokens = part.split()
+        if not tokens:
+            continue
+        try:
+            day = pd.Timestamp(tokens[0]).normalize()
+        except (ValueError, TypeError):
+            day = pd.NaT
+        if pd.isna(day):
+            raise ValueError(f"cannot parse {tokens[0]!r} as a date in entry {part.strip()!r}; "
+                             "entries are 'YYYY-MM-DD renewed|lost [at_risk] [onboarding] [touched]' separated by ';'")
+        if len(tokens) < 2 or tokens[1].lower() not in RENEWAL_OUTCOMES:
+            got = repr(tokens[1]) if len(tokens) > 1 else "nothing"
+            raise ValueError(f"entry {part.strip()!r}: outcome is {got}; use renewed or lost")
+        flags = {t.lower() for t in tokens[2:]}
+        unknown = sorted(flags - set(RENEWAL_FLAGS))
+        if unknown:
+            raise ValueError(f"entry {part.strip()!r}: unknown flag {unknown[0]!r}; flags are {', '.join(RENEWAL_FLAGS)}")
+        out.append((day, RENEWAL_OUTCOMES[tokens[1].lower()], *(f in flags for f in RENEWAL_FLAGS)))
+    return out
+
+
+def _renewal_table(events, cid, episode, bad_rows: set) -> pd.DataFrame:
+    cols = ["customer_id", "episode", "date", "renewed", *RENEWAL_FLAGS]
+    rows = [(cid.iloc[i], int(episode.iloc[i]), day, ok, *fl) for i, day, ok, *fl in events if i not in bad_rows]
+    df = pd.DataFrame(rows, columns=cols)
+    for c in ("renewed", *RENEWAL_FLAGS):
+        df[c] = df[c].astype(int)
+    return df
 
 
 def _describe(label: str, b: _Bad) -> str:

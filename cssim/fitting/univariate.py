@@ -7,6 +7,7 @@ transition:
 transition     clock                                         event / censoring
 =============  ===========================================  =====================================
 ``onboarding``  kickoff (or signing) → onboarded              censored at churn or the extract date
+``growth``      onboarded → matured                           censored at churn or the extract date
 ``at_risk``     signing → first at-risk                       censored at churn or the extract date
 ``recovery``    first at-risk → recovered                     censored at churn or the extract date
 ``churn``       signing → churn                               censored at the extract date
@@ -19,7 +20,13 @@ Candidates are lifelines fitters whose curves cssim can simulate: exponential,
 Weibull, log-normal, log-logistic, piecewise-exponential (breakpoints at
 quantiles of the observed event times) and two heterogeneity-aware custom
 ``ParametricUnivariateFitter`` s — exponential–gamma, H = shape·log(1 + t/scale),
-and Weibull–gamma, H = shape·log(1 + (t/scale)^rho). The lowest AIC wins.
+and Weibull–gamma, H = shape·log(1 + (t/scale)^rho), parameterised exactly as
+:class:`cssim.curves.ExponentialGamma` and :class:`cssim.curves.WeibullGamma`.
+The lowest AIC among those wins. lifelines' ``SplineFitter`` (Royston–Parmar,
+knots at the minimum, quartiles and maximum of the event times) is fitted and
+scored as a flexibility benchmark — a spline far ahead on AIC says no
+simulatable family describes the data — but has no cssim curve, so it is
+never chosen.
 
 Assumptions
 -----------
@@ -46,7 +53,7 @@ from .history import HALF_DAY, History
 
 __all__ = ["TRANSITIONS", "durations", "UnivariateFit", "fit_transition", "FAMILY_ORDER"]
 
-TRANSITIONS = ("onboarding", "at_risk", "recovery", "churn")
+TRANSITIONS = ("onboarding", "growth", "at_risk", "recovery", "churn")
 FAMILY_ORDER = (
     "exponential",
     "weibull",
@@ -55,7 +62,10 @@ FAMILY_ORDER = (
     "piecewise_exponential",
     "exponential_gamma",
     "weibull_gamma",
+    "spline",
 )
+#: Families fitted and scored but without a cssim curve class: reported, never chosen.
+REPORT_ONLY = frozenset({"spline"})
 MIN_EVENTS = 5
 
 
@@ -75,6 +85,8 @@ def durations(history: History, transition: str, segment: str | None = None) -> 
     if transition == "onboarding":
         start = f["kickoff_date"].fillna(f["signed_date"])
         end_event = f["onboarded_date"]
+    elif transition == "growth":
+        start, end_event = f["onboarded_date"], f["matured_date"]
     elif transition == "at_risk":
         start, end_event = f["signed_date"], f["first_at_risk_date"]
     elif transition == "recovery":
@@ -107,14 +119,38 @@ def durations(history: History, transition: str, segment: str | None = None) -> 
 # --------------------------------------------------------------------------- custom fitters
 
 
+_FITTERS = None
+
+
 def _custom_fitters():
+    """The heterogeneity-aware lifelines fitters (built on first use: lifelines is slow to import)."""
+    global _FITTERS
+    if _FITTERS is not None:
+        return _FITTERS
     import autograd.numpy as anp
     from lifelines.fitters import ParametricUnivariateFitter
 
-    from .cohorts import _expgamma_fitter_class
+    class ExponentialGammaFitter(ParametricUnivariateFitter):
+        """H(t) = shape · log(1 + t/scale): exponential lifetimes whose rates are Gamma-distributed.
+
+        S(t) = (1 + t/scale)^-shape (Lomax). The hazard shape/(scale + t) falls with
+        tenure because the survivors are the customers with low rates. Same
+        parameters as :class:`cssim.curves.ExponentialGamma`.
+        """
+
+        _fitted_parameter_names = ["shape_", "scale_"]
+        _bounds = [(1e-6, 1e4), (1e-6, None)]
+
+        def _cumulative_hazard(self, params, times):
+            shape, scale = params
+            return shape * anp.log1p(times / scale)
 
     class WeibullGammaFitter(ParametricUnivariateFitter):
-        """H(t) = shape · log(1 + (t/scale)^rho): Weibull lifetimes with Gamma frailty."""
+        """H(t) = shape · log(1 + (t/scale)^rho): Weibull lifetimes with a Gamma frailty.
+
+        Same parameters as :class:`cssim.curves.WeibullGamma`; rho = 1 is the
+        exponential–gamma, shape → ∞ with scale·shape^(1/rho) fixed is a Weibull.
+        """
 
         _fitted_parameter_names = ["shape_", "scale_", "rho_"]
         _bounds = [(1e-6, 1e4), (1e-6, None), (1e-3, 50.0)]
@@ -123,7 +159,8 @@ def _custom_fitters():
             shape, scale, rho = params
             return shape * anp.log1p((times / scale) ** rho)
 
-    return _expgamma_fitter_class(), WeibullGammaFitter
+    _FITTERS = (ExponentialGammaFitter, WeibullGammaFitter)
+    return _FITTERS
 
 
 def _spec(family: str, p: dict, breakpoints=None) -> dict:
@@ -171,6 +208,16 @@ def _make(family: str, d: pd.DataFrame, alpha: float, fits: dict):
         if not bp:
             raise ValueError("too few distinct event times for breakpoints")
         return ll.PiecewiseExponentialFitter(bp, alpha=alpha).fit(T, E, **kw), bp
+    if family == "spline":
+        times = T[E == 1]
+        knots = np.unique(np.quantile(times, [0.0, 0.25, 0.5, 0.75, 1.0]))
+        if len(knots) < 3:
+            raise ValueError("too few distinct event times for spline knots")
+        # Start at the Weibull (H = exp(phi_0 + phi_1 log t) with no spline terms): from lifelines'
+        # default start the optimiser often stops far from the optimum on long, truncated data.
+        w = fits.get("weibull")
+        start = None if w is None else np.r_[-w.rho_ * math.log(w.lambda_), w.rho_, np.zeros(len(knots) - 2)]
+        return ll.SplineFitter(knots, alpha=alpha).fit(T, E, initial_point=start, **kw), None
     ExpGamma, WeibullGamma = _custom_fitters()
     if family == "exponential_gamma":
         start = np.array([1.0, max(med, 1.0)])
@@ -189,7 +236,8 @@ class UnivariateFit:
     ``fit()`` returns self; fitted quantities end in ``_``: ``km_`` (lifelines
     KaplanMeierFitter), ``fitters_`` (family → lifelines fitter),
     ``candidates_`` (one row per family: log-likelihood, AIC, BIC, parameters
-    with CIs, ``chosen``), ``best_`` (the family with the lowest AIC).
+    with CIs, ``simulatable``, ``chosen``), ``best_`` (the simulatable family
+    with the lowest AIC).
     """
 
     data: pd.DataFrame
@@ -254,7 +302,8 @@ class UnivariateFit:
                 }
             )
         table = pd.DataFrame(rows)
-        ok = table[table["converged"]]
+        table["simulatable"] = ~table["family"].isin(REPORT_ONLY)
+        ok = table[table["converged"] & table["simulatable"]]
         if ok.empty:
             raise DataError(f"{self.segment}/{self.transition}: no candidate curve could be fitted ({self.errors_})")
         self.best_ = str(ok.loc[ok["AIC"].idxmin(), "family"])
@@ -268,6 +317,8 @@ class UnivariateFit:
     def curve_spec(self, family: str | None = None) -> dict:
         """The cssim curve spec (days) of ``family`` (default: the chosen one)."""
         fam = family or self.best_
+        if fam in REPORT_ONLY:
+            raise ValueError(f"{fam} has no cssim curve; it is reported for comparison only")
         f = self.fitters_[fam]
         p = {name: float(getattr(f, name)) for name in f._fitted_parameter_names}
         return _spec(fam, p, self.breakpoints_.get(fam))
@@ -335,7 +386,7 @@ class UnivariateFit:
                     {
                         "family": r["family"], "log_likelihood": r["log_likelihood"], "AIC": r["AIC"],
                         "BIC": r["BIC"], "delta_AIC": r["delta_AIC"], "params": r["params"],
-                        "spec": self.curve_spec(r["family"]),
+                        "spec": None if r["family"] in REPORT_ONLY else self.curve_spec(r["family"]),
                     }
                 )
             else:
