@@ -130,7 +130,7 @@ def _anchor_files(data: dict, base: Path) -> None:
     for seg in segments.values():
         if not isinstance(seg, dict):
             continue
-        refs = [seg.get("acquisition")]
+        refs = [seg.get("acquisition"), seg.get("book")]
         life = seg.get("lifecycle")
         if isinstance(life, dict):
             refs += [v for v in life.values() if isinstance(v, dict) and v.get("family") == "fitted"]

@@ -344,12 +344,46 @@ class AcquisitionSpec(Spec):
         return self
 
 
+class BookSpec(Spec):
+    """An explicit starting book: ``{file: book.csv}``, one row per customer active at the start.
+
+    Columns are described in :mod:`cssim.book`. ``file`` is relative to the
+    scenario file that names it; the rows are read once, when the scenario is
+    validated (the engine does no I/O).
+    """
+
+    file: str
+    sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
+    rows: SkipJsonSchema[list[dict] | None] = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        if self.rows is None:
+            from .book import read_book
+            from .errors import DataError
+
+            try:
+                rows, digest = read_book(self.file)
+            except DataError as exc:
+                raise ValueError(str(exc)) from None
+            if self.sha256 is not None and self.sha256 != digest:
+                raise ValueError(
+                    f"{self.file}: file changed since this scenario was resolved (sha256 {digest[:12]}..., "
+                    f"expected {self.sha256[:12]}...); drop sha256 to accept the new book"
+                )
+            self.rows, self.sha256 = rows, digest
+        return self
+
+
 class SegmentSpec(Spec):
     """One customer segment: who arrives, what they pay, how their life unfolds."""
 
     initial_customers: Annotated[int, Field(ge=0)] = 0
     initial_tenure_months: NonNegativeFloat = Field(
         36.0, description="initial book's tenure is uniform on [0, this] at the start"
+    )
+    book: BookSpec | None = Field(
+        None, description="explicit initial customers from a file (replaces initial_customers and initial_tenure_months)"
     )
     new_logos_per_month: NonNegativeFloat = Field(0.0, description="Poisson mean")
     acquisition: AcquisitionSpec | None = Field(
@@ -602,6 +636,32 @@ class Scenario(Spec):
             from .sweep import check_sweep  # paths and points need the whole scenario
 
             check_sweep(self)
+        return self
+
+    @model_validator(mode="after")
+    def _books(self):
+        from .book import book_tenures
+        from .errors import DataError
+
+        for name, seg in self.segments.items():
+            if seg.book is None:
+                continue
+            try:
+                book_tenures(seg.book.rows, self.start_date, seg.book.file)
+            except DataError as exc:
+                raise ValueError(f"segments.{name}.book: {exc}") from None
+            for i, row in enumerate(seg.book.rows, start=1):
+                if row["touch_model"] is not None and row["touch_model"] not in self.touch_models:
+                    raise ValueError(
+                        f"segments.{name}.book: {seg.book.file}: row {i}, column 'touch_model': unknown touch model "
+                        f"{row['touch_model']!r}; defined: {', '.join(sorted(self.touch_models))}"
+                    )
+            if "initial_customers" in seg.model_fields_set and seg.initial_customers != len(seg.book.rows):
+                raise ValueError(
+                    f"segments.{name}: initial_customers ({seg.initial_customers}) disagrees with the book "
+                    f"({len(seg.book.rows)} rows in {seg.book.file}); give one or the other"
+                )
+            seg.initial_customers = len(seg.book.rows)
         return self
 
     @model_validator(mode="after")
