@@ -271,3 +271,107 @@ def test_example_history_is_the_synth_output():
     h = read_history(ROOT / "examples" / "history.csv")
     assert h.extract_date == pd.Timestamp("2029-12-31") and set(h.segments) == {"enterprise", "mid_market", "smb"}
     assert (ROOT / "examples" / "history.csv").stat().st_size < 2_000_000
+
+
+# ------------------------------------------------------------------ more validation
+
+RENEWAL_GOOD = GOOD.replace("renewals_renewed\n", "renewals_renewed,matured_date,renewal_log\n").replace(
+    "2025-09-01,0,0\n", "2025-09-01,0,0,,\n").replace(
+    "2025-07-01,,1,1\n", "2025-07-01,,1,1,2025-05-01,2025-08-10 renewed at_risk touched\n").replace(
+    "c,0,smb,high,9000,2025-03-10,,,,,0,0\n", "c,0,smb,high,9000,2025-03-10,,,,,0,0,,\n")
+
+
+@pytest.mark.parametrize(
+    "row, column, value, expect",
+    [
+        (2, "renewal_log", "2025-08-10 renewd", "outcome is 'renewd'; use renewed or lost"),
+        (2, "renewal_log", "2025-31-08 renewed", "cannot parse '2025-31-08' as a date"),
+        (2, "renewal_log", "2025-08-10 renewed healthy", "unknown flag 'healthy'; flags are at_risk, onboarding, touched"),
+        (2, "renewal_log", "2024-08-10 renewed", "renewal on 2024-08-10 is outside the episode"),
+        (2, "matured_date", "2025-02-20", "must be on or after onboarded_date"),
+        (3, "matured_date", "2025-04-01", "given without onboarded_date"),
+    ],
+)
+def test_bad_renewal_log_and_maturity(tmp_path, row, column, value, expect):
+    df = pd.read_csv(pd.io.common.StringIO(RENEWAL_GOOD), dtype=str, keep_default_na=False)
+    assert read_history(_write(tmp_path, RENEWAL_GOOD, "ok.csv")).renewals["touched"].tolist() == [1]
+    df.loc[row - 1, column] = value
+    p = tmp_path / "bad.csv"
+    df.to_csv(p, index=False)
+    with pytest.raises(DataError) as exc:
+        read_history(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: data row {row} (line {row + 1}, customer_id '{'abc'[row - 1]}'), column '{column}'"), msg
+    assert expect in msg
+
+
+def test_cli_scenario_names_the_allowed_segments(tmp_path, capsys):
+    p = _bad(tmp_path, 3, "segment", "ent")
+    assert main(["fit", str(p), "--out", str(tmp_path / "out"), "--scenario", str(ROUNDTRIP)]) == 2
+    err = capsys.readouterr().err
+    assert "data row 3 (line 4, customer_id 'c'), column 'segment': unknown segment 'ent'; known: smb" in err
+
+
+def test_cohort_table_without_cohort_module_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cssim.fitting.cohorts", None)  # import now raises ImportError
+    p = _write(tmp_path, "cohort,period,active\n2020,0,100\n2020,1,80\n", "cohorts.csv")
+    assert main(["fit", str(p), "--out", str(tmp_path / "out")]) == 2
+    assert "looks like a cohort table (cohort, period, active), but cohort fitting is not available" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ second round trip: renewals, heterogeneity
+
+RENEWAL_SCENARIO = ROOT / "tests" / "data" / "roundtrip_renewal.yaml"
+RENEWAL_TRUTH = {  # tests/data/roundtrip_renewal.yaml
+    "growth": ("weibull", {"lambda_": 200.0, "rho_": 1.3}),
+    "at_risk": ("exponential_gamma", {"shape_": 1.5, "scale_": 500.0}),
+}
+
+
+@pytest.fixture(scope="module")
+def renewal_roundtrip(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("renewal")
+    path = write_history(synthesize_history(cssim.load_scenario(RENEWAL_SCENARIO)), tmp / "history.csv")
+    return fit_history(path, transitions=("growth", "at_risk"))
+
+
+def test_round_trip_growth_and_heterogeneous_at_risk(renewal_roundtrip):
+    for transition, (family, truth) in RENEWAL_TRUTH.items():
+        fit = renewal_roundtrip.fits[f"mid/{transition}"]
+        assert fit.truncated_ > 300  # the initial book enters part-way through its clocks
+        params = fit.candidates_.set_index("family").loc[family, "params"]
+        for name, value in truth.items():
+            p = params[name]
+            assert p["lower"] <= value <= p["upper"], (transition, name, p, value)
+            assert p["upper"] - p["lower"] < 0.5 * value
+    at_risk = renewal_roundtrip.fits["mid/at_risk"]
+    cands = at_risk.candidates_.set_index("family")
+    # Customers differ, so the hazard falls with tenure: the gamma mixtures beat a constant hazard by far.
+    assert at_risk.best_ in ("exponential_gamma", "weibull_gamma")
+    assert cands.loc["exponential", "AIC"] - cands.loc["exponential_gamma", "AIC"] > 50
+    # The spline is scored (and converges near the best fits) but is never chosen.
+    assert cands.loc["spline", "converged"] and not cands.loc["spline", "simulatable"] and not cands.loc["spline", "chosen"]
+    assert abs(cands.loc["spline", "log_likelihood"] - cands.loc[at_risk.best_, "log_likelihood"]) < 20
+    with pytest.raises(ValueError, match="no cssim curve"):
+        at_risk.curve_spec("spline")
+    assert at_risk.to_dict()["spec"]["family"] == at_risk.best_
+
+
+def test_round_trip_renewal_model(renewal_roundtrip):
+    r = renewal_roundtrip.renewal["mid"]
+    assert r["source"] == "renewal_log" and r["renewals_due"] > 3000
+    truth = {
+        "const": math.log(0.9 / 0.1),
+        "at_risk": math.log(0.5 / 0.5) - math.log(0.9 / 0.1),
+        "onboarding": math.log(0.4),
+        "touched": math.log(2.0),
+    }
+    for name, value in truth.items():
+        c = r["coefficients"][name]
+        assert c["lower"] <= value <= c["upper"], (name, c, value)
+    m = r["renewal"]
+    assert abs(m["healthy"] - 0.9) < 0.03 and abs(m["at_risk"] - 0.5) < 0.06
+    assert 0.25 < m["not_activated_odds_ratio"] < 0.6 and 1.5 < m["touch_renewal_odds"] < 2.7
+    assert "touch_renewal_odds" in renewal_roundtrip.report()

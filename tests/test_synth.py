@@ -37,3 +37,29 @@ def test_synth_seed_changes_history():
     a = cssim.synthesize_history(s, seed=1, months=6)
     b = cssim.synthesize_history(s, seed=2, months=6)
     assert not a["churn_date"].equals(b["churn_date"])
+
+
+def test_synth_renewal_log_and_maturity_match_the_records():
+    s = cssim.load_scenario(ROOT / "tests" / "data" / "roundtrip_renewal.yaml")
+    f = cssim.synthesize_history(s, months=12)
+    entries = f["renewal_log"].map(lambda t: [e.split() for e in t.split("; ")] if t else [])
+    assert (entries.map(len) == f["renewals_due"]).all() and f["renewals_due"].sum() > 500
+    assert (entries.map(lambda es: sum(e[1] == "renewed" for e in es)) == f["renewals_renewed"]).all()
+    flags = pd.Series([flag for es in entries for e in es for flag in e[2:]]).value_counts()
+    assert set(flags.index) == {"at_risk", "onboarding", "touched"}  # every state occurs
+    # A lost renewal is the churn: same day, and only as the last entry.
+    lost = f[f["churn_reason"] == "not_renewed"]
+    assert len(lost) > 0 and (entries[lost.index].map(lambda es: es[-1][:2]) == lost["churn_date"].map(lambda d: [d, "lost"])).all()
+    matured = f[f["matured_date"] != ""]
+    assert len(matured) > 100 and (matured["matured_date"] >= matured["onboarded_date"]).all()
+    assert read_history_frame_ok(f)
+
+
+def read_history_frame_ok(frame) -> bool:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "h.csv"
+        frame.to_csv(p, index=False)
+        h = read_history(p)
+    return len(h.renewals) == int(frame["renewals_due"].sum())

@@ -92,7 +92,8 @@ class HistoryFitResults:
             + f". sha256 `{h.sha256[:16]}…`.",
             "",
             "Durations in days; right-censored at churn or the extract date, left-truncated at `observed_from`. "
-            "The chosen family has the lowest AIC (BIC uses the number of events).",
+            "The chosen family has the lowest AIC among the families cssim can simulate, leaving out fits with a "
+            "parameter pinned at its bound (BIC uses the number of events; the spline is a flexibility benchmark).",
             "",
         ]
         for key, f in self.fits.items():
@@ -105,8 +106,9 @@ class HistoryFitResults:
                     continue
                 ps = ", ".join(f"{n} {v['estimate']:.4g} ({v['lower']:.4g}–{v['upper']:.4g})" for n, v in r["params"].items())
                 mark = " **✓**" if r["chosen"] else (" (report only)" if not r["simulatable"] else "")
+                note = f" — {r['note']}, not chosen" if r["note"] else ""
                 lines.append(f"| {r['family']}{mark} | {r['log_likelihood']:.2f} | {r['AIC']:.2f} | "
-                             f"{r['delta_AIC']:.2f} | {r['BIC']:.2f} | {ps} |")
+                             f"{r['delta_AIC']:.2f} | {r['BIC']:.2f} | {ps}{note} |")
             lines.append("")
         if self.skipped:
             lines += ["## Not fitted", ""] + [f"- {k}: {v}" for k, v in self.skipped.items()] + [""]
@@ -202,7 +204,7 @@ def looks_like_cohort_table(path) -> bool:
     try:
         from .cohorts import is_cohort_table
     except ImportError:
-        return "active" in names and "period" in names
+        return "active" in names and bool(names & {"period", "year", "month"}) and "customer_id" not in names
     return is_cohort_table(cols) and "customer_id" not in names
 
 

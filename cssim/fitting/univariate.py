@@ -23,7 +23,7 @@ quantiles of the observed event times) and two heterogeneity-aware custom
 and Weibull–gamma, H = shape·log(1 + (t/scale)^rho), parameterised exactly as
 :class:`cssim.curves.ExponentialGamma` and :class:`cssim.curves.WeibullGamma`.
 The lowest AIC among those wins. lifelines' ``SplineFitter`` (Royston–Parmar,
-knots at the minimum, quartiles and maximum of the event times) is fitted and
+knots at the minimum, terciles and maximum of the event times) is fitted and
 scored as a flexibility benchmark — a spline far ahead on AIC says no
 simulatable family describes the data — but has no cssim curve, so it is
 never chosen.
@@ -183,6 +183,17 @@ def _spec(family: str, p: dict, breakpoints=None) -> dict:
     raise ValueError(family)
 
 
+def _at_bound(f) -> list[str]:
+    """Names of the fitted parameters sitting on a finite bound of the fitter's ``_bounds``."""
+    out = []
+    for name, (lo, hi) in zip(f._fitted_parameter_names, getattr(f, "_bounds", ())):
+        v = float(getattr(f, name))
+        for b in (lo, hi):
+            if b is not None and np.isfinite(b) and abs(v - b) <= 1e-4 * max(1.0, abs(b)):
+                out.append(name)
+    return out
+
+
 def _breakpoints(d: pd.DataFrame) -> list[float]:
     times = d.loc[d["event"] == 1, "duration"].to_numpy()
     qs = np.unique(np.round(np.quantile(times, [0.25, 0.5, 0.75]), 1))
@@ -210,7 +221,7 @@ def _make(family: str, d: pd.DataFrame, alpha: float, fits: dict):
         return ll.PiecewiseExponentialFitter(bp, alpha=alpha).fit(T, E, **kw), bp
     if family == "spline":
         times = T[E == 1]
-        knots = np.unique(np.quantile(times, [0.0, 0.25, 0.5, 0.75, 1.0]))
+        knots = np.unique(np.quantile(times, [0.0, 1 / 3, 2 / 3, 1.0]))
         if len(knots) < 3:
             raise ValueError("too few distinct event times for spline knots")
         # Start at the Weibull (H = exp(phi_0 + phi_1 log t) with no spline terms): from lifelines'
@@ -289,21 +300,28 @@ class UnivariateFit:
                     "lower": float(s.loc[name, lo_col]),
                     "upper": float(s.loc[name, hi_col]),
                 }
+            at_bound = _at_bound(f)
             rows.append(
                 {
                     "family": fam,
                     "converged": True,
+                    "at_bound": at_bound,
                     "n_params": k,
                     "log_likelihood": float(f.log_likelihood_),
                     "AIC": float(f.AIC_),
                     "BIC": float(-2 * f.log_likelihood_ + k * math.log(max(self.events_, 1))),
                     "params": params,
-                    "note": "",
+                    "note": f"{', '.join(at_bound)} at the bound of its range" if at_bound else "",
                 }
             )
         table = pd.DataFrame(rows)
         table["simulatable"] = ~table["family"].isin(REPORT_ONLY)
         ok = table[table["converged"] & table["simulatable"]]
+        # A parameter pinned at its bound (e.g. Weibull–gamma rho → 50: a step) is a degenerate fit whose
+        # interval means nothing; choose among the others unless every candidate is degenerate.
+        interior = ok[ok["at_bound"].map(lambda b: not b)] if "at_bound" in ok else ok
+        if not interior.empty:
+            ok = interior
         if ok.empty:
             raise DataError(f"{self.segment}/{self.transition}: no candidate curve could be fitted ({self.errors_})")
         self.best_ = str(ok.loc[ok["AIC"].idxmin(), "family"])
