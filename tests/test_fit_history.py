@@ -375,3 +375,21 @@ def test_round_trip_renewal_model(renewal_roundtrip):
     assert abs(m["healthy"] - 0.9) < 0.03 and abs(m["at_risk"] - 0.5) < 0.06
     assert 0.25 < m["not_activated_odds_ratio"] < 0.6 and 1.5 < m["touch_renewal_odds"] < 2.7
     assert "touch_renewal_odds" in renewal_roundtrip.report()
+
+
+def test_results_summary_and_plot(roundtrip):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = roundtrip["results"]
+    s = res.summary
+    chosen = s[s["chosen"]]
+    assert sorted(chosen["key"]) == ["smb/churn", "smb/onboarding"]
+    for key, g in s.groupby("key"):  # the chosen family has the lowest AIC among simulatable candidates
+        best = g[g["simulatable"] & ~g["at_bound"]].sort_values("AIC").iloc[0]
+        assert best["chosen"] and best["family"] == res.fits[key].best_
+    ax = res.plot_vs_km("smb/onboarding", families=["lognormal", "exponential"])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(lb.startswith("lognormal (AIC") for lb in labels) and any(lb.startswith("exponential (AIC") for lb in labels)
+    with pytest.raises(KeyError, match="fitted: smb/onboarding, smb/churn"):
+        res.plot_vs_km("smb/growth")

@@ -57,8 +57,21 @@ class HistoryFitResults:
         for key, f in self.fits.items():
             for _, r in f.candidates_.iterrows():
                 rows.append({"key": key, "family": r["family"], "AIC": r.get("AIC"), "BIC": r.get("BIC"),
-                             "log_likelihood": r.get("log_likelihood"), "chosen": r["chosen"]})
+                             "log_likelihood": r.get("log_likelihood"), "simulatable": r["simulatable"],
+                             "at_bound": isinstance(r.get("at_bound"), list) and bool(r["at_bound"]),
+                             "chosen": r["chosen"]})
         return pd.DataFrame(rows)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per key × candidate family: log-likelihood, AIC, BIC and whether it was chosen."""
+        return self.candidates()
+
+    def plot_vs_km(self, key: str, ax=None, families=None):
+        """The chosen curve of ``key`` (``segment/transition``) against its Kaplan–Meier band; returns the Axes."""
+        if key not in self.fits:
+            raise KeyError(f"no fit {key!r}; fitted: {', '.join(self.fits)}")
+        return self.fits[key].plot_vs_km(ax=ax, families=families)
 
     def to_dict(self) -> dict:
         from .. import __version__
