@@ -425,9 +425,40 @@ def cmd_touch_effects(args) -> int:
     )
 
 
+def _add_backtest(sub):
+    p = sub.add_parser(
+        "backtest", help="fit on a customer history up to a cutoff, forecast, and score against what happened next"
+    )
+    p.add_argument("history", help="customer-history file (.csv or .parquet)")
+    p.add_argument("--cutoff", required=True, help="date (YYYY-MM-DD): everything after it is treated as unknown")
+    p.add_argument("--horizon", type=int, required=True, help="months to forecast after the cutoff")
+    p.add_argument("--scenario", help="template scenario: touch models, team, contracts, renewal settings")
+    p.add_argument("--replications", "-n", type=int, default=100, help="Monte Carlo replications (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the forecast and the baselines (default 0)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (-1: every core)")
+    p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
+    p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
+    p.set_defaults(func=cmd_backtest)
+
+
+def cmd_backtest(args) -> int:
+    from .backtest import backtest, write_backtest
+    from .output import check_target
+
+    check_target(Path(args.out), args.force)
+    if args.replications < 1:
+        raise CssimError(f"--replications: {args.replications}; give at least 1")
+    res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario,
+                   replications=args.replications, seed=args.seed, jobs=args.jobs)
+    out = write_backtest(res, args.out, force=args.force)
+    print(res.summary())
+    print(f"wrote {out}")
+    return 0
+
+
 COMMANDS = [
     _add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_acquisition, _add_report,
-    _add_fit, _add_synth, _add_touch_effects,
+    _add_fit, _add_synth, _add_touch_effects, _add_backtest,
 ]
 
 

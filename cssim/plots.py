@@ -30,6 +30,8 @@ from matplotlib.ticker import Formatter, PercentFormatter
 
 __all__ = [
     "arr_waterfall",
+    "backtest_calibration",
+    "backtest_fan",
     "cohort_projection",
     "csm_load",
     "fan_chart",
@@ -899,4 +901,92 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
     if scenarios != [None]:
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=min(n, 3), title=None)
         ax.set_title(ax.get_title(), pad=12 + 22 * ((n + 2) // 3))
+    return ax
+
+
+# ---------------------------------------------------------------------- back-tests (cssim.backtest)
+
+_BACKTEST_LABELS = {"cssim": "cssim", "flat_rate": "flat churn rate", "constant_hazard": "constant hazard"}
+_BACKTEST_METRICS = {"active_logos": "Active logos", "arr": "ARR", "churned": "Churned logos", "renewed": "Renewals"}
+
+
+@_styled
+def backtest_fan(backtest, metric: str = "active_logos", ax=None):
+    """Forecast vs actual after a back-test cutoff: cssim's 90 % band, the baselines' means and bands, the actual path.
+
+    ``backtest`` is a :class:`cssim.backtest.BacktestResults` (its ``table`` has
+    columns month, metric, method, actual, mean, lo, hi; ``before`` the actual
+    path over the months before the cutoff, with month ≤ 0).
+    """
+    ax = _new_ax(ax)
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    start = pd.Timestamp(backtest.cutoff)
+
+    def when(months):
+        # Month m ends m months after the cutoff (month 0: the cutoff itself), shown on its last day.
+        return _dates([start + pd.DateOffset(months=int(m)) - pd.Timedelta(days=1) for m in months])
+
+    t = backtest.table[backtest.table["metric"] == metric]
+    for i, method in enumerate(m for m in ("cssim", "flat_rate", "constant_hazard") if m in set(t["method"])):
+        d = t[t["method"] == method].sort_values("month")
+        x = when(d["month"])
+        label = _BACKTEST_LABELS.get(method, method)
+        if method == "cssim":
+            ax.fill_between(x, d["lo"], d["hi"], color=colors[i], alpha=0.18, linewidth=0, label=f"{label} 90 % interval")
+            ax.plot(x, d["mean"], color=colors[i], label=f"{label} mean")
+        else:
+            ax.plot(x, d["lo"], color=colors[i], linewidth=0.8, linestyle=":")
+            ax.plot(x, d["hi"], color=colors[i], linewidth=0.8, linestyle=":")
+            ax.plot(x, d["mean"], color=colors[i], linestyle="--", label=f"{label} mean (dotted: 90 %)")
+    act = backtest.actual.sort_values("month")
+    before = getattr(backtest, "before", None)
+    if before is not None and len(before):
+        joined = pd.concat([before, act.iloc[:1]]) if metric in ("active_logos", "arr") else before
+        ax.plot(when(joined["month"]), joined[metric], color="black", linewidth=1.5, alpha=0.5, label="actual before cutoff")
+    ax.plot(when(act["month"]), act[metric], color="black", marker="o", markersize=3.5, linewidth=1.5, label="actual")
+    ax.axvline(when([0])[0], color=TOTAL, linestyle="-", linewidth=1.2)
+    ax.annotate("cutoff", xy=(when([0])[0], 1.0), xycoords=("data", "axes fraction"), xytext=(4, -4),
+                textcoords="offset points", va="top", fontsize=11, color=TOTAL)
+    if metric == "arr":
+        _money_axis(ax.yaxis)
+        ax.set_ylabel("ARR at signing ($)")
+    else:
+        ax.set_ylabel(f"{_BACKTEST_METRICS.get(metric, metric)} (logos)")
+    name = _BACKTEST_METRICS.get(metric, metric)
+    ax.set_title(f"Back-test: {name if metric == 'arr' else name.lower()}, forecast from {backtest.cutoff} vs actual")
+    allx = when(list(before["month"]) + list(act["month"])) if before is not None and len(before) else when(act["month"])
+    _date_axis(ax, allx)
+    ax.legend(loc="best", fontsize=10)
+    return ax
+
+
+@_styled
+def backtest_calibration(scores: pd.DataFrame, metrics: Sequence[str] = ("active_logos", "arr"), ax=None):
+    """Calibration of interval coverage: share of months inside each nominal interval, per method.
+
+    ``scores`` is :attr:`cssim.backtest.BacktestResults.scores` (columns method,
+    metric, coverage_50 ... coverage_95). Points on the diagonal are calibrated;
+    below it the intervals are too narrow (or the forecast is biased).
+    """
+    ax = _new_ax(ax, figsize=(6.5, 5.5))
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    cols = sorted((c for c in scores.columns if c.startswith("coverage_")), key=lambda c: int(c.split("_")[1]))
+    levels = np.array([int(c.split("_")[1]) / 100 for c in cols])
+    ax.plot([0, 1], [0, 1], color=TOTAL, linewidth=1, linestyle="--", label="calibrated")
+    markers = {"active_logos": "o", "arr": "s", "churned": "^", "renewed": "v"}
+    for i, method in enumerate(m for m in ("cssim", "flat_rate", "constant_hazard") if m in set(scores["method"])):
+        for metric in metrics:
+            r = scores[(scores["method"] == method) & (scores["metric"] == metric)]
+            if r.empty:
+                continue
+            ax.plot(levels, r[cols].to_numpy(float)[0], color=colors[i], marker=markers.get(metric, "o"),
+                    linewidth=1.2, label=f"{_BACKTEST_LABELS.get(method, method)} — {_BACKTEST_METRICS.get(metric, metric).lower()}")
+    ax.set_xlim(0.4, 1.0)
+    ax.set_ylim(-0.02, 1.02)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel("Nominal interval")
+    ax.set_ylabel("Months with the actual inside")
+    ax.set_title("Back-test: interval coverage")
+    ax.legend(loc="upper left", fontsize=9)
     return ax

@@ -1,0 +1,546 @@
+"""Back-testing: forecast from what was known at a cutoff, score against what happened next.
+
+``cssim backtest HISTORY --cutoff DATE --horizon MONTHS`` censors a customer
+history at the cutoff (every date after it is unknown), fits the lifecycle
+curves on what was known (:func:`cssim.fitting.curvesfile.fit_history`),
+builds a scenario with those curves, the book as it stood at the cutoff (an
+explicit ``book``, see :mod:`cssim.book`) and new logos at the pre-cutoff
+rate, simulates forward and compares with the history after the cutoff.
+
+Two baselines users run today are scored on the same split:
+
+- ``flat_rate``: each segment's churn rate over the 12 months before the
+  cutoff (churned ÷ customer-months) applied every month to every customer;
+- ``constant_hazard``: an exponential fit per segment (events ÷ exposure since
+  signing, left-truncated at ``observed_from``), i.e. a hazard that does not
+  change with tenure.
+
+Both baselines are simulated customer by customer (binomial churn, Poisson new
+logos, new ARR resampled from pre-cutoff signings), so they have intervals too.
+
+Scores per method and metric (``active_logos``, ``arr``, ``churned``,
+``renewed``): ``coverage`` — share of months whose actual lies in the 90 %
+interval; ``mape`` — mean absolute percentage error of the forecast mean over
+months with a non-zero actual; ``bias`` — mean of (forecast − actual) / actual.
+
+Assumptions
+-----------
+- ARR is the history's ``arr`` column (ARR at signing); the history records no
+  later price changes, so the forecast runs without expansion or contraction
+  and without win-back (returning customers appear as new logos, as they do in
+  the history's new-logo rate).
+- The fitted curves already contain the historical policy's touch effects
+  (they are pooled over touch models), so the template's touch effects are
+  neutralised; tasks still run, so CSM workload is simulated. The fitted churn
+  curve is the marginal signing → churn time, so the at-risk churn multiplier
+  is set to 1.
+- A customer's at-risk state at the cutoff is known only from its first
+  at-risk spell (the history keeps only the first).
+- New logos arrive at the mean monthly rate of the 12 months before the cutoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .clock import DAYS_PER_MONTH
+from .errors import DataError
+
+__all__ = ["BacktestResults", "backtest", "censor_history", "book_at", "write_backtest", "METHODS", "METRICS"]
+
+METHODS = ("cssim", "flat_rate", "constant_hazard")
+METRICS = ("active_logos", "arr", "churned", "renewed")
+LEVEL = 0.9
+CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+MIN_CHURN_EVENTS = 5
+TRAILING_MONTHS = 12
+_CURVED = ("onboarding", "growth", "at_risk", "recovery", "churn")
+
+
+# --------------------------------------------------------------------------- history at a cutoff
+
+
+def _read(path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: history file not found")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path).astype(str).replace({"nan": "", "None": "", "NaT": ""})
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _dates(frame: pd.DataFrame, col: str) -> pd.Series:
+    if col not in frame:
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    return pd.to_datetime(frame[col].replace("", None), errors="coerce")
+
+
+def censor_history(raw: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
+    """The history as an extract taken on ``cutoff`` would have shown it (raw string table)."""
+    from .fitting.history import DATE_COLUMNS
+
+    cut = pd.Timestamp(cutoff)
+    out = raw[_dates(raw, "signed_date") <= cut].copy()
+    for col in DATE_COLUMNS:
+        if col in out and col != "signed_date":
+            later = _dates(out, col) > cut
+            out.loc[later, col] = ""
+    if "recovered_date" in out and "first_at_risk_date" in out:
+        out.loc[out["first_at_risk_date"] == "", "recovered_date"] = ""
+    if "observed_from" in out:
+        # A customer whose observation window opened after the cutoff was not yet observed.
+        out = out[_dates(out, "observed_from").isna() | (_dates(out, "observed_from") <= cut)]
+    if "renewal_log" in out:
+        def keep(log: str) -> str:
+            entries = [e.strip() for e in str(log).split(";") if e.strip()]
+            return "; ".join(e for e in entries if pd.Timestamp(e.split()[0]) <= cut)
+
+        out["renewal_log"] = out["renewal_log"].map(keep)
+        entries = out["renewal_log"].map(lambda s: [e for e in s.split(";") if e.strip()])
+        out["renewals_due"] = entries.map(len).astype(str)
+        out["renewals_renewed"] = entries.map(lambda es: sum(" renewed" in e for e in es)).astype(str)
+    else:
+        out = out.drop(columns=[c for c in ("renewals_due", "renewals_renewed") if c in out])
+    out["extract_date"] = cutoff.isoformat()
+    return out
+
+
+def book_at(frame: pd.DataFrame, cutoff: dt.date, signing_days: dict[str, float], touch_models=()) -> dict[str, pd.DataFrame]:
+    """Per segment, the customers active at ``cutoff`` as a starting book (see :mod:`cssim.book`)."""
+    cut = pd.Timestamp(cutoff)
+    d = {c: _dates(frame, c) for c in ("signed_date", "kickoff_date", "onboarded_date", "matured_date",
+                                         "first_at_risk_date", "recovered_date", "churn_date")}
+    active = (d["signed_date"] <= cut) & (d["churn_date"].isna() | (d["churn_date"] > cut))
+    books = {}
+    for seg in sorted(frame.loc[active, "segment"].unique()):
+        rows = []
+        for i in frame.index[active & (frame["segment"] == seg)]:
+            def known(col):
+                v = d[col][i]
+                return v if pd.notna(v) and v <= cut else None
+
+            signed = d["signed_date"][i]
+            kickoff = known("kickoff_date")
+            if kickoff is None and known("onboarded_date") is None:
+                start = signed + pd.Timedelta(days=signing_days.get(seg, 14.0))
+                kickoff = start if start <= cut else None
+            if known("matured_date") is not None:
+                stage, since = "maturity", known("matured_date")
+            elif known("onboarded_date") is not None:
+                stage, since = "growth", known("onboarded_date")
+            elif kickoff is not None:
+                stage, since = "onboarding", kickoff
+            else:
+                stage, since = "signing", signed
+            risk, rec = known("first_at_risk_date"), known("recovered_date")
+            at_risk = risk is not None and rec is None
+            tm = frame.at[i, "touch_model"] if "touch_model" in frame else ""
+            rows.append(
+                {
+                    "customer_id": frame.at[i, "customer_id"],
+                    "arr": float(frame.at[i, "arr"]),
+                    "touch_model": tm if tm in touch_models else "",
+                    "signed_date": signed.date().isoformat(),
+                    "stage": stage,
+                    "at_risk": int(at_risk),
+                    "days_in_stage": float((cut - since).days),
+                    "days_at_risk": float((cut - risk).days) if at_risk else "",
+                }
+            )
+        books[seg] = pd.DataFrame(rows)
+    return books
+
+
+def actual_paths(frame: pd.DataFrame, cutoff: dt.date, months: int) -> pd.DataFrame:
+    """What happened: per month after the cutoff, active logos and ARR at month end, churned and renewed in the month."""
+    start = pd.Timestamp(cutoff)
+    signed, churn = _dates(frame, "signed_date"), _dates(frame, "churn_date")
+    arr = pd.to_numeric(frame["arr"], errors="coerce").fillna(0.0).to_numpy()
+    renewed_days = []
+    if "renewal_log" in frame:
+        for log in frame["renewal_log"]:
+            for e in str(log).split(";"):
+                parts = e.split()
+                if len(parts) >= 2 and parts[1] == "renewed":
+                    renewed_days.append((pd.Timestamp(parts[0]) - start).days)
+    renewed_days = np.asarray(renewed_days, dtype=float)
+    s_day = (signed - start).dt.days.to_numpy(dtype=float)
+    c_day = (churn - start).dt.days.to_numpy(dtype=float)
+    c_day = np.where(np.isnan(c_day), np.inf, c_day)
+    rows = []
+    for m in range(1, months + 1):
+        lo, hi = (m - 1) * DAYS_PER_MONTH, m * DAYS_PER_MONTH
+        alive = (s_day <= math.floor(hi)) & (c_day > math.floor(hi))
+        rows.append(
+            {
+                "month": m,
+                "active_logos": float(alive.sum()),
+                "arr": float(arr[alive].sum()),
+                "churned": float(((c_day > math.floor(lo)) & (c_day <= math.floor(hi))).sum()),
+                "renewed": float(((renewed_days > math.floor(lo)) & (renewed_days <= math.floor(hi))).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _baseline_rates(known: pd.DataFrame, cutoff: dt.date) -> dict[str, dict[str, float]]:
+    """Per segment: flat trailing monthly churn rate and constant-hazard (exponential MLE) monthly rate."""
+    cut = pd.Timestamp(cutoff)
+    signed, churn = _dates(known, "signed_date"), _dates(known, "churn_date")
+    entry = _dates(known, "observed_from").fillna(signed)
+    entry = entry.where(entry > signed, signed)
+    out = {}
+    for seg in sorted(known["segment"].unique()):
+        m = known["segment"] == seg
+        s, c, e = signed[m], churn[m], entry[m]
+        # Flat rate: churned in the trailing window ÷ customer-months active in it.
+        events, exposure = 0.0, 0.0
+        for k in range(TRAILING_MONTHS):
+            a = cut - pd.Timedelta(days=(TRAILING_MONTHS - k) * DAYS_PER_MONTH)
+            b = a + pd.Timedelta(days=DAYS_PER_MONTH)
+            at_start = (s <= a) & (c.isna() | (c > a))
+            exposure += at_start.sum()
+            events += (at_start & c.notna() & (c > a) & (c <= b)).sum()
+        end = c.fillna(cut).clip(upper=cut)
+        days = (end - e).dt.days.clip(lower=0).sum()
+        n_events = int(c.notna().sum())
+        hazard = n_events / days if days > 0 else 0.0
+        out[seg] = {
+            "flat_rate": events / exposure if exposure > 0 else 0.0,
+            "constant_hazard": 1.0 - math.exp(-hazard * DAYS_PER_MONTH),
+            "events": n_events,
+        }
+    return out
+
+
+def _simulate_baseline(rate: float, book_arr: np.ndarray, new_rate: float, new_arr: np.ndarray, months: int,
+                       reps: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Customer-level constant monthly churn ``rate``: (reps × months) arrays of the metrics."""
+    out = {k: np.zeros((reps, months)) for k in METRICS}
+    pool = new_arr if len(new_arr) else np.array([0.0])
+    for r in range(reps):
+        arr = book_arr.copy()
+        for m in range(months):
+            arrivals = rng.poisson(new_rate)
+            leave = rng.random(len(arr)) < rate
+            out["churned"][r, m] = leave.sum()
+            arr = np.concatenate([arr[~leave], rng.choice(pool, size=arrivals)])
+            out["active_logos"][r, m] = len(arr)
+            out["arr"][r, m] = arr.sum()
+    out["renewed"][:] = np.nan  # these baselines say nothing about renewals
+    return out
+
+
+# --------------------------------------------------------------------------- the forecast scenario
+
+
+def _default_template(segments) -> dict:
+    return {
+        "name": "backtest",
+        "segments": {s: {"arr": {"median": 1.0}, "touch_model": "none",
+                         "contract": {"term_months": 12, "billing": "monthly"}} for s in segments},
+        "touch_models": {"none": {"description": "no CS work recorded"}},
+    }
+
+
+def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.date, months: int, books_dir: Path,
+                       books: dict, replications: int, seed: int) -> dict:
+    data = {k: v for k, v in template.items() if k not in ("sweep", "extends")}
+    data.update(start_date=cutoff.isoformat(), horizon_months=months, replications=replications, seed=seed)
+    cut = pd.Timestamp(cutoff)
+    signed = _dates(known, "signed_date")
+    recent = signed > cut - pd.Timedelta(days=TRAILING_MONTHS * DAYS_PER_MONTH)
+    for tm in data.get("touch_models", {}).values():
+        for task in (tm.get("tasks") or {}).values():
+            task.pop("effects", None)
+    segs = {}
+    for name in sorted(known["segment"].unique()):
+        seg = dict(data.get("segments", {}).get(name) or next(iter(data["segments"].values())))
+        m = known["segment"] == name
+        arr = pd.to_numeric(known.loc[m, "arr"], errors="coerce").dropna()
+        arr = arr[arr > 0]
+        logs = np.log(arr.to_numpy()) if len(arr) else np.array([0.0])
+        seg["arr"] = {"median": float(np.exp(logs.mean())), "sigma": float(logs.std()) if len(logs) > 1 else 0.0,
+                      "min": float(arr.min()) if len(arr) else 0.0}
+        seg.pop("acquisition", None)
+        seg.pop("initial_customers", None)
+        seg.pop("initial_tenure_months", None)
+        seg["new_logos_per_month"] = float((m & recent).sum()) / TRAILING_MONTHS
+        life = dict(seg.get("lifecycle") or {})
+        for tr in _CURVED:
+            key = f"{name}/{tr}"
+            if key in fits.fits:
+                life[tr] = fits.curve_spec(key)
+        life["at_risk_churn_hazard_ratio"] = 1.0
+        seg["lifecycle"] = life
+        seg["expansion"] = {"probability": {"onboarding": 0.0, "growth": 0.0, "maturity": 0.0},
+                            "contraction_probability": {"healthy": 0.0, "at_risk": 0.0}}
+        seg["winback"] = {"probability": 0.0}
+        renewal = dict(seg.get("renewal") or {})
+        renewal.update(_renewal_rates(fits.history, name))
+        seg["renewal"] = renewal
+        book = books.get(name)
+        if book is not None and len(book):
+            path = books_dir / f"book_{name}.csv"
+            book.to_csv(path, index=False)
+            seg["book"] = {"file": str(path)}
+        segs[name] = seg
+    data["segments"] = segs
+    pods = (data.get("team") or {}).get("pods") or {}
+    for pod in pods.values():
+        pod["segments"] = [s for s in pod.get("segments", []) if s in segs]
+        pod.pop("hires", None)
+    if pods:
+        data["team"]["pods"] = {k: v for k, v in pods.items() if v["segments"]}
+    data["policy"] = {"routes": [r for r in (data.get("policy") or {}).get("routes", [])
+                                 if r.get("segment") in (None, *segs)]}
+    return data
+
+
+def _renewal_rates(history, segment: str, min_due: int = 10) -> dict:
+    """Renewal probabilities (healthy / at-risk) observed before the cutoff, where there are enough renewals."""
+    r = history.renewals
+    if r is None or not len(r):
+        return {}
+    seg_of = history.frame.set_index(["customer_id", "episode"])["segment"]
+    r = r.join(seg_of, on=["customer_id", "episode"])
+    r = r[r["segment"] == segment]
+    out = {}
+    for state, flag in (("healthy", 0), ("at_risk", 1)):
+        sub = r[r["at_risk"] == flag]
+        if len(sub) >= min_due:
+            out[state] = float(min(max(sub["renewed"].mean(), 0.01), 0.99))
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _summaries(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = (1 - level) / 2
+    return samples.mean(axis=0), np.quantile(samples, a, axis=0), np.quantile(samples, 1 - a, axis=0)
+
+
+def score(actual: pd.DataFrame, samples: dict[str, dict[str, np.ndarray]], level: float = LEVEL) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(backtest table, scores table) from per-method (reps × months) samples and the actual path."""
+    rows, scores = [], []
+    for method, by_metric in samples.items():
+        for metric in METRICS:
+            x = by_metric[metric]
+            act = actual[metric].to_numpy()
+            if np.isnan(x).all():
+                continue
+            mean, lo, hi = _summaries(x, level)
+            for m in range(len(act)):
+                rows.append({"month": m + 1, "metric": metric, "method": method, "actual": act[m],
+                             "mean": mean[m], "lo": lo[m], "hi": hi[m]})
+            nz = act != 0
+            inside = (act >= lo) & (act <= hi)
+            calib = {f"coverage_{int(round(lv * 100))}": float(np.mean(
+                (act >= _summaries(x, lv)[1]) & (act <= _summaries(x, lv)[2]))) for lv in CALIBRATION_LEVELS}
+            scores.append({
+                "method": method, "metric": metric, "months": len(act),
+                "coverage": float(inside.mean()),
+                "mape": float(np.mean(np.abs(mean[nz] - act[nz]) / np.abs(act[nz]))) if nz.any() else np.nan,
+                "bias": float(np.mean((mean[nz] - act[nz]) / np.abs(act[nz]))) if nz.any() else np.nan,
+                "actual_total": float(act.sum()) if metric in ("churned", "renewed") else float(act[-1]),
+                "forecast_total": float(mean.sum()) if metric in ("churned", "renewed") else float(mean[-1]),
+                **calib,
+            })
+    return pd.DataFrame(rows), pd.DataFrame(scores)
+
+
+class BacktestResults:
+    """A finished back-test: ``table`` (month × metric × method), ``scores``, ``actual`` and the context."""
+
+    def __init__(self, table, scores, actual, history_path, cutoff, months, scenario, before, rates):
+        self.table = table
+        self.scores = scores
+        self.actual = actual
+        self.history_path = history_path
+        self.cutoff = cutoff
+        self.months = months
+        self.scenario = scenario
+        self.before = before  # actual path over the months before the cutoff (context for the fan chart)
+        self.rates = rates
+
+    def summary(self) -> str:
+        lines = [f"back-test of {self.history_path}: cutoff {self.cutoff}, {self.months} months forward"]
+        s = self.scores[self.scores.metric.isin(["active_logos", "arr"])]
+        for _, r in s.iterrows():
+            lines.append(f"  {r.metric:<13} {r.method:<16} coverage {r.coverage:6.0%}   MAPE {r.mape:6.1%}   bias {r.bias:+6.1%}")
+        return "\n".join(lines)
+
+    def plot_fan(self, metric: str = "active_logos", ax=None):
+        from .plots import backtest_fan
+
+        return backtest_fan(self, metric, ax=ax)
+
+    def plot_calibration(self, ax=None):
+        from .plots import backtest_calibration
+
+        return backtest_calibration(self.scores, ax=ax)
+
+
+def _parse_cutoff(cutoff) -> dt.date:
+    if isinstance(cutoff, dt.date):
+        return cutoff
+    try:
+        return dt.date.fromisoformat(str(cutoff))
+    except ValueError:
+        raise DataError(f"--cutoff: {cutoff!r} is not a date (YYYY-MM-DD)") from None
+
+
+def fit_known(history, families=None):
+    """Per segment × transition curve fits (:class:`~cssim.fitting.univariate.UnivariateFit`) of a censored history.
+
+    Returns a :class:`~cssim.fitting.curvesfile.HistoryFitResults` holding only the
+    curves (the back-test does not need touch effects or the renewal model).
+    """
+    from .fitting.curvesfile import HistoryFitResults
+    from .fitting.univariate import REPORT_ONLY, TRANSITIONS, FAMILY_ORDER, UnivariateFit, durations
+
+    families = tuple(families or (f for f in FAMILY_ORDER if f not in REPORT_ONLY))
+    res = HistoryFitResults(history)
+    for seg in history.segments:
+        for tr in TRANSITIONS:
+            key = f"{seg}/{tr}"
+            try:
+                res.fits[key] = UnivariateFit(durations(history, tr, seg), seg, tr, families=families).fit()
+            except DataError as exc:
+                res.skipped[key] = str(exc).split(": ", 1)[-1]
+    return res
+
+
+def backtest(history, cutoff, horizon: int, template=None, replications: int = 100, seed: int = 0,
+             jobs: int = 1, families=None) -> BacktestResults:
+    """Back-test cssim and the baselines on ``history`` split at ``cutoff``; see the module docstring.
+
+    Parameters
+    ----------
+    history : str or Path
+        A customer-history file (``docs/fitting.md``).
+    cutoff : date or ``YYYY-MM-DD``
+        Everything after it is treated as unknown.
+    horizon : int
+        Months forecast after the cutoff; must end by the history's extract date.
+    template : str, Path or dict, optional
+        A scenario whose touch models, team, contracts and renewal settings are
+        used; curves, ARR, book and new-logo rates come from the history.
+    families : sequence of str, optional
+        Candidate curve families (default: every simulatable family); the lowest AIC wins.
+    """
+    from .fitting.history import read_history
+    from .loader import read_scenario_dict, scenario_from_dict
+    from .simulate import simulate
+
+    cutoff = _parse_cutoff(cutoff)
+    if horizon < 1:
+        raise DataError(f"--horizon: {horizon} months; give at least 1")
+    full = read_history(history)
+    label = full.source
+    first = full.frame["signed_date"].min().date()
+    extract = full.extract_date.date()
+    if not first < cutoff < extract:
+        raise DataError(
+            f"{label}: cutoff {cutoff} is outside the history ({first} .. {extract}); choose a date inside it"
+        )
+    end = cutoff + dt.timedelta(days=horizon * DAYS_PER_MONTH)
+    if end > extract:
+        room = int((extract - cutoff).days // DAYS_PER_MONTH)
+        raise DataError(
+            f"{label}: {horizon} months after {cutoff} runs past the extract date {extract}; "
+            f"use --horizon {room} or an earlier --cutoff"
+        )
+    raw = _read(history)
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    if "segment" not in raw:
+        raw["segment"] = "all"
+    raw.loc[raw["segment"].str.strip() == "", "segment"] = "all"
+    if "arr" not in raw:
+        raise DataError(f"{label}: the back-test needs an 'arr' column (ARR per customer)")
+    known = censor_history(raw, cutoff)
+    rates = _baseline_rates(known, cutoff)
+    events = sum(r["events"] for r in rates.values())
+    if events < MIN_CHURN_EVENTS:
+        raise DataError(
+            f"{label}: only {events} churn events before the cutoff {cutoff}; at least {MIN_CHURN_EVENTS} are "
+            "needed to fit anything, choose a later --cutoff"
+        )
+    if isinstance(template, (str, Path)):
+        template = read_scenario_dict(template)
+    template = template or _default_template(sorted(known["segment"].unique()))
+    signing = {s: float(((template.get("segments") or {}).get(s) or {}).get("lifecycle", {}).get("signing_days", 14.0))
+               for s in known["segment"].unique()}
+    touch_models = tuple(template.get("touch_models", {}))
+
+    with tempfile.TemporaryDirectory(prefix="cssim-backtest-") as tmp:
+        tmp = Path(tmp)
+        known.to_csv(tmp / "history_at_cutoff.csv", index=False)
+        fits = fit_known(read_history(tmp / "history_at_cutoff.csv", extract_date=cutoff), families)
+        if not fits.fits:
+            first = next(iter(fits.skipped.items()), ("", "no segments"))
+            raise DataError(f"{label}: no curve could be fitted on the history before the cutoff {cutoff} "
+                            f"(e.g. {first[0]}: {first[1]}); choose a later --cutoff")
+        books = book_at(known, cutoff, signing, touch_models)
+        data = _forecast_scenario(template, fits, known, cutoff, horizon, tmp, books, replications, seed)
+        scenario = scenario_from_dict(data, source=f"back-test scenario for {label}")
+        results = simulate(scenario, jobs=jobs)
+    seg = results.arrays["segment"]
+    samples = {"cssim": {
+        "active_logos": seg["active"].sum(axis=2), "arr": seg["arr"].sum(axis=2),
+        "churned": seg["churned_logos"].sum(axis=2), "renewed": seg["renewals_renewed"].sum(axis=2),
+    }}
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7_417]))
+    cut = pd.Timestamp(cutoff)
+    recent = _dates(known, "signed_date") > cut - pd.Timedelta(days=TRAILING_MONTHS * DAYS_PER_MONTH)
+    for method in ("flat_rate", "constant_hazard"):
+        parts = []
+        for name, r in rates.items():
+            m = known["segment"] == name
+            book = books.get(name)
+            book_arr = book["arr"].to_numpy(float) if book is not None and len(book) else np.zeros(0)
+            new_arr = pd.to_numeric(known.loc[m & recent, "arr"], errors="coerce").dropna().to_numpy()
+            parts.append(_simulate_baseline(r[method], book_arr, float((m & recent).sum()) / TRAILING_MONTHS,
+                                            new_arr, horizon, replications, rng))
+        samples[method] = {k: sum(p[k] for p in parts) for k in METRICS}
+    actual = actual_paths(raw, cutoff, horizon)
+    before_months = min(TRAILING_MONTHS, int((cutoff - first).days // DAYS_PER_MONTH))
+    start_before = cutoff - dt.timedelta(days=before_months * DAYS_PER_MONTH)
+    before = actual_paths(raw, start_before, before_months) if before_months else actual.iloc[:0]
+    if len(before):
+        before["month"] = before["month"] - before_months
+    table, scores = score(actual, samples)
+    return BacktestResults(table, scores, actual, label, cutoff, horizon, scenario, before, rates)
+
+
+def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
+    """Write ``backtest.csv``, ``scores.csv``, ``summary.txt``, the figures and a manifest atomically into ``out``."""
+    import json
+
+    from .output import write_folder
+    from .plots import save
+    from .simulate import versions
+
+    def write(tmp: Path) -> None:
+        res.table.to_csv(tmp / "backtest.csv", index=False)
+        res.scores.to_csv(tmp / "scores.csv", index=False)
+        (tmp / "summary.txt").write_text(res.summary() + "\n")
+        save(res.plot_fan("active_logos"), tmp / "fan_active_logos.png")
+        save(res.plot_fan("arr"), tmp / "fan_arr.png")
+        save(res.plot_calibration(), tmp / "calibration.png")
+        manifest = {"tool": "cssim", "kind": "backtest", "history": res.history_path, "cutoff": res.cutoff.isoformat(),
+                    "horizon_months": res.months, "replications": res.scenario.replications,
+                    "seed": res.scenario.seed, "versions": versions()}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    return write_folder(out, write, force=force)
