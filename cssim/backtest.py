@@ -362,7 +362,7 @@ def score(actual: pd.DataFrame, samples: dict[str, dict[str, np.ndarray]], level
 class BacktestResults:
     """A finished back-test: ``table`` (month × metric × method), ``scores``, ``actual`` and the context."""
 
-    def __init__(self, table, scores, actual, history_path, cutoff, months, scenario, before, rates):
+    def __init__(self, table, scores, actual, history_path, cutoff, months, scenario, before, rates, books=None):
         self.table = table
         self.scores = scores
         self.actual = actual
@@ -372,6 +372,7 @@ class BacktestResults:
         self.scenario = scenario
         self.before = before  # actual path over the months before the cutoff (context for the fan chart)
         self.rates = rates
+        self.books = books or {}  # segment → the starting book at the cutoff (DataFrame)
 
     def summary(self) -> str:
         lines = [f"back-test of {self.history_path}: cutoff {self.cutoff}, {self.months} months forward"]
@@ -454,8 +455,8 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         raise DataError(
             f"{label}: cutoff {cutoff} is outside the history ({first} .. {extract}); choose a date inside it"
         )
-    end = cutoff + dt.timedelta(days=horizon * DAYS_PER_MONTH)
-    if end > extract:
+    end = cutoff + dt.timedelta(days=math.floor(horizon * DAYS_PER_MONTH))
+    if end > extract + dt.timedelta(days=1):  # a day's slack: cssim months are 30.44 days, calendar years 365
         room = int((extract - cutoff).days // DAYS_PER_MONTH)
         raise DataError(
             f"{label}: {horizon} months after {cutoff} runs past the extract date {extract}; "
@@ -520,12 +521,15 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     if len(before):
         before["month"] = before["month"] - before_months
     table, scores = score(actual, samples)
-    return BacktestResults(table, scores, actual, label, cutoff, horizon, scenario, before, rates)
+    return BacktestResults(table, scores, actual, label, cutoff, horizon, scenario, before, rates, books)
 
 
 def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
-    """Write ``backtest.csv``, ``scores.csv``, ``summary.txt``, the figures and a manifest atomically into ``out``."""
+    """Write ``backtest.csv``, ``scores.csv``, ``summary.txt``, the figures, the forecast scenario (``scenario.yaml``
+    with its ``book_<segment>.csv`` files) and a manifest atomically into ``out``."""
     import json
+
+    import yaml
 
     from .output import write_folder
     from .plots import save
@@ -542,5 +546,12 @@ def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
                     "horizon_months": res.months, "replications": res.scenario.replications,
                     "seed": res.scenario.seed, "versions": versions()}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        # The forecast scenario, runnable again with `cssim run`: its books sit beside it.
+        data = res.scenario.model_dump(mode="json", exclude_none=True)
+        for name, book in res.books.items():
+            if name in data["segments"] and len(book):
+                book.to_csv(tmp / f"book_{name}.csv", index=False)
+                data["segments"][name]["book"] = {"file": f"book_{name}.csv"}
+        (tmp / "scenario.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
     return write_folder(out, write, force=force)

@@ -183,6 +183,11 @@ def test_cli_writes_tables_and_figures(histories, tmp_path, capsys):
     scores = pd.read_csv(out / "scores.csv")
     assert {"method", "metric", "coverage", "mape", "coverage_90"} <= set(scores.columns)
     assert "cssim" in capsys.readouterr().out
+    # The forecast scenario is kept, with its starting book, and loads again.
+    again = load_scenario(out / "scenario.yaml")
+    assert again.start_date == dt.date(2024, 12, 31) and again.horizon_months == 6
+    book = pd.read_csv(out / "book_smb.csv")
+    assert again.segments["smb"].initial_customers == len(book) > 0
     # Existing folder: refused without --force, replaced with it.
     assert main(["backtest", str(histories[1]), "--cutoff", CUTOFF, "--horizon", "6", "-n", "8", "--out", str(out)]) == 2
     assert not list(tmp_path.glob(".bt.partial*"))
@@ -286,3 +291,18 @@ def test_scenario_without_book_is_unchanged():
     scenario = scenario_from_dict(data)
     assert scenario.segments["s"].book is None
     assert "book" not in scenario.model_dump(exclude_none=True)["segments"]["s"]
+
+
+def test_template_with_annual_contracts_scores_renewals(tmp_path_factory):
+    """Term contracts: churn happens at renewal; the renewal rate before the cutoff drives the forecast."""
+    overrides = {"horizon_months": 30, "segments.smb.contract.billing": "annual", "segments.smb.renewal.healthy": 0.8,
+                 "segments.smb.renewal.at_risk": 0.5, "segments.smb.lifecycle.churn": {"family": "never"}}
+    (history,) = _histories(tmp_path_factory, (21,), overrides)
+    template = load_scenario(TRUTH, overrides).model_dump(mode="json", exclude_none=True)
+    res = backtest(history, STEEP_CUTOFF, 6, template=template, replications=20, seed=1, families=FAMILIES)
+    renewal = res.scenario.segments["smb"].renewal
+    assert 0.7 < renewal.healthy < 0.9  # estimated from the renewals before the cutoff, not the template's
+    s = res.scores.set_index(["method", "metric"])
+    assert s.loc[("cssim", "renewed"), "actual_total"] > 0
+    assert s.loc[("cssim", "renewed"), "mape"] < 0.5
+    assert s.loc[("cssim", "active_logos"), "mape"] < 0.1
