@@ -8,6 +8,7 @@ Load a scenario, simulate it, read the results::
     print(results.summary())
 """
 
+from .backtest import BacktestResults, backtest
 from .compare import ComparisonResults, compare
 from .errors import CssimError, DataError, PlanError, ScenarioError
 from .fitting.acquisition import fit_acquisition, write_forecast
@@ -28,6 +29,7 @@ from .synth import synthesize_history
 __version__ = "0.1.0"
 
 __all__ = [
+    "BacktestResults",
     "ComparisonResults",
     "CssimError",
     "DataError",
@@ -41,6 +43,7 @@ __all__ = [
     "SweepResults",
     "Target",
     "TouchEffects",
+    "backtest",
     "compare",
     "fit_acquisition",
     "fit_cohorts",
