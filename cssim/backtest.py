@@ -36,12 +36,16 @@ Assumptions
   is set to 1.
 - A customer's at-risk state at the cutoff is known only from its first
   at-risk spell (the history keeps only the first).
-- New logos arrive at the mean monthly rate of the 12 months before the cutoff.
+- New logos arrive at the rate of the 12 months before the cutoff; each
+  replication draws its rate from the rate's posterior (Gamma, Jeffreys prior)
+  and Poisson counts around it, for cssim and the baselines alike. The fitted
+  curves are used at their point estimates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -222,18 +226,34 @@ def _baseline_rates(known: pd.DataFrame, cutoff: dt.date) -> dict[str, dict[str,
     return out
 
 
-def _simulate_baseline(rate: float, book_arr: np.ndarray, new_rate: float, new_arr: np.ndarray, months: int,
+N_ACQUISITION_PATHS = 500
+
+
+def acquisition_paths(n_recent: int, months: int, rng: np.random.Generator, uncertain: bool = True) -> np.ndarray:
+    """(paths × months) new-logo counts after the cutoff, given ``n_recent`` arrivals in the 12 months before it.
+
+    Each path is Poisson month by month around its own rate, drawn from the
+    rate's posterior Gamma(n + ½, 12 per year) (Jeffreys prior) when
+    ``uncertain``; otherwise every path uses the point estimate n / 12.
+    """
+    if uncertain:
+        lam = rng.gamma(n_recent + 0.5, 1.0 / TRAILING_MONTHS, size=N_ACQUISITION_PATHS)
+    else:
+        lam = np.full(N_ACQUISITION_PATHS, n_recent / TRAILING_MONTHS)
+    return rng.poisson(lam[:, None], size=(N_ACQUISITION_PATHS, months))
+
+
+def _simulate_baseline(rate: float, book_arr: np.ndarray, arrivals: np.ndarray, new_arr: np.ndarray, months: int,
                        reps: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Customer-level constant monthly churn ``rate``: (reps × months) arrays of the metrics."""
+    """Customer-level constant monthly churn ``rate``; ``arrivals`` is (reps × months) new logos. (reps × months) metrics."""
     out = {k: np.zeros((reps, months)) for k in METRICS}
     pool = new_arr if len(new_arr) else np.array([0.0])
     for r in range(reps):
         arr = book_arr.copy()
         for m in range(months):
-            arrivals = rng.poisson(new_rate)
             leave = rng.random(len(arr)) < rate
             out["churned"][r, m] = leave.sum()
-            arr = np.concatenate([arr[~leave], rng.choice(pool, size=arrivals)])
+            arr = np.concatenate([arr[~leave], rng.choice(pool, size=int(arrivals[r, m]))])
             out["active_logos"][r, m] = len(arr)
             out["arr"][r, m] = arr.sum()
     out["renewed"][:] = np.nan  # these baselines say nothing about renewals
@@ -253,7 +273,7 @@ def _default_template(segments) -> dict:
 
 
 def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.date, months: int, books_dir: Path,
-                       books: dict, replications: int, seed: int) -> dict:
+                       books: dict, replications: int, seed: int, acquisition: dict) -> dict:
     data = {k: v for k, v in template.items() if k not in ("sweep", "extends")}
     data.update(start_date=cutoff.isoformat(), horizon_months=months, replications=replications, seed=seed)
     cut = pd.Timestamp(cutoff)
@@ -271,10 +291,10 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
         logs = np.log(arr.to_numpy()) if len(arr) else np.array([0.0])
         seg["arr"] = {"median": float(np.exp(logs.mean())), "sigma": float(logs.std()) if len(logs) > 1 else 0.0,
                       "min": float(arr.min()) if len(arr) else 0.0}
-        seg.pop("acquisition", None)
         seg.pop("initial_customers", None)
         seg.pop("initial_tenure_months", None)
-        seg["new_logos_per_month"] = float((m & recent).sum()) / TRAILING_MONTHS
+        seg.pop("new_logos_per_month", None)
+        seg["acquisition"] = {"file": str(books_dir / "acquisition.json"), "key": name}
         life = dict(seg.get("lifecycle") or {})
         for tr in _CURVED:
             key = f"{name}/{tr}"
@@ -295,6 +315,7 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
             seg["book"] = {"file": str(path)}
         segs[name] = seg
     data["segments"] = segs
+    (books_dir / "acquisition.json").write_text(json.dumps(acquisition))
     pods = (data.get("team") or {}).get("pods") or {}
     for pod in pods.values():
         pod["segments"] = [s for s in pod.get("segments", []) if s in segs]
@@ -422,8 +443,18 @@ def fit_known(history, families=None):
     return res
 
 
+def _acquisition_file(paths: dict, cutoff: dt.date, months: int) -> dict:
+    """The new-logo paths as a cssim acquisition forecast (``cssim.forecast``), starting at the cutoff's month."""
+    from .forecast import FORMAT, VERSION, month_index, month_label
+
+    start = month_label(month_index(cutoff))
+    return {"format": FORMAT, "version": VERSION, "segments": {
+        name: {"start": start, "months": months, "mean": p.mean(axis=0).tolist(), "paths": p.tolist()}
+        for name, p in paths.items()}}
+
+
 def backtest(history, cutoff, horizon: int, template=None, replications: int = 100, seed: int = 0,
-             jobs: int = 1, families=None) -> BacktestResults:
+             jobs: int = 1, families=None, rate_uncertainty: bool = True) -> BacktestResults:
     """Back-test cssim and the baselines on ``history`` split at ``cutoff``; see the module docstring.
 
     Parameters
@@ -439,6 +470,10 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         used; curves, ARR, book and new-logo rates come from the history.
     families : sequence of str, optional
         Candidate curve families (default: every simulatable family); the lowest AIC wins.
+    rate_uncertainty : bool
+        New logos follow paths whose monthly rate is drawn from its posterior given the
+        12 months before the cutoff (the default), instead of the point estimate, for
+        cssim and the baselines alike.
     """
     from .fitting.history import read_history
     from .loader import read_scenario_dict, scenario_from_dict
@@ -484,6 +519,13 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
                for s in known["segment"].unique()}
     touch_models = tuple(template.get("touch_models", {}))
 
+    cut = pd.Timestamp(cutoff)
+    recent = _dates(known, "signed_date") > cut - pd.Timedelta(days=TRAILING_MONTHS * DAYS_PER_MONTH)
+    new_paths = {
+        name: acquisition_paths(int(((known["segment"] == name) & recent).sum()), horizon,
+                                np.random.default_rng(np.random.SeedSequence([seed, 7_417, i])), rate_uncertainty)
+        for i, name in enumerate(sorted(known["segment"].unique()))
+    }
     with tempfile.TemporaryDirectory(prefix="cssim-backtest-") as tmp:
         tmp = Path(tmp)
         known.to_csv(tmp / "history_at_cutoff.csv", index=False)
@@ -493,7 +535,8 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
             raise DataError(f"{label}: no curve could be fitted on the history before the cutoff {cutoff} "
                             f"(e.g. {first[0]}: {first[1]}); choose a later --cutoff")
         books = book_at(known, cutoff, signing, touch_models)
-        data = _forecast_scenario(template, fits, known, cutoff, horizon, tmp, books, replications, seed)
+        acquisition = _acquisition_file(new_paths, cutoff, horizon)
+        data = _forecast_scenario(template, fits, known, cutoff, horizon, tmp, books, replications, seed, acquisition)
         scenario = scenario_from_dict(data, source=f"back-test scenario for {label}")
         results = simulate(scenario, jobs=jobs)
     seg = results.arrays["segment"]
@@ -502,8 +545,6 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         "churned": seg["churned_logos"].sum(axis=2), "renewed": seg["renewals_renewed"].sum(axis=2),
     }}
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7_417]))
-    cut = pd.Timestamp(cutoff)
-    recent = _dates(known, "signed_date") > cut - pd.Timedelta(days=TRAILING_MONTHS * DAYS_PER_MONTH)
     for method in ("flat_rate", "constant_hazard"):
         parts = []
         for name, r in rates.items():
@@ -511,8 +552,8 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
             book = books.get(name)
             book_arr = book["arr"].to_numpy(float) if book is not None and len(book) else np.zeros(0)
             new_arr = pd.to_numeric(known.loc[m & recent, "arr"], errors="coerce").dropna().to_numpy()
-            parts.append(_simulate_baseline(r[method], book_arr, float((m & recent).sum()) / TRAILING_MONTHS,
-                                            new_arr, horizon, replications, rng))
+            arrivals = new_paths[name][rng.integers(N_ACQUISITION_PATHS, size=replications)]
+            parts.append(_simulate_baseline(r[method], book_arr, arrivals, new_arr, horizon, replications, rng))
         samples[method] = {k: sum(p[k] for p in parts) for k in METRICS}
     actual = actual_paths(raw, cutoff, horizon)
     before_months = min(TRAILING_MONTHS, int((cutoff - first).days // DAYS_PER_MONTH))
@@ -521,14 +562,14 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     if len(before):
         before["month"] = before["month"] - before_months
     table, scores = score(actual, samples)
-    return BacktestResults(table, scores, actual, label, cutoff, horizon, scenario, before, rates, books)
+    res = BacktestResults(table, scores, actual, label, cutoff, horizon, scenario, before, rates, books)
+    res.acquisition = acquisition
+    return res
 
 
 def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
     """Write ``backtest.csv``, ``scores.csv``, ``summary.txt``, the figures, the forecast scenario (``scenario.yaml``
     with its ``book_<segment>.csv`` files) and a manifest atomically into ``out``."""
-    import json
-
     import yaml
 
     from .output import write_folder
@@ -552,6 +593,12 @@ def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
             if name in data["segments"] and len(book):
                 book.to_csv(tmp / f"book_{name}.csv", index=False)
                 data["segments"][name]["book"] = {"file": f"book_{name}.csv"}
+        acquisition = getattr(res, "acquisition", None)
+        if acquisition is not None:
+            (tmp / "acquisition.json").write_text(json.dumps(acquisition))
+            for name, seg in data["segments"].items():
+                if "acquisition" in seg:
+                    seg["acquisition"] = {"file": "acquisition.json", "key": name}
         (tmp / "scenario.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
     return write_folder(out, write, force=force)
