@@ -115,7 +115,9 @@ def censor_history(raw: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
     return out
 
 
-def book_at(frame: pd.DataFrame, cutoff: dt.date, signing_days: dict[str, float], touch_models=()) -> dict[str, pd.DataFrame]:
+def book_at(
+    frame: pd.DataFrame, cutoff: dt.date, signing_days: dict[str, float], touch_models=()
+) -> dict[str, pd.DataFrame]:
     """Per segment, the customers active at ``cutoff`` as a starting book (see :mod:`cssim.book`)."""
     cut = pd.Timestamp(cutoff)
     d = {c: _dates(frame, c) for c in ("signed_date", "kickoff_date", "onboarded_date", "matured_date",
@@ -162,7 +164,7 @@ def book_at(frame: pd.DataFrame, cutoff: dt.date, signing_days: dict[str, float]
 
 
 def actual_paths(frame: pd.DataFrame, cutoff: dt.date, months: int) -> pd.DataFrame:
-    """What happened: per month after the cutoff, active logos and ARR at month end, churned and renewed in the month."""
+    """What happened, per month after the cutoff: active logos and ARR at month end, churned and renewed in it."""
     start = pd.Timestamp(cutoff)
     signed, churn = _dates(frame, "signed_date"), _dates(frame, "churn_date")
     arr = pd.to_numeric(frame["arr"], errors="coerce").fillna(0.0).to_numpy()
@@ -245,7 +247,10 @@ def acquisition_paths(n_recent: int, months: int, rng: np.random.Generator, unce
 
 def _simulate_baseline(rate: float, book_arr: np.ndarray, arrivals: np.ndarray, new_arr: np.ndarray, months: int,
                        reps: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Customer-level constant monthly churn ``rate``; ``arrivals`` is (reps × months) new logos. (reps × months) metrics."""
+    """Customer-level constant monthly churn ``rate``; ``arrivals``: (reps × months) new logos.
+
+    Returns (reps × months) arrays of the metrics.
+    """
     out = {k: np.zeros((reps, months)) for k in METRICS}
     pool = new_arr if len(new_arr) else np.array([0.0])
     for r in range(reps):
@@ -351,7 +356,9 @@ def _summaries(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarra
     return samples.mean(axis=0), np.quantile(samples, a, axis=0), np.quantile(samples, 1 - a, axis=0)
 
 
-def score(actual: pd.DataFrame, samples: dict[str, dict[str, np.ndarray]], level: float = LEVEL) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score(
+    actual: pd.DataFrame, samples: dict[str, dict[str, np.ndarray]], level: float = LEVEL
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(backtest table, scores table) from per-method (reps × months) samples and the actual path."""
     rows, scores = [], []
     for method, by_metric in samples.items():
@@ -399,7 +406,9 @@ class BacktestResults:
         lines = [f"back-test of {self.history_path}: cutoff {self.cutoff}, {self.months} months forward"]
         s = self.scores[self.scores.metric.isin(["active_logos", "arr"])]
         for _, r in s.iterrows():
-            lines.append(f"  {r.metric:<13} {r.method:<16} coverage {r.coverage:6.0%}   MAPE {r.mape:6.1%}   bias {r.bias:+6.1%}")
+            lines.append(
+                f"  {r.metric:<13} {r.method:<16} coverage {r.coverage:6.0%}   MAPE {r.mape:6.1%}   bias {r.bias:+6.1%}"
+            )
         return "\n".join(lines)
 
     def plot_fan(self, metric: str = "active_logos", ax=None):

@@ -36,7 +36,10 @@ __all__ = ["BOOK_STAGES", "read_book", "book_tenures"]
 BOOK_STAGES = ("signing", "onboarding", "growth", "maturity")
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
-COLUMNS = ("customer_id", "arr", "touch_model", "tenure_days", "signed_date", "stage", "at_risk", "days_in_stage", "days_at_risk")
+COLUMNS = (
+    "customer_id", "arr", "touch_model", "tenure_days", "signed_date", "stage", "at_risk", "days_in_stage",
+    "days_at_risk",
+)
 
 
 def _number(label, i, col, text, allow_empty=True):

@@ -436,6 +436,8 @@ def _add_backtest(sub):
     p.add_argument("--replications", "-n", type=int, default=100, help="Monte Carlo replications (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the forecast and the baselines (default 0)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (-1: every core)")
+    p.add_argument("--fixed-rate", action="store_true",
+                   help="new logos at the point estimate of the pre-cutoff rate (default: rate drawn from its posterior)")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
     p.set_defaults(func=cmd_backtest)
@@ -449,7 +451,8 @@ def cmd_backtest(args) -> int:
     if args.replications < 1:
         raise CssimError(f"--replications: {args.replications}; give at least 1")
     res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario,
-                   replications=args.replications, seed=args.seed, jobs=args.jobs)
+                   replications=args.replications, seed=args.seed, jobs=args.jobs,
+                   rate_uncertainty=not args.fixed_rate)
     out = write_backtest(res, args.out, force=args.force)
     print(res.summary())
     print(f"wrote {out}")

@@ -126,7 +126,8 @@ def test_actual_paths_add_up(histories):
     new = [((signed - start).dt.days.between(np.floor((m - 1) * 30.436875) + 1, np.floor(m * 30.436875))).sum()
            for m in range(2, 13)]
     # active(m) = active(m-1) + new(m) - churned(m)
-    np.testing.assert_array_equal(a["active_logos"].diff().iloc[1:].to_numpy(), np.array(new) - a["churned"].iloc[1:].to_numpy())
+    change = a["active_logos"].diff().iloc[1:].to_numpy()
+    np.testing.assert_array_equal(change, np.array(new) - a["churned"].iloc[1:].to_numpy())
 
 
 def test_book_stage_and_risk_at_cutoff():
@@ -173,7 +174,8 @@ def test_cutoff_outside_history_and_horizon_too_long(histories, capsys):
 
 def test_cli_writes_tables_and_figures(histories, tmp_path, capsys):
     out = tmp_path / "bt"
-    assert main(["backtest", str(histories[1]), "--cutoff", CUTOFF, "--horizon", "6", "-n", "8", "--out", str(out)]) == 0
+    args = ["backtest", str(histories[1]), "--cutoff", CUTOFF, "--horizon", "6", "-n", "8", "--out", str(out)]
+    assert main(args) == 0
     names = {p.name for p in out.iterdir()}
     assert {"backtest.csv", "scores.csv", "fan_active_logos.png", "fan_arr.png", "calibration.png",
             "manifest.json"} <= names
@@ -186,7 +188,9 @@ def test_cli_writes_tables_and_figures(histories, tmp_path, capsys):
     book = pd.read_csv(out / "book_smb.csv")
     assert again.segments["smb"].initial_customers == len(book) > 0
     # Existing folder: refused without --force, replaced with it.
-    assert main(["backtest", str(histories[1]), "--cutoff", CUTOFF, "--horizon", "6", "-n", "8", "--out", str(out)]) == 2
+    assert main(args) == 2
+    assert main([*args, "--force", "--fixed-rate"]) == 0
+    assert len(pd.read_csv(out / "backtest.csv")) > 0
     assert not list(tmp_path.glob(".bt.partial*"))
 
 
