@@ -18,7 +18,9 @@ Assumptions
   customer and episode, so policies differ only through the multipliers.
 - Initial customers have uniform tenure on ``[0, initial_tenure_months]``;
   their stage is sampled from the same curves and their clocks are
-  conditioned on the time already spent.
+  conditioned on the time already spent. A segment's ``book`` lists them
+  instead (ARR, touch model, tenure, stage, at-risk, days in stage / at risk):
+  see ``_book_stage`` and ``_book_at_risk``.
 """
 
 from __future__ import annotations
