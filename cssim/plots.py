@@ -951,7 +951,7 @@ def backtest_fan(backtest, metric: str = "active_logos", ax=None):
         _money_axis(ax.yaxis)
         ax.set_ylabel("ARR at signing ($)")
     else:
-        ax.set_ylabel(f"{_BACKTEST_METRICS.get(metric, metric)} (logos)")
+        ax.set_ylabel(_BACKTEST_METRICS.get(metric, metric))
     name = _BACKTEST_METRICS.get(metric, metric)
     ax.set_title(f"Back-test: {name if metric == 'arr' else name.lower()}, forecast from {backtest.cutoff} vs actual")
     allx = when(list(before["month"]) + list(act["month"])) if before is not None and len(before) else when(act["month"])
@@ -974,13 +974,19 @@ def backtest_calibration(scores: pd.DataFrame, metrics: Sequence[str] = ("active
     levels = np.array([int(c.split("_")[1]) / 100 for c in cols])
     ax.plot([0, 1], [0, 1], color=TOTAL, linewidth=1, linestyle="--", label="calibrated")
     markers = {"active_logos": "o", "arr": "s", "churned": "^", "renewed": "v"}
-    for i, method in enumerate(m for m in ("cssim", "flat_rate", "constant_hazard") if m in set(scores["method"])):
+    styles = {"active_logos": "-", "arr": "--", "churned": ":", "renewed": "-."}
+    methods = [m for m in ("cssim", "flat_rate", "constant_hazard") if m in set(scores["method"])]
+    for i, method in enumerate(methods):
+        # Methods are nudged apart along x so that identical coverages stay visible; cssim is drawn on top.
+        shift = (i - (len(methods) - 1) / 2) * 0.006
         for metric in metrics:
             r = scores[(scores["method"] == method) & (scores["metric"] == metric)]
             if r.empty:
                 continue
-            ax.plot(levels, r[cols].to_numpy(float)[0], color=colors[i], marker=markers.get(metric, "o"),
-                    linewidth=1.2, label=f"{_BACKTEST_LABELS.get(method, method)} — {_BACKTEST_METRICS.get(metric, metric).lower()}")
+            name = _BACKTEST_METRICS.get(metric, metric)
+            ax.plot(levels + shift, r[cols].to_numpy(float)[0], color=colors[i], marker=markers.get(metric, "o"),
+                    linestyle=styles.get(metric, "-"), linewidth=1.2, markersize=6, zorder=3 if i == 0 else 2,
+                    label=f"{_BACKTEST_LABELS.get(method, method)} — {name if metric == 'arr' else name.lower()}")
     ax.set_xlim(0.4, 1.0)
     ax.set_ylim(-0.02, 1.02)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
