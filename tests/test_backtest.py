@@ -66,7 +66,11 @@ def test_intervals_cover_the_realised_path(results):
 
 def test_cssim_beats_the_flat_rate_when_hazard_falls_with_tenure(steep):
     for r in steep:
+        cov = r.scores.set_index(["method", "metric"])["coverage"]
+        assert cov[("cssim", "active_logos")] >= 0.7
+        assert cov[("cssim", "active_logos")] > cov[("flat_rate", "active_logos")]
         s = r.scores.set_index(["method", "metric"])["mape"]
+        assert s[("cssim", "active_logos")] < 0.75 * s[("flat_rate", "active_logos")]
         assert s[("cssim", "active_logos")] < s[("flat_rate", "active_logos")]
         assert s[("cssim", "active_logos")] < s[("constant_hazard", "active_logos")]
         assert s[("cssim", "arr")] < s[("flat_rate", "arr")]
