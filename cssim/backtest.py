@@ -296,8 +296,8 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
         logs = np.log(arr.to_numpy()) if len(arr) else np.array([0.0])
         seg["arr"] = {"median": float(np.exp(logs.mean())), "sigma": float(logs.std()) if len(logs) > 1 else 0.0,
                       "min": float(arr.min()) if len(arr) else 0.0}
-        seg.pop("initial_customers", None)
-        seg.pop("initial_tenure_months", None)
+        for key in ("initial_customers", "initial_tenure_months", "book"):
+            seg.pop(key, None)  # the book at the cutoff replaces the template's initial customers
         seg.pop("new_logos_per_month", None)
         seg["acquisition"] = {"file": str(books_dir / "acquisition.json"), "key": name}
         life = dict(seg.get("lifecycle") or {})
