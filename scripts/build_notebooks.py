@@ -106,9 +106,12 @@ FIT = [
     md("""
 # Fit retention curves from data, and use them in a scenario
 
-A cohort retention table (customers of an acquisition cohort still active after each
-renewal) is fitted with several models, checked against the periods held out, and the
-best curve replaces a segment's churn curve in a scenario.
+Two kinds of data. First a cohort retention table (customers of an acquisition cohort still
+active after each renewal) is fitted with several models, checked against the periods held
+out, and the best curve replaces a segment's churn curve in a scenario. Then a customer
+history (one row per customer episode, with dates) is fitted per segment × lifecycle
+transition against Kaplan–Meier, written as a curves file, and used by a scenario with
+`family: fitted`.
 
 The example is a published table (Fader & Hardie 2007, "How to Project Customer
 Retention"): 1000 customers at year 0, calibrated on years 0–7, projected to year 12.
@@ -118,6 +121,8 @@ SCENARIO = "../scenarios/baseline.yaml"                   # scenario whose churn
 COHORT_TABLE = "../examples/contractual_cohort_regular.csv"  # cohort, period (or year), active
 CALIBRATE_UNTIL = 7                                        # fit on periods 0..7, hold out the rest
 SEGMENT = "smb"                                            # segment that gets the fitted churn curve
+HISTORY = "../examples/history.csv"                        # customer history (`cssim synth` of the baseline)
+TRANSITIONS = ("onboarding", "growth", "at_risk", "recovery", "churn")  # fitted per segment (FAST: onboarding, churn)
 REPLICATIONS = 20
 JOBS = 2
 FAST = False
@@ -146,10 +151,79 @@ print(comparison.summary())
 """),
     code('plots.fan_chart(comparison, "active", segment=SEGMENT).figure'),
     md("""
-Fitting individual customer histories (durations with censoring, per stage, against
-Kaplan–Meier) uses `cssim.plots.survival_vs_km(km, curves)`, which takes a lifelines
-`KaplanMeierFitter` (or raw durations and event flags) and any fitted curve; see
-`05_validation` for an example.
+# From a customer history
+
+One row per customer episode: dates of signing, kickoff, onboarding, at-risk, recovery and
+churn, with segment, touch model and ARR (format: `docs/fitting.md`). The example is a
+synthetic history of the baseline scenario (`cssim synth`), so the fits should land near the
+baseline's own curves. Every row is validated first; `drop_bad_rows=True` drops bad rows and
+says why instead of stopping at the first.
+"""),
+    code("""
+history = cssim.read_history(HISTORY, drop_bad_rows=True)
+print(f"{len(history.frame)} customer episodes ({', '.join(history.segments)}), extract date "
+      f"{history.extract_date.date()}; {history.dropped} bad rows dropped")
+print("\\n".join(history.problems[:5]))
+"""),
+    md("""
+## Fit every segment × transition
+
+Kaplan–Meier plus the parametric candidates cssim can simulate (durations in days, censored
+at churn or the extract date, left-truncated at `observed_from`); the lowest AIC is chosen.
+Touch-model hazard ratios come from a Cox model stratified by segment. In fast mode only the
+transitions shown below are fitted.
+"""),
+    code("""
+hfit = cssim.fit_history(history, transitions=("onboarding", "churn") if FAST else TRANSITIONS)
+print(f"fitted: {', '.join(hfit.fits)}")
+"""),
+    md("## Candidates for the segment's churn and onboarding clocks (AIC, BIC; the spline is a benchmark only)"),
+    code("""
+hfit.fits[f"{SEGMENT}/churn"].candidates_[["family", "log_likelihood", "AIC", "BIC", "delta_AIC", "chosen"]]
+"""),
+    code("""
+hfit.fits[f"{SEGMENT}/onboarding"].candidates_[["family", "log_likelihood", "AIC", "BIC", "delta_AIC", "chosen"]]
+"""),
+    md("## The chosen curves against Kaplan–Meier with its 95 % band"),
+    code('hfit.plot_vs_km(f"{SEGMENT}/churn").figure'),
+    code('hfit.plot_vs_km(f"{SEGMENT}/onboarding").figure'),
+    md("## Touch-model hazard ratios (vs the most common touch model; with centred log ARR), 95 % CIs"),
+    code("""
+hfit.touch_effects[["transition", "covariate", "reference", "hr", "lower", "upper", "p", "events"]]
+"""),
+    md("""
+## Write the curves file and simulate with it
+
+`write_history_fit` writes `curves.json` (with `fit_report.md` and `km.csv`); a scenario
+references a curve with `{family: fitted, file: .../curves.json, key: smb/churn}` (in a YAML
+file the path is relative to the scenario). Here the fitted churn and onboarding curves
+replace the segment's in the baseline, and both run on the same customers.
+"""),
+    code("""
+import tempfile
+from pathlib import Path
+from cssim.fitting.curvesfile import write_history_fit
+
+out = write_history_fit(hfit, Path(tempfile.mkdtemp()) / "history-fit")
+curves_file = str(out / "curves.json")
+sorted(p.name for p in out.iterdir())
+"""),
+    code("""
+from_history = cssim.load_scenario(SCENARIO, {
+    "name": "fitted_from_history",
+    f"segments.{SEGMENT}.lifecycle.churn": {"family": "fitted", "file": curves_file, "key": f"{SEGMENT}/churn"},
+    f"segments.{SEGMENT}.lifecycle.onboarding": {"family": "fitted", "file": curves_file,
+                                                 "key": f"{SEGMENT}/onboarding"},
+})
+history_comparison = cssim.compare([base, from_history], replications=REPLICATIONS, jobs=JOBS)
+print(history_comparison.summary())
+"""),
+    code('plots.fan_chart(history_comparison, "active", segment=SEGMENT).figure'),
+    md("""
+The same from the command line: `cssim fit examples/history.csv --out results/history-fit`, then
+`churn: {family: fitted, file: results/history-fit/curves.json, key: smb/churn}` in a scenario.
+`cssim.plots.survival_vs_km(km, curves)` draws any curve against a lifelines
+`KaplanMeierFitter` or raw durations and event flags (see `05_validation`).
 """),
 ]
 
