@@ -27,6 +27,12 @@ def _add_run(sub):
     p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
     _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--decompose",
+        action="store_true",
+        help="also run without parameter uncertainty on the same seeds; write uncertainty.csv (interval width "
+        "with and without, share from estimation error)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -51,13 +57,24 @@ def cmd_run(args) -> int:
     scenario = load_scenario(args.scenario, overrides)
     out = Path(args.out) if args.out else Path("results") / scenario.name
     check_target(out, args.force)
-    results = simulate(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
+    extra, decomposition = {}, None
+    if getattr(args, "decompose", False):
+        from .uncertainty import decompose
+
+        decomposition = decompose(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
+        results = decomposition.with_uncertainty
+        extra = {"uncertainty.csv": decomposition.table.to_csv(index=False),
+                 "summary.txt": results.summary() + "\n\n" + decomposition.summary() + "\n"}
+    else:
+        results = simulate(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
     try:
-        write_results(results, out, force=args.force)
+        write_results(results, out, force=args.force, extra=extra)
     except OSError as exc:  # disk full, no permission: nothing was written (the folder is atomic)
         raise CssimError(f"{out}: cannot write the results folder ({exc.strerror or exc}); nothing was written") from None
     print(results.summary())
-    print(f"\nwrote {out}/ (kpis.csv, monthly.csv, monthly_pods.csv, manifest.json)")
+    if decomposition is not None:
+        print("\n" + decomposition.summary())
+    print(f"\nwrote {out}/ (kpis.csv, monthly.csv, monthly_pods.csv, manifest.json{', uncertainty.csv' if extra else ''})")
     return 0
 
 

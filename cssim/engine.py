@@ -38,6 +38,7 @@ from .csm import Job, Pod
 from .curves import INF, consumed, event_time
 from .ledger import Ledger
 from .scenario import Scenario
+from .uncertainty import curve_builder
 
 STAGES = ("signing", "onboarding", "growth", "maturity")
 SIGNING, ONBOARDING, GROWTH, MATURITY = range(4)
@@ -213,6 +214,10 @@ class Engine:
             self.pods.append(pod)
             pods_by_name[name] = pod
         self.segments: list[Segment] = []
+        # Estimation uncertainty (cssim.uncertainty): with parameter_uncertainty on, a curve that carries an
+        # uncertainty block gets this replication's parameter draw, from its own stream (seed, rep, KIND_PARAMS,
+        # segment, transition) so process-noise streams are untouched; otherwise this is exactly spec.build().
+        curve = curve_builder(scenario, rep)
         for i, (name, spec) in enumerate(scenario.segments.items()):
             life = spec.lifecycle
             pod_name = scenario.pod_of(name)
@@ -227,12 +232,12 @@ class Engine:
                     term=spec.contract.term_months * DAYS_PER_MONTH,
                     monthly=spec.contract.billing == "monthly",
                     curves={
-                        "onboarding": life.onboarding.build(),
-                        "growth": life.growth.build(),
-                        "at_risk": life.at_risk.build(),
-                        "recovery": life.recovery.build(),
-                        "churn": life.churn.build(),
-                        "winback": spec.winback.delay.build(),
+                        "onboarding": curve(name, "onboarding", life.onboarding),
+                        "growth": curve(name, "growth", life.growth),
+                        "at_risk": curve(name, "at_risk", life.at_risk),
+                        "recovery": curve(name, "recovery", life.recovery),
+                        "churn": curve(name, "churn", life.churn),
+                        "winback": curve(name, "winback", spec.winback.delay),
                         "logit_healthy": _logit(spec.renewal.healthy),
                         "logit_at_risk": _logit(spec.renewal.at_risk),
                         "log_or_not_activated": math.log(spec.renewal.not_activated_odds_ratio),

@@ -247,7 +247,8 @@ def _describe(err: dict) -> str:
         return f"{where}.{key}: missing; a curve needs {key}, one of: {allowed}"
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
-        if ": " in msg and msg.split(": ", 1)[0].count(".") >= 1 and not loc:
+        head = msg.split(": ", 1)[0] if ": " in msg else ""
+        if not loc and (head.count(".") >= 1 or head in Scenario.model_fields):  # the message names its field
             return msg
     if kind == "missing":
         msg = "required field is missing"

@@ -70,8 +70,11 @@ def write_folder(out: str | Path, write: Callable[[Path], None], force: bool = F
     return out
 
 
-def write_results(results, out: str | Path, force: bool = False) -> Path:
-    """Write a results folder: manifest, KPIs with intervals, monthly tables, summary, scenario."""
+def write_results(results, out: str | Path, force: bool = False, extra: dict[str, str] | None = None) -> Path:
+    """Write a results folder: manifest, KPIs with intervals, monthly tables, summary, scenario.
+
+    ``extra`` maps further file names to their text (e.g. ``uncertainty.csv``); it may replace ``summary.txt``.
+    """
 
     def write(tmp: Path) -> None:
         results.kpis().to_csv(tmp / "kpis.csv", index=False)
@@ -82,6 +85,8 @@ def write_results(results, out: str | Path, force: bool = False) -> Path:
         (tmp / "scenario.yaml").write_text(
             yaml.safe_dump(results.scenario.model_dump(mode="json"), sort_keys=False)
         )
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text)
         # The manifest goes last: its presence marks a complete folder.
         (tmp / MANIFEST).write_text(json.dumps(results.manifest, indent=2, default=str) + "\n")
 

@@ -229,7 +229,8 @@ class SimulationResults:
         pct = int(round(level * 100))
         lines = [
             f"Scenario {self.scenario.name!r}: {self.scenario.horizon_months} months from "
-            f"{self.scenario.start_date}, {self.n_replications} replications, seed {self.scenario.seed}",
+            f"{self.scenario.start_date}, {self.n_replications} replications, seed {self.scenario.seed}"
+            + ("" if (mode := self.scenario.uncertainty_mode) == "none" else f", parameter uncertainty: {mode}"),
             f"{'KPI':<24}{'mean':>14}   {pct}% interval (across replications)",
         ]
         for row in table.itertuples():

@@ -13,9 +13,9 @@ multipliers (1 = no effect).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from . import curves as _curves
@@ -35,20 +35,134 @@ class Spec(BaseModel):
 # --------------------------------------------------------------------------- curves
 
 
-class ExponentialCurve(Spec):
+def _is_none(value) -> bool:
+    return value is None
+
+
+class CurveUncertainty(Spec):
+    """Estimation uncertainty of a curve's parameters, drawn once per replication (:mod:`cssim.uncertainty`).
+
+    Everything is on the **log scale of the curve's own parameters** (in the
+    family's order, ``names``: e.g. ``[scale, shape]``; ``rates.0, rates.1, …``
+    for piecewise-exponential), where a positive parameter's sampling
+    distribution is closer to normal and every draw stays positive.
+    ``estimates`` are the logs of the curve's values; ``covariance`` their
+    asymptotic covariance (lifelines' ``variance_matrix_`` carried over by the
+    delta method, see :func:`cssim.uncertainty.with_uncertainty`);
+    ``bootstrap`` optionally lists parameter sets refitted on resampled
+    customers (same scale), one chosen uniformly per replication when
+    ``parameter_uncertainty: bootstrap``.
+    """
+
+    names: list[str] | None = Field(
+        None, exclude_if=_is_none, description="parameter names in order; default: the family's"
+    )
+    estimates: list[float] = Field(min_length=1, description="log of the curve's parameters")
+    covariance: list[list[float]] = Field(description="covariance of the estimates (log scale)")
+    bootstrap: list[list[float]] | None = Field(
+        None, exclude_if=_is_none, description="bootstrap parameter sets (log scale), one row per refit"
+    )
+
+    @model_validator(mode="after")
+    def _matrix(self):
+        import numpy as np
+
+        k = len(self.estimates)
+        if not np.all(np.isfinite(self.estimates)):
+            raise ValueError("estimates: every value must be finite")
+        rows = len(self.covariance)
+        cols = sorted({len(r) for r in self.covariance})
+        if rows != k or cols != [k]:
+            shape = f"{rows}×{'/'.join(map(str, cols)) or 0}"
+            raise ValueError(f"covariance: must be {k}×{k} (one row and column per estimate), got {shape}")
+        c = np.asarray(self.covariance, dtype=float)
+        if not np.all(np.isfinite(c)):
+            raise ValueError("covariance: every entry must be finite")
+        scale = max(float(np.abs(c).max()), 1e-300)
+        asym = float(np.abs(c - c.T).max())
+        if asym > 1e-6 * scale:
+            raise ValueError(f"covariance: must be symmetric (largest |C - Cᵀ| is {asym:.3g})")
+        low = float(np.linalg.eigvalsh((c + c.T) / 2).min())
+        if low < -1e-8 * scale:
+            raise ValueError(f"covariance: must be positive semi-definite (smallest eigenvalue {low:.3g})")
+        if self.bootstrap is not None:
+            if len(self.bootstrap) < 2:
+                raise ValueError(f"bootstrap: give at least 2 parameter sets, got {len(self.bootstrap)}")
+            for i, row in enumerate(self.bootstrap):
+                if len(row) != k:
+                    raise ValueError(f"bootstrap.{i}: expected {k} values (one per estimate), got {len(row)}")
+                if not np.all(np.isfinite(row)):
+                    raise ValueError(f"bootstrap.{i}: every value must be finite")
+        return self
+
+
+class ParametricCurve(Spec):
+    """A curve family with positive parameters that may carry their estimation ``uncertainty``."""
+
+    PARAMETERS: ClassVar[tuple[str, ...]] = ()
+    uncertainty: CurveUncertainty | None = Field(
+        None, exclude_if=_is_none, description="estimation uncertainty of the parameters (fitted curves)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _uncertainty_last(self, handler):
+        out = handler(self)  # the block is long: dump it after the parameters it describes
+        if isinstance(out, dict) and "uncertainty" in out:
+            out["uncertainty"] = out.pop("uncertainty")
+        return out
+
+    def parameter_names(self) -> list[str]:
+        return list(self.PARAMETERS)
+
+    def parameter_values(self) -> list[float]:
+        return [float(getattr(self, n)) for n in self.PARAMETERS]
+
+    def with_parameters(self, values) -> ParametricCurve:
+        """The same family with ``values`` (natural scale, in ``parameter_names`` order), no uncertainty."""
+        return self.model_copy(update={**dict(zip(self.PARAMETERS, map(float, values), strict=True)), "uncertainty": None})
+
+    @model_validator(mode="after")
+    def _uncertainty_matches(self):
+        import math
+
+        u = self.uncertainty
+        if u is None:
+            return self
+        names, values = self.parameter_names(), self.parameter_values()
+        if len(u.estimates) != len(names):
+            raise ValueError(
+                f"uncertainty.estimates: a {self.family} curve has {len(names)} parameters "
+                f"({', '.join(names)}), got {len(u.estimates)} estimates"
+            )
+        if u.names is not None and list(u.names) != names:
+            raise ValueError(f"uncertainty.names: expected {names} for a {self.family} curve, got {list(u.names)}")
+        for name, value, est in zip(names, values, u.estimates, strict=True):
+            if value <= 0:
+                raise ValueError(f"uncertainty: {name} is {value}; parameters with uncertainty must be positive")
+            if abs(est - math.log(value)) > 1e-6 * max(1.0, abs(math.log(value))):
+                raise ValueError(
+                    f"uncertainty.estimates: {name} estimate {est:.6g} is not log({name}) = {math.log(value):.6g}; "
+                    "the block belongs to other parameter values (refit, or rebuild it with cssim.uncertainty.with_uncertainty)"
+                )
+        return self
+
+
+class ExponentialCurve(ParametricCurve):
     """Constant hazard. ``scale`` is the mean time in days."""
 
     family: Literal["exponential"]
+    PARAMETERS: ClassVar[tuple[str, ...]] = ("scale",)
     scale: PositiveFloat
 
     def build(self):
         return _curves.Exponential(self.scale)
 
 
-class WeibullCurve(Spec):
+class WeibullCurve(ParametricCurve):
     """S(t) = exp(-(t/scale)^shape); shape < 1: hazard falls with time in state."""
 
     family: Literal["weibull"]
+    PARAMETERS: ClassVar[tuple[str, ...]] = ("scale", "shape")
     scale: PositiveFloat
     shape: PositiveFloat
 
@@ -56,10 +170,11 @@ class WeibullCurve(Spec):
         return _curves.Weibull(self.scale, self.shape)
 
 
-class LogNormalCurve(Spec):
+class LogNormalCurve(ParametricCurve):
     """log T ~ Normal(log median, sigma)."""
 
     family: Literal["lognormal"]
+    PARAMETERS: ClassVar[tuple[str, ...]] = ("median", "sigma")
     median: PositiveFloat
     sigma: PositiveFloat
 
@@ -67,10 +182,11 @@ class LogNormalCurve(Spec):
         return _curves.LogNormal(self.median, self.sigma)
 
 
-class LogLogisticCurve(Spec):
+class LogLogisticCurve(ParametricCurve):
     """S(t) = 1 / (1 + (t/scale)^shape); ``scale`` is the median."""
 
     family: Literal["loglogistic"]
+    PARAMETERS: ClassVar[tuple[str, ...]] = ("scale", "shape")
     scale: PositiveFloat
     shape: PositiveFloat
 
@@ -78,10 +194,11 @@ class LogLogisticCurve(Spec):
         return _curves.LogLogistic(self.scale, self.shape)
 
 
-class ExponentialGammaCurve(Spec):
+class ExponentialGammaCurve(ParametricCurve):
     """Heterogeneous exponential (Pareto II): S(t) = (1 + t/scale)^-shape."""
 
     family: Literal["exponential_gamma"]
+    PARAMETERS: ClassVar[tuple[str, ...]] = ("scale", "shape")
     scale: PositiveFloat
     shape: PositiveFloat
 
@@ -89,10 +206,11 @@ class ExponentialGammaCurve(Spec):
         return _curves.ExponentialGamma(self.scale, self.shape)
 
 
-class WeibullGammaCurve(Spec):
+class WeibullGammaCurve(ParametricCurve):
     """Heterogeneous Weibull: S(t) = (1 + (t/scale)^rho)^-shape."""
 
     family: Literal["weibull_gamma"]
+    PARAMETERS: ClassVar[tuple[str, ...]] = ("scale", "rho", "shape")
     scale: PositiveFloat
     rho: PositiveFloat
     shape: PositiveFloat
@@ -101,12 +219,21 @@ class WeibullGammaCurve(Spec):
         return _curves.WeibullGamma(self.scale, self.rho, self.shape)
 
 
-class PiecewiseExponentialCurve(Spec):
+class PiecewiseExponentialCurve(ParametricCurve):
     """Constant hazard between breakpoints (days); ``rates`` per day, one more than breakpoints."""
 
     family: Literal["piecewise_exponential"]
     breakpoints: list[PositiveFloat] = Field(min_length=1)
     rates: list[NonNegativeFloat]
+
+    def parameter_names(self) -> list[str]:
+        return [f"rates.{i}" for i in range(len(self.rates))]
+
+    def parameter_values(self) -> list[float]:
+        return [float(r) for r in self.rates]
+
+    def with_parameters(self, values) -> PiecewiseExponentialCurve:
+        return self.model_copy(update={"rates": [float(v) for v in values], "uncertainty": None})
 
     @model_validator(mode="after")
     def _shape(self):
@@ -147,12 +274,15 @@ class FittedCurve(Spec):
     key: str = Field(description="segment/transition, e.g. smb/churn")
     sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
     resolved: SkipJsonSchema[dict | None] = Field(None, exclude=True)
+    # The curve's estimation uncertainty, from the covariance the file stores beside the spec (cssim.uncertainty).
+    uncertainty: SkipJsonSchema[dict | None] = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _resolve(self):
         if self.resolved is None:
             from .errors import DataError
-            from .fitting.curvesfile import read_curve
+            from .fitting.curvesfile import load_curves, read_curve
+            from .uncertainty import attach_fitted
 
             try:
                 spec, digest = read_curve(self.file, self.key)
@@ -165,10 +295,18 @@ class FittedCurve(Spec):
                 )
             _concrete_curve_adapter().validate_python(spec)  # a bad stored spec fails here, naming this field
             self.resolved, self.sha256 = dict(spec), digest
+            if "uncertainty" not in spec:
+                stored = load_curves(self.file)["curves"][self.key].get("parameters")
+                self.uncertainty = attach_fitted(dict(spec), stored).get("uncertainty")
         return self
 
+    def concrete(self):
+        """The concrete curve spec this reference resolved to (with its ``uncertainty`` block, if the file has one)."""
+        spec = self.resolved if self.uncertainty is None else {**self.resolved, "uncertainty": self.uncertainty}
+        return _concrete_curve_adapter().validate_python(spec)
+
     def build(self):
-        return _concrete_curve_adapter().validate_python(self.resolved).build()
+        return self.concrete().build()
 
 
 _CONCRETE = Union[
@@ -208,6 +346,10 @@ CurveSpec = Annotated[
     ],
     Field(discriminator="family"),
 ]
+
+
+#: The engine's names for a segment's curves, in the order it builds them (``winback`` is ``winback.delay``).
+CURVE_TRANSITIONS = ("onboarding", "growth", "at_risk", "recovery", "churn", "winback")
 
 
 def _curve(**kw) -> dict:
@@ -587,6 +729,13 @@ class Scenario(Spec):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     team: TeamSpec = Field(default_factory=TeamSpec)
     sweep: SweepSpec | None = Field(None, description="points for `cssim sweep` (see cssim.sweep)")
+    parameter_uncertainty: Literal["none", "asymptotic", "bootstrap"] | None = Field(
+        None,
+        exclude_if=_is_none,
+        description="draw each replication's curve parameters from their estimation uncertainty: asymptotic "
+        "(normal on the log scale) or bootstrap (one stored set); default: asymptotic if any curve carries an "
+        "uncertainty block, else none (see cssim.uncertainty)",
+    )
 
     @model_validator(mode="after")
     def _references(self):
@@ -688,6 +837,48 @@ class Scenario(Spec):
                 )
             acq.offset = offset
         return self
+
+    @model_validator(mode="after")
+    def _parameter_uncertainty(self):
+        mode = self.parameter_uncertainty
+        if mode in (None, "none"):
+            return self
+        carrying = [(path, spec) for _, _, path, spec in self.curve_specs() if getattr(spec, "uncertainty", None)]
+        if not carrying:
+            raise ValueError(
+                f"parameter_uncertainty: {mode} needs curves that carry an uncertainty block (fitted curves do); "
+                "none has one; use none"
+            )
+        if mode == "bootstrap":
+            for path, spec in carrying:
+                if spec.uncertainty.bootstrap is None:
+                    raise ValueError(
+                        f"{path}.uncertainty.bootstrap: missing, but parameter_uncertainty is bootstrap; "
+                        "add bootstrap parameter sets or use asymptotic"
+                    )
+        return self
+
+    def curve_specs(self):
+        """Every curve of every segment: ``(segment, transition, field path, concrete spec)``.
+
+        ``transition`` is the engine's name for the curve (``onboarding``,
+        ``growth``, ``at_risk``, ``recovery``, ``churn``, ``winback``); fitted
+        references are given as the concrete spec they resolved to.
+        """
+        for name, seg in self.segments.items():
+            life = seg.lifecycle
+            pairs = [(t, getattr(life, t), f"segments.{name}.lifecycle.{t}") for t in CURVE_TRANSITIONS[:-1]]
+            pairs.append(("winback", seg.winback.delay, f"segments.{name}.winback.delay"))
+            for transition, spec, path in pairs:
+                yield name, transition, path, spec.concrete() if isinstance(spec, FittedCurve) else spec
+
+    @property
+    def uncertainty_mode(self) -> str:
+        """``parameter_uncertainty`` as run: the explicit value, else asymptotic if any curve carries uncertainty."""
+        if self.parameter_uncertainty is not None:
+            return self.parameter_uncertainty
+        carrying = any(getattr(spec, "uncertainty", None) is not None for *_, spec in self.curve_specs())
+        return "asymptotic" if carrying else "none"
 
     def pod_of(self, segment: str) -> str | None:
         """Name of the pod serving ``segment`` (None: no CSMs serve it)."""

@@ -74,6 +74,7 @@ def simulate(
         "scenario_hash": scenario_hash(scenario),
         "seed": scenario.seed,
         "replications": len(reps),
+        "parameter_uncertainty": scenario.uncertainty_mode,
         "versions": versions(),
         "scenario": scenario.model_dump(mode="json"),
     }

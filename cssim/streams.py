@@ -24,6 +24,9 @@ _REFILL = 4 * _BLOCK
 
 # Kinds of non-customer streams.
 KIND_CUSTOMER, KIND_ARRIVALS, KIND_POD = 0, 1, 2
+# A replication's draw of curve parameters (estimation uncertainty), keyed (rep, KIND_PARAMS, segment, transition):
+# apart from every process-noise stream, so switching uncertainty on or off leaves those untouched.
+KIND_PARAMS = 3
 
 
 def name_key(name: str) -> int:

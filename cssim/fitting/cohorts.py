@@ -618,8 +618,17 @@ class CohortFitResults:
     def curve_spec(self) -> dict:
         """The continuous-time churn curve (days) for scenarios: the fitted exponential–gamma."""
         if "exponential_gamma" in self.fits:
-            p = self.fits["exponential_gamma"].params
-            return {"family": "exponential_gamma", "shape": p["shape"], "scale": p["scale"] * self.period_days}
+            f = self.fits["exponential_gamma"]
+            p = f.params
+            spec = {"family": "exponential_gamma", "shape": p["shape"], "scale": p["scale"] * self.period_days}
+            # Estimation uncertainty for scenarios (cssim.uncertainty): the log-parameter covariance, scale in days.
+            from ..uncertainty import with_uncertainty
+
+            logs = {"shape": math.log(spec["shape"]), "scale": math.log(spec["scale"])}
+            try:
+                return with_uncertainty(spec, logs, f.cov_free, scale="log")
+            except ValueError:
+                return spec
         a = self.fits["sbg"].params
         return sbg_to_exponential_gamma(a["alpha"], a["beta"], self.period_days)
 

@@ -1,0 +1,386 @@
+"""Estimation uncertainty in every forecast: curve parameters drawn per replication.
+
+A curve fitted to a few hundred customers is known only up to its sampling
+error, and a forecast that always uses the point estimate reports intervals
+that are too narrow. A curve spec may therefore carry an ``uncertainty``
+block (:class:`cssim.scenario.CurveUncertainty`): the log of its parameters,
+their covariance and optionally bootstrap parameter sets. With
+``parameter_uncertainty`` on (the default whenever some curve carries such a
+block), each replication draws every such curve's parameters **once**, before
+any customer exists:
+
+- ``asymptotic``: x = x̂ + L z with L Lᵀ = Σ (Cholesky; eigen-factor if Σ is
+  singular) and z ~ N(0, I), on the log scale; the curve gets exp(x).
+- ``bootstrap``: one of the stored sets, chosen uniformly.
+
+The draw comes from its own stream, keyed ``(seed, replication, KIND_PARAMS,
+segment, transition)`` (:mod:`cssim.streams`), so a replication's parameters
+are the same on every worker; two scenarios run with the same seed draw the
+same parameters for the same curve (common random numbers, also for the
+parameter draw); and every process-noise stream — arrivals, customers, pods —
+is the same whether uncertainty is on or off. Replications then mix process
+noise (which customers churn) and estimation error (what the curve is), as a
+predictive distribution should.
+
+:func:`decompose` runs a scenario twice on the same seeds, with and without
+parameter uncertainty, and reports for every KPI the width of the
+across-replication interval both ways and the share of the width owed to
+estimation error:
+
+    share = 1 − (width_without / width_with)²
+
+a variance share: if process noise and estimation error are independent and
+add in variance, width² is proportional to variance, width_with² =
+width_process² + width_estimation², and the share is width_estimation² /
+width_with². It is clipped to [0, 1] (Monte Carlo noise can make the
+without-width the larger when estimation error is negligible).
+
+Building the block from a fit: :func:`with_uncertainty` converts lifelines'
+``variance_matrix_`` (natural parameters, in ``_fitted_parameter_names``
+order) to the curve's log scale by the delta method, Σ_log = J V Jᵀ with J
+the Jacobian of the log transform (d log θ / dθ = 1/θ; lifelines' log-normal
+``mu_`` is already log(median)). :func:`from_fitter` does it for a fitted
+lifelines univariate fitter; ``cssim fit``'s curves files carry the same
+covariance and a scenario's ``{family: fitted}`` reference gets the block on
+load (:func:`attach_fitted`).
+
+Assumptions
+-----------
+- The sampling distribution of the log parameters is approximately normal
+  (large-sample maximum likelihood); with very small histories the bootstrap
+  is the safer choice.
+- Only the curves' parameters are drawn: touch hazard ratios, renewal
+  probabilities and the choice of curve family stay fixed (acquisition paths
+  have their own uncertainty, see ``segments.*.acquisition``).
+- One draw per curve per replication: every customer of a replication shares
+  the same (unknown but fixed) curve, as the customers of one future would.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import streams as S
+
+__all__ = [
+    "LIFELINES_PARAMETERS",
+    "with_uncertainty",
+    "from_fitter",
+    "attach_fitted",
+    "draw_parameters",
+    "replication_curve",
+    "curve_builder",
+    "decompose",
+    "decomposition_table",
+    "UncertaintyDecomposition",
+]
+
+#: lifelines' fitted parameter names per curve family → (curve parameter, transform to the curve's log scale).
+#: ``log``: log θ; ``identity``: the value already is the log (log-normal ``mu_`` = log median);
+#: ``neglog``: −log θ (piecewise-exponential ``lambda_i_`` is 1/rate).
+LIFELINES_PARAMETERS: dict[str, dict[str, tuple[str, str]]] = {
+    "exponential": {"lambda_": ("scale", "log")},
+    "weibull": {"lambda_": ("scale", "log"), "rho_": ("shape", "log")},
+    "lognormal": {"mu_": ("median", "identity"), "sigma_": ("sigma", "log")},
+    "loglogistic": {"alpha_": ("scale", "log"), "beta_": ("shape", "log")},
+    "exponential_gamma": {"scale_": ("scale", "log"), "shape_": ("shape", "log")},
+    "weibull_gamma": {"scale_": ("scale", "log"), "rho_": ("rho", "log"), "shape_": ("shape", "log")},
+}
+
+
+def _lifelines_name(family: str, key: str) -> tuple[str, str] | None:
+    if family == "piecewise_exponential" and key.startswith("lambda_") and key.endswith("_"):
+        index = key[len("lambda_") : -1]
+        if index.isdigit():
+            return f"rates.{int(index)}", "neglog"
+    return LIFELINES_PARAMETERS.get(family, {}).get(key)
+
+
+def _transform(kind: str, value: float) -> tuple[float, float]:
+    """(log-scale value, derivative) of one parameter."""
+    if kind == "identity":
+        return float(value), 1.0
+    if value <= 0 or not math.isfinite(value):
+        raise ValueError(f"a positive finite value is needed for the log scale, got {value}")
+    if kind == "log":
+        return math.log(value), 1.0 / value
+    return -math.log(value), -1.0 / value  # neglog
+
+
+def _concrete(spec):
+    """The validated concrete curve spec of a dict, a spec, or a fitted reference."""
+    from .scenario import FittedCurve, _concrete_curve_adapter
+
+    if isinstance(spec, FittedCurve):
+        return spec.concrete()
+    if isinstance(spec, Mapping):
+        return _concrete_curve_adapter().validate_python(dict(spec))
+    return spec
+
+
+def with_uncertainty(spec, params, cov, bootstrap=None, scale: str = "natural") -> dict:
+    """``spec`` (a curve spec dict) with an ``uncertainty`` block built from a fit's parameters and covariance.
+
+    Parameters
+    ----------
+    spec : dict or curve spec
+        The concrete curve (e.g. ``{"family": "weibull", "scale": 400, "shape": 0.8}``).
+    params : mapping, pandas Series or sequence
+        The fitted parameters: keyed by lifelines names (``lambda_``, ``rho_``,
+        ``mu_``, ``scale_``, …, see :data:`LIFELINES_PARAMETERS`) or by the
+        curve's own names (``scale``, ``shape``, ``rates.0``); a plain sequence
+        is in the curve's order (:meth:`~cssim.scenario.ParametricCurve.parameter_names`).
+        They must agree with the spec's values.
+    cov : array-like or DataFrame
+        Their covariance, in the order of ``params`` (a DataFrame such as
+        lifelines' ``variance_matrix_`` is aligned by name).
+    bootstrap : sequence of rows, optional
+        Refitted parameter sets on the same names and scale as ``params``.
+    scale : ``"natural"`` or ``"log"``
+        Scale of ``params``, ``cov`` and ``bootstrap``: natural values (lifelines)
+        or already the logs of the curve's own parameters.
+
+    Returns a new dict; raises ``ValueError`` (one line, naming the field) if
+    the result is not a valid curve spec.
+    """
+    if scale not in ("natural", "log"):
+        raise ValueError(f"scale: 'natural' or 'log', got {scale!r}")
+    base = _concrete(spec)
+    if not hasattr(base, "parameter_names"):
+        raise ValueError(f"a {base.family} curve has no parameters to be uncertain about")
+    base = base.model_copy(update={"uncertainty": None})
+    names, values = base.parameter_names(), base.parameter_values()
+    if isinstance(params, Mapping | pd.Series):
+        keys = [str(k) for k in params.keys()]
+        raw = [float(params[k]) for k in params.keys()]
+    else:
+        keys, raw = list(names), [float(v) for v in params]
+    if len(keys) != len(names):
+        raise ValueError(f"params: a {base.family} curve has {len(names)} parameters ({', '.join(names)}), got {len(keys)}")
+    targets, kinds = [], []
+    for k in keys:
+        found = (k, "identity" if scale == "log" else "log") if k in names else _lifelines_name(base.family, k)
+        if found is None or (scale == "log" and k not in names):
+            raise ValueError(f"params: {k!r} is not a parameter of a {base.family} curve ({', '.join(names)})")
+        targets.append(names.index(found[0]))
+        kinds.append(found[1])
+    if sorted(targets) != list(range(len(names))):
+        raise ValueError(f"params: {keys} do not name each parameter of a {base.family} curve once")
+    if isinstance(cov, pd.DataFrame):
+        cov = cov.loc[keys, keys].to_numpy()
+    V = np.asarray(cov, dtype=float)
+    if V.shape != (len(keys), len(keys)):
+        raise ValueError(f"covariance: must be {len(keys)}×{len(keys)}, got {'×'.join(map(str, V.shape))}")
+    J = np.zeros((len(names), len(keys)))
+    for j, (t, kind, v) in enumerate(zip(targets, kinds, raw, strict=True)):
+        y, d = _transform(kind, v)
+        expected = math.log(values[t]) if values[t] > 0 else -math.inf
+        if abs(y - expected) > 1e-6 * max(1.0, abs(expected)):
+            raise ValueError(
+                f"params: {keys[j]} = {v:.6g} does not match the curve's {names[t]} = {values[t]:.6g}"
+            )
+        J[t, j] = d
+    C = J @ V @ J.T
+    C = (C + C.T) / 2.0
+    block: dict = {"names": names, "estimates": [math.log(v) for v in values], "covariance": C.tolist()}
+    if bootstrap is not None:
+        rows = []
+        for row in bootstrap:
+            vals = [float(row[k]) for k in keys] if isinstance(row, Mapping | pd.Series) else [float(x) for x in row]
+            if len(vals) != len(keys):
+                raise ValueError(f"bootstrap: each set needs {len(keys)} values, got {len(vals)}")
+            out = [0.0] * len(names)
+            for t, kind, v in zip(targets, kinds, vals, strict=True):
+                out[t] = _transform(kind, v)[0]
+            rows.append(out)
+        block["bootstrap"] = rows
+    data = {**base.model_dump(mode="json"), "uncertainty": block}
+    _concrete(data)  # validate now: a bad covariance fails here, naming the field
+    return data
+
+
+def from_fitter(spec, fitter, bootstrap=None) -> dict:
+    """``spec`` with the uncertainty of a fitted lifelines univariate fitter (``variance_matrix_``)."""
+    names = list(fitter._fitted_parameter_names)
+    params = {n: float(getattr(fitter, n)) for n in names}
+    return with_uncertainty(spec, params, fitter.variance_matrix_.loc[names, names].to_numpy(), bootstrap=bootstrap)
+
+
+def attach_fitted(spec: dict, parameters: Mapping | None) -> dict:
+    """A curves-file spec with the ``uncertainty`` of its stored ``parameters`` block, when that is usable.
+
+    ``parameters`` is what ``cssim fit`` stores beside each chosen spec:
+    ``{names, estimates, covariance}`` in lifelines' natural parameters. A spec
+    that already has a block, or a fit without a usable covariance (singular
+    Hessian, NaN), is returned unchanged — the latter with a warning, since
+    its forecasts will then leave out estimation error.
+    """
+    if not isinstance(parameters, Mapping) or spec.get("uncertainty") is not None or spec.get("family") == "never":
+        return spec
+    try:
+        names = list(parameters["names"])
+        params = dict(zip(names, parameters["estimates"], strict=True))
+        return with_uncertainty(spec, params, parameters["covariance"])
+    except (KeyError, TypeError, ValueError) as exc:
+        warnings.warn(
+            f"fitted {spec.get('family')} curve: its covariance is not usable ({str(exc).splitlines()[0]}); "
+            "forecasts with it leave out estimation uncertainty",
+            stacklevel=2,
+        )
+        return spec
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _factor(cov: np.ndarray) -> np.ndarray:
+    """L with L Lᵀ = cov: Cholesky, or a symmetric eigen-factor if cov is only semi-definite."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(cov)
+        return v * np.sqrt(np.clip(w, 0.0, None))
+
+
+def draw_parameters(uncertainty, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """One parameter vector on the log scale: asymptotic normal, or one bootstrap set chosen uniformly."""
+    if mode == "bootstrap":
+        sets = uncertainty.bootstrap
+        return np.asarray(sets[int(rng.integers(len(sets)))], dtype=float)
+    if mode != "asymptotic":
+        raise ValueError(f"parameter_uncertainty: cannot draw with mode {mode!r}")
+    mean = np.asarray(uncertainty.estimates, dtype=float)
+    z = rng.standard_normal(mean.size)
+    return mean + _factor(np.asarray(uncertainty.covariance, dtype=float)) @ z
+
+
+def params_stream(seed: int, rep: int, segment: str, transition: str) -> np.random.Generator:
+    """The stream of replication ``rep``'s parameter draw for one curve."""
+    return S.generator(seed, (rep, S.KIND_PARAMS, S.name_key(segment), S.name_key(transition)))
+
+
+def replication_curve(spec, mode: str, seed: int, rep: int, segment: str, transition: str):
+    """The curve replication ``rep`` simulates for ``segment``/``transition``.
+
+    ``spec.build()`` exactly when ``mode`` is ``none`` or the curve carries no
+    uncertainty; otherwise the curve at this replication's parameter draw.
+    """
+    if mode == "none":
+        return spec.build()
+    concrete = _concrete(spec)
+    unc = getattr(concrete, "uncertainty", None)
+    if unc is None:
+        return concrete.build()
+    x = draw_parameters(unc, mode, params_stream(seed, rep, segment, transition))
+    return concrete.with_parameters(np.exp(x)).build()
+
+
+def curve_builder(scenario, rep: int):
+    """``build(segment, transition, spec)`` for the engine: :func:`replication_curve` under the scenario's mode."""
+    mode = scenario.uncertainty_mode
+    seed = scenario.seed
+
+    def build(segment: str, transition: str, spec):
+        return replication_curve(spec, mode, seed, rep, segment, transition)
+
+    return build
+
+
+# --------------------------------------------------------------------------- decomposition
+
+
+def decomposition_table(with_uncertainty, without_uncertainty, level: float = 0.9) -> pd.DataFrame:
+    """Per KPI and scope: interval widths with and without parameter uncertainty, and the estimation share.
+
+    Widths are of the ``level`` interval across replications (``hi − lo`` of
+    :meth:`~cssim.results.SimulationResults.kpis`); ``share_estimation`` =
+    1 − (width_without / width_with)², clipped to [0, 1] (NaN where the
+    with-width is 0); ``sd_with`` / ``sd_without`` are the standard deviations
+    across replications and ``share_variance`` = 1 − sd_without² / sd_with² the
+    same share measured by variance.
+    """
+    a = with_uncertainty.kpis(level)
+    b = without_uncertainty.kpis(level)
+    ra, rb = with_uncertainty.kpis_by_replication(), without_uncertainty.kpis_by_replication()
+    sd_a = ra.groupby(["kpi", "scope"], sort=False)["value"].std(ddof=1).rename("sd_with")
+    sd_b = rb.groupby(["kpi", "scope"], sort=False)["value"].std(ddof=1).rename("sd_without")
+    t = a[["kpi", "scope", "unit", "mean", "lo", "hi"]].merge(
+        b[["kpi", "scope", "mean", "lo", "hi"]], on=["kpi", "scope"], suffixes=("_with", "_without")
+    )
+    t = t.merge(sd_a.reset_index(), on=["kpi", "scope"]).merge(sd_b.reset_index(), on=["kpi", "scope"])
+    t["width_with"] = t["hi_with"] - t["lo_with"]
+    t["width_without"] = t["hi_without"] - t["lo_without"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(t["width_with"] > 0, t["width_without"] / t["width_with"], np.nan)
+        t["share_estimation"] = np.clip(1.0 - ratio**2, 0.0, 1.0)
+        vr = np.where(t["sd_with"] > 0, (t["sd_without"] / t["sd_with"]) ** 2, np.nan)
+        t["share_variance"] = np.clip(1.0 - vr, 0.0, 1.0)
+    cols = ["kpi", "scope", "unit", "mean_with", "lo_with", "hi_with", "width_with", "mean_without", "lo_without",
+            "hi_without", "width_without", "share_estimation", "sd_with", "sd_without", "share_variance"]
+    return t[cols]
+
+
+@dataclass
+class UncertaintyDecomposition:
+    """A scenario run twice on the same seeds, with and without parameter uncertainty."""
+
+    table: pd.DataFrame
+    with_uncertainty: object
+    without_uncertainty: object
+    mode: str
+    level: float = 0.9
+
+    def summary(self, scope: str = "all") -> str:
+        """How much of each KPI's interval width comes from estimation error (scope ``all``)."""
+        from .results import _fmt
+
+        t = self.table[self.table["scope"] == scope]
+        pct = int(round(self.level * 100))
+        lines = [
+            f"Interval width ({pct} % across replications) with and without parameter uncertainty ({self.mode}), "
+            "same seeds; estimation share = 1 - (without/with)^2",
+            f"{'KPI':<24}{'with':>14}{'without':>14}{'estimation':>12}",
+        ]
+        for r in t.itertuples():
+            share = "n/a" if not np.isfinite(r.share_estimation) else f"{r.share_estimation * 100:.0f}%"
+            lines.append(f"{r.kpi:<24}{_fmt(r.width_with, r.unit):>14}{_fmt(r.width_without, r.unit):>14}{share:>12}")
+        return "\n".join(lines)
+
+
+def decompose(
+    scenario,
+    replications: int | None = None,
+    seed: int | None = None,
+    jobs: int = 1,
+    level: float = 0.9,
+    dask=None,
+    progress: bool = False,
+) -> UncertaintyDecomposition:
+    """Run ``scenario`` with and without parameter uncertainty on the same seeds; compare interval widths.
+
+    The with-run uses the scenario's own mode (asymptotic by default when its
+    curves carry uncertainty); the without-run sets ``parameter_uncertainty:
+    none``. Both see the same customers (common random numbers), so the only
+    difference is the curve parameters. Raises :class:`~cssim.errors.ScenarioError`
+    if the scenario has no parameter uncertainty to decompose.
+    """
+    from .errors import ScenarioError
+    from .simulate import simulate
+
+    mode = scenario.uncertainty_mode
+    if mode == "none":
+        raise ScenarioError(
+            f"{scenario.name}: parameter_uncertainty is none (no curve carries an uncertainty block, or it is "
+            "switched off); nothing to decompose"
+        )
+    on = simulate(scenario, replications=replications, seed=seed, jobs=jobs, progress=progress, dask=dask)
+    off_scenario = on.scenario.model_copy(update={"parameter_uncertainty": "none"})
+    off = simulate(off_scenario, replications=None, seed=None, jobs=jobs, progress=progress, dask=dask,
+                   replication_ids=on.replication_ids)
+    return UncertaintyDecomposition(decomposition_table(on, off, level), on, off, mode, level)
