@@ -25,6 +25,7 @@ from .scenario import Scenario
 from .simulate import simulate
 from .sweep import SweepResults, sweep, sweep_points
 from .synth import synthesize_history
+from .uncertainty import UncertaintyDecomposition, decompose, with_uncertainty
 
 __version__ = "0.1.0"
 
@@ -43,8 +44,10 @@ __all__ = [
     "SweepResults",
     "Target",
     "TouchEffects",
+    "UncertaintyDecomposition",
     "backtest",
     "compare",
+    "decompose",
     "fit_acquisition",
     "fit_cohorts",
     "fit_history",
@@ -61,6 +64,7 @@ __all__ = [
     "sweep_points",
     "synthesize_history",
     "touch_effects",
+    "with_uncertainty",
     "write_forecast",
     "write_results",
 ]

@@ -74,7 +74,8 @@ def cmd_run(args) -> int:
     print(results.summary())
     if decomposition is not None:
         print("\n" + decomposition.summary())
-    print(f"\nwrote {out}/ (kpis.csv, monthly.csv, monthly_pods.csv, manifest.json{', uncertainty.csv' if extra else ''})")
+    listed = "kpis.csv, monthly.csv, monthly_pods.csv, manifest.json" + (", uncertainty.csv" if extra else "")
+    print(f"\nwrote {out}/ ({listed})")
     return 0
 
 

@@ -119,7 +119,8 @@ class ParametricCurve(Spec):
 
     def with_parameters(self, values) -> ParametricCurve:
         """The same family with ``values`` (natural scale, in ``parameter_names`` order), no uncertainty."""
-        return self.model_copy(update={**dict(zip(self.PARAMETERS, map(float, values), strict=True)), "uncertainty": None})
+        update = dict(zip(self.PARAMETERS, map(float, values), strict=True))
+        return self.model_copy(update={**update, "uncertainty": None})
 
     @model_validator(mode="after")
     def _uncertainty_matches(self):
@@ -142,7 +143,8 @@ class ParametricCurve(Spec):
             if abs(est - math.log(value)) > 1e-6 * max(1.0, abs(math.log(value))):
                 raise ValueError(
                     f"uncertainty.estimates: {name} estimate {est:.6g} is not log({name}) = {math.log(value):.6g}; "
-                    "the block belongs to other parameter values (refit, or rebuild it with cssim.uncertainty.with_uncertainty)"
+                    "the block belongs to other parameter values (refit, or rebuild it with "
+                    "cssim.uncertainty.with_uncertainty)"
                 )
         return self
 

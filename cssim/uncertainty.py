@@ -162,7 +162,9 @@ def with_uncertainty(spec, params, cov, bootstrap=None, scale: str = "natural") 
     else:
         keys, raw = list(names), [float(v) for v in params]
     if len(keys) != len(names):
-        raise ValueError(f"params: a {base.family} curve has {len(names)} parameters ({', '.join(names)}), got {len(keys)}")
+        raise ValueError(
+            f"params: a {base.family} curve has {len(names)} parameters ({', '.join(names)}), got {len(keys)}"
+        )
     targets, kinds = [], []
     for k in keys:
         found = (k, "identity" if scale == "log" else "log") if k in names else _lifelines_name(base.family, k)

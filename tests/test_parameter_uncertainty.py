@@ -254,7 +254,8 @@ def test_fitted_curves_file_and_cohort_fit_carry_the_covariance(tmp_path):
     theta = np.array([getattr(f, n) for n in names])
     V = f.variance_matrix_.loc[names, names].to_numpy()
     assert np.array(spec.uncertainty.covariance) == pytest.approx(V / np.outer(theta, theta), rel=1e-9)
-    assert np.array(from_fitter(fit.curve_spec(), f)["uncertainty"]["covariance"]) == pytest.approx(np.array(spec.uncertainty.covariance))
+    direct = from_fitter(fit.curve_spec(), f)["uncertainty"]["covariance"]
+    assert np.array(direct) == pytest.approx(np.array(spec.uncertainty.covariance))
     again = scenario_from_dict(sc.model_dump(mode="json"), "again.yaml")  # re-resolves from the file
     assert again.segments["smb"].lifecycle.churn.concrete() == spec
     assert Engine(sc, 1).segments[1].curves["churn"] != spec.build()  # drawn, not the point estimate
@@ -263,7 +264,8 @@ def test_fitted_curves_file_and_cohort_fit_carry_the_covariance(tmp_path):
     cs = cohorts.curve_spec()
     eg = cohorts.fits["exponential_gamma"]
     assert cs["uncertainty"]["names"] == ["scale", "shape"]
-    assert np.array(cs["uncertainty"]["covariance"]) == pytest.approx(eg.cov_free[::-1, ::-1])  # (shape, scale) → (scale, shape)
+    # The cohort fit's log-parameters are (shape, scale); the curve's order is (scale, shape).
+    assert np.array(cs["uncertainty"]["covariance"]) == pytest.approx(eg.cov_free[::-1, ::-1])
     assert _concrete_curve_adapter().validate_python(cs).uncertainty is not None
 
 
