@@ -334,20 +334,7 @@ def _concrete_curve_adapter():
 
 _ADAPTER = None
 
-CurveSpec = Annotated[
-    Union[
-        ExponentialCurve,
-        WeibullCurve,
-        LogNormalCurve,
-        LogLogisticCurve,
-        ExponentialGammaCurve,
-        WeibullGammaCurve,
-        PiecewiseExponentialCurve,
-        NeverCurve,
-        FittedCurve,
-    ],
-    Field(discriminator="family"),
-]
+CurveSpec = Annotated[Union[_CONCRETE, FittedCurve], Field(discriminator="family")]
 
 
 #: The engine's names for a segment's curves, in the order it builds them (``winback`` is ``winback.delay``).
