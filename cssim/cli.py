@@ -309,10 +309,10 @@ def _add_acquisition(sub):
 
 def cmd_acquisition(args) -> int:
     from .fitting.acquisition import counts_from_history, fit_acquisition, write_forecast
+    from .output import check_file_target
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise CssimError(f"{out}: already exists; pass --force to replace it, or choose another --out")
+    check_file_target(out, args.force)
     data = counts_from_history(args.data, through=args.through) if args.history else args.data
     forecast = fit_acquisition(data, horizon=args.horizon, n_paths=args.paths, seed=args.seed)
     write_forecast(forecast, out)
@@ -395,11 +395,11 @@ def _add_synth(sub):
 
 def cmd_synth(args) -> int:
     from .loader import load_scenario
+    from .output import check_file_target
     from .synth import synthesize_history, write_history
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise CssimError(f"{out}: already exists; pass --force to replace it, or choose another --out")
+    check_file_target(out, args.force)
     overrides = {"horizon_months": args.months} if args.months is not None else {}
     scenario = load_scenario(args.scenario, overrides)
     frame = synthesize_history(scenario, seed=args.seed)

@@ -48,6 +48,12 @@ def check_target(out: Path, force: bool) -> None:
             )
 
 
+def check_file_target(out: Path, force: bool) -> None:
+    """Refuse to overwrite an existing output file unless ``force`` (checked before any work)."""
+    if out.exists() and not force:
+        raise CssimError(f"{out}: already exists; pass --force to replace it, or choose another --out")
+
+
 def write_folder(out: str | Path, write: Callable[[Path], None], force: bool = False) -> Path:
     """Create ``out`` by calling ``write(tmp_dir)`` and renaming the finished folder into place."""
     out = Path(out)

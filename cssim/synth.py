@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from .clock import DAYS_PER_MONTH
-from .errors import CssimError
+from .output import check_file_target
 from .scenario import Scenario
 
 __all__ = ["synthesize_history", "history_from_records", "write_history"]
@@ -109,8 +109,7 @@ def synthesize_history(scenario: Scenario, seed: int | None = None, months: int 
 def write_history(frame: pd.DataFrame, out, force: bool = False) -> Path:
     """Write a history as CSV (or Parquet for ``.parquet``), refusing to overwrite without ``force``."""
     out = Path(out)
-    if out.exists() and not force:
-        raise CssimError(f"{out}: already exists; pass --force to replace it, or choose another --out")
+    check_file_target(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     if out.suffix.lower() in (".parquet", ".pq"):

@@ -34,6 +34,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..forecast import FORMAT, VERSION, month_index, month_label
+from .tables import read_text_table
 
 __all__ = [
     "AcquisitionForecast",
@@ -46,19 +47,6 @@ __all__ = [
 
 MIN_MONTHS = 12
 SIGNED_COLUMNS = ("signed", "signed_date", "signed_at", "signed_on")
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path).astype(str)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read file ({str(exc).splitlines()[0]})") from None
 
 
 def _parse_month(value: str) -> int:
@@ -76,7 +64,8 @@ def read_monthly_counts(source) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         label, raw = "<table>", source.astype(str)
     else:
-        label, raw = str(source), _read_csv(Path(source))
+        raw = read_text_table(Path(source), "monthly counts with columns month, segment, new_logos")
+        label = str(source)
     raw = raw.rename(columns={c: str(c).strip().lower() for c in raw.columns})
     for col in ("month", "segment", "new_logos"):
         if col not in raw.columns:
@@ -136,7 +125,7 @@ def counts_from_history(source, through: str | None = None) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         label, raw = "<history>", source.astype(str)
     else:
-        label, raw = str(source), _read_csv(Path(source))
+        label, raw = str(source), read_text_table(Path(source), "a customer history with signed dates")
     raw = raw.rename(columns={c: str(c).strip().lower() for c in raw.columns})
     col = next((c for c in SIGNED_COLUMNS if c in raw.columns), None)
     if col is None:

@@ -65,6 +65,7 @@ from scipy.special import betaln, gammaln
 
 from ..clock import DAYS_PER_YEAR
 from ..errors import DataError
+from .tables import read_text_table
 
 __all__ = [
     "COHORT_MODELS",
@@ -120,19 +121,7 @@ class CohortTable:
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
-    label = str(path)
-    if not path.exists():
-        raise DataError(f"{label}: file not found")
-    if path.is_dir():
-        raise DataError(f"{label}: is a directory, expected a cohort table (CSV or Parquet)")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path).astype(str)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{label}: file is empty; a cohort table needs columns cohort, period, active") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{label}: cannot read file ({str(exc).splitlines()[0]})") from None
+    return read_text_table(path, "a cohort table with columns cohort, period, active")
 
 
 def read_cohort_table(source, kind: str | None = None) -> CohortTable:
