@@ -134,6 +134,17 @@ def _expit(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def _parameters(res) -> dict:
+    """The fit's coefficients and their covariance (``cov_params``): what a forecast draws renewal uncertainty from."""
+    names = [str(n) for n in res.params.index]
+    return {
+        "names": names,
+        "estimates": [float(res.params[n]) for n in names],
+        "covariance": res.cov_params().loc[names, names].to_numpy().tolist(),
+        "scale": "logit coefficients",
+    }
+
+
 def _fit_renewal_log(history: History, alpha: float, min_due: int) -> dict:
     """Per-renewal logistic regression (statsmodels Logit) per segment; see the module docstring."""
     import statsmodels.api as sm
@@ -174,6 +185,7 @@ def _fit_renewal_log(history: History, alpha: float, min_due: int) -> dict:
             mapped["touch_renewal_odds"] = float(math.exp(b["touched"]))
         out[str(seg)] = {
             "source": "renewal_log",
+            "parameters": _parameters(res),
             "n_customers": int(g[["customer_id", "episode"]].drop_duplicates().shape[0]),
             "renewals_due": int(len(g)),
             "renewals_renewed": int(g["renewed"].sum()),
@@ -191,8 +203,10 @@ def fit_renewal_model(history: History, alpha: float = 0.05, min_due: int = 20) 
     binomial GLM on the per-customer counts (a proxy). Returns
     ``{segment: {"source", "n_customers", "renewals_due", "renewals_renewed",
     "reference", "coefficients": {name: {"estimate", "lower", "upper",
-    "odds_ratio"}}, "renewal": {"healthy", "at_risk",
-    "not_activated_odds_ratio", "touch_renewal_odds"}}}``; segments with fewer
+    "odds_ratio"}}, "parameters": {"names", "estimates", "covariance"} (the
+    coefficients and their covariance, for drawing estimation uncertainty),
+    "renewal": {"healthy", "at_risk", "not_activated_odds_ratio",
+    "touch_renewal_odds"}}}``; segments with fewer
     than ``min_due`` renewals are left out.
     """
     import statsmodels.api as sm
@@ -241,6 +255,7 @@ def fit_renewal_model(history: History, alpha: float = 0.05, min_due: int = 20) 
             mapped["not_activated_odds_ratio"] = float(math.exp(res.params["not_activated"]))
         out[str(seg)] = {
             "source": "renewal counts (proxy)",
+            "parameters": _parameters(res),
             "n_customers": int(len(g)),
             "renewals_due": int(due.sum()),
             "renewals_renewed": int(renewed.sum()),
