@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import get_args
 from operator import itemgetter
 from statistics import NormalDist
 
@@ -37,12 +38,12 @@ from .clock import DAYS_PER_MONTH, DAYS_PER_YEAR, MONTHS_PER_WINDOW
 from .csm import Job, Pod
 from .curves import INF, consumed, event_time
 from .ledger import Ledger
-from .scenario import Scenario
-from .uncertainty import curve_builder
+from .scenario import EffectName, Scenario
+from .uncertainty import ReplicationParameters
 
 STAGES = ("signing", "onboarding", "growth", "maturity")
 SIGNING, ONBOARDING, GROWTH, MATURITY = range(4)
-EFFECTS = ("onboarding", "growth", "at_risk", "recovery", "churn", "renewal_odds", "expansion_odds")
+EFFECTS = get_args(EffectName)
 E_ONB, E_GROW, E_ATR, E_REC, E_CHURN, E_RENEW, E_EXP = range(7)
 _HAZARD_EFFECTS = range(5)
 _NORMAL = NormalDist()
@@ -153,13 +154,15 @@ class Customer:
         self.rec = None
 
 
-def compile_touch_models(scenario: Scenario) -> dict[str, TouchModel]:
+def compile_touch_models(scenario: Scenario, params: ReplicationParameters) -> dict[str, TouchModel]:
+    """The scenario's touch models as the engine runs them, with this replication's effects (``params``)."""
     out = {}
     idx = 0
     for name, spec in scenario.touch_models.items():
         tasks = []
+        effects = params.effects(name, spec)
         for tname, t in spec.tasks.items():
-            eff = tuple(getattr(t.effects, e) for e in EFFECTS)
+            eff = effects[tname]
             tasks.append(
                 Task(
                     idx=idx,
@@ -200,7 +203,11 @@ class Engine:
             self.window_len, self.n_windows = MONTHS_PER_WINDOW, self.months // MONTHS_PER_WINDOW
         else:
             self.window_len, self.n_windows = self.months, 1
-        self.touch_models = compile_touch_models(scenario)
+        # Estimation uncertainty (cssim.uncertainty): with parameter_uncertainty on, curves, renewal models and
+        # touch effects that carry uncertainty get this replication's draw, each from its own stream keyed by
+        # (seed, rep, KIND_PARAMS, ...) so process-noise streams are untouched; otherwise the values as written.
+        params = ReplicationParameters(scenario, rep)
+        self.touch_models = compile_touch_models(scenario, params)
         self.pods: list[Pod] = []
         pods_by_name = {}
         self.ledger = Ledger(self.months, len(scenario.segments), len(scenario.team.pods), self.n_windows)
@@ -214,12 +221,10 @@ class Engine:
             self.pods.append(pod)
             pods_by_name[name] = pod
         self.segments: list[Segment] = []
-        # Estimation uncertainty (cssim.uncertainty): with parameter_uncertainty on, a curve that carries an
-        # uncertainty block gets this replication's parameter draw, from its own stream (seed, rep, KIND_PARAMS,
-        # segment, transition) so process-noise streams are untouched; otherwise this is exactly spec.build().
-        curve = curve_builder(scenario, rep)
+        curve = params.curve
         for i, (name, spec) in enumerate(scenario.segments.items()):
             life = spec.lifecycle
+            renewal = params.renewal(name, spec.renewal)
             pod_name = scenario.pod_of(name)
             self.segments.append(
                 Segment(
@@ -238,9 +243,9 @@ class Engine:
                         "recovery": curve(name, "recovery", life.recovery),
                         "churn": curve(name, "churn", life.churn),
                         "winback": curve(name, "winback", spec.winback.delay),
-                        "logit_healthy": _logit(spec.renewal.healthy),
-                        "logit_at_risk": _logit(spec.renewal.at_risk),
-                        "log_or_not_activated": math.log(spec.renewal.not_activated_odds_ratio),
+                        "logit_healthy": _logit(renewal.healthy),
+                        "logit_at_risk": _logit(renewal.at_risk),
+                        "log_or_not_activated": math.log(renewal.not_activated_odds_ratio),
                     },
                 )
             )

@@ -123,14 +123,15 @@ def _read_yaml(path: Path, label: str) -> dict:
 
 
 def _anchor_files(data: dict, base: Path) -> None:
-    """Make ``segments.*.acquisition.file`` and fitted curves' ``file`` relative to the scenario file naming them."""
+    """Make every ``file`` a scenario names (acquisition, book, fitted curves and renewal models) relative to it."""
     segments = data.get("segments")
     if not isinstance(segments, dict):
         return
     for seg in segments.values():
         if not isinstance(seg, dict):
             continue
-        refs = [seg.get("acquisition"), seg.get("book")]
+        renewal = seg.get("renewal")
+        refs = [seg.get("acquisition"), seg.get("book"), renewal.get("fitted") if isinstance(renewal, dict) else None]
         life = seg.get("lifecycle")
         if isinstance(life, dict):
             refs += [v for v in life.values() if isinstance(v, dict) and v.get("family") == "fitted"]

@@ -39,28 +39,18 @@ def _is_none(value) -> bool:
     return value is None
 
 
-class CurveUncertainty(Spec):
-    """Estimation uncertainty of a curve's parameters, drawn once per replication (:mod:`cssim.uncertainty`).
+class ParameterUncertainty(Spec):
+    """Estimates on an unbounded scale, their covariance and optional bootstrap sets (:mod:`cssim.uncertainty`).
 
-    Everything is on the **log scale of the curve's own parameters** (in the
-    family's order, ``names``: e.g. ``[scale, shape]``; ``rates.0, rates.1, …``
-    for piecewise-exponential), where a positive parameter's sampling
-    distribution is closer to normal and every draw stays positive.
-    ``estimates`` are the logs of the curve's values; ``covariance`` their
-    asymptotic covariance (lifelines' ``variance_matrix_`` carried over by the
-    delta method, see :func:`cssim.uncertainty.with_uncertainty`);
-    ``bootstrap`` optionally lists parameter sets refitted on resampled
-    customers (same scale), one chosen uniformly per replication when
-    ``parameter_uncertainty: bootstrap``.
+    With ``parameter_uncertainty`` on, each replication draws the parameters
+    once: normal around ``estimates`` with ``covariance`` (asymptotic), or one
+    of the ``bootstrap`` rows chosen uniformly.
     """
 
-    names: list[str] | None = Field(
-        None, exclude_if=_is_none, description="parameter names in order; default: the family's"
-    )
-    estimates: list[float] = Field(min_length=1, description="log of the curve's parameters")
-    covariance: list[list[float]] = Field(description="covariance of the estimates (log scale)")
+    estimates: list[float] = Field(min_length=1, description="the point estimates on the block's scale")
+    covariance: list[list[float]] = Field(description="covariance of the estimates")
     bootstrap: list[list[float]] | None = Field(
-        None, exclude_if=_is_none, description="bootstrap parameter sets (log scale), one row per refit"
+        None, exclude_if=_is_none, description="bootstrap parameter sets (same scale), one row per refit"
     )
 
     @model_validator(mode="after")
@@ -94,6 +84,26 @@ class CurveUncertainty(Spec):
                 if not np.all(np.isfinite(row)):
                     raise ValueError(f"bootstrap.{i}: every value must be finite")
         return self
+
+
+class CurveUncertainty(ParameterUncertainty):
+    """Estimation uncertainty of a curve's parameters, drawn once per replication (:mod:`cssim.uncertainty`).
+
+    Everything is on the **log scale of the curve's own parameters** (in the
+    family's order, ``names``: e.g. ``[scale, shape]``; ``rates.0, rates.1, …``
+    for piecewise-exponential), where a positive parameter's sampling
+    distribution is closer to normal and every draw stays positive.
+    ``estimates`` are the logs of the curve's values; ``covariance`` their
+    asymptotic covariance (lifelines' ``variance_matrix_`` carried over by the
+    delta method, see :func:`cssim.uncertainty.with_uncertainty`);
+    ``bootstrap`` optionally lists parameter sets refitted on resampled
+    customers (same scale), one chosen uniformly per replication when
+    ``parameter_uncertainty: bootstrap``.
+    """
+
+    names: list[str] | None = Field(
+        None, exclude_if=_is_none, description="parameter names in order; default: the family's"
+    )
 
 
 class ParametricCurve(Spec):
@@ -403,19 +413,113 @@ class LifecycleSpec(Spec):
     )
 
 
+#: A renewal model's coefficients (logit scale), as :class:`RenewalSpec` maps them.
+RENEWAL_COEFFICIENTS = ("logit_healthy", "log_or_at_risk", "log_or_not_activated")
+
+
+class RenewalUncertainty(ParameterUncertainty):
+    """Estimation uncertainty of the renewal model, on its logistic-regression scale.
+
+    ``names`` are some of ``logit_healthy`` = logit(healthy), ``log_or_at_risk``
+    = logit(at_risk) − logit(healthy) and ``log_or_not_activated`` =
+    log(not_activated_odds_ratio) — the coefficients of the per-renewal
+    ``Logit`` that ``cssim fit`` estimates (:mod:`cssim.fitting.covariates`).
+    A field not named stays fixed.
+    """
+
+    names: list[Literal[RENEWAL_COEFFICIENTS]] = Field(min_length=1)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _names(self):
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"names: each coefficient at most once, got {self.names}")
+        if len(self.names) != len(self.estimates):
+            raise ValueError(f"names: {len(self.names)} names for {len(self.estimates)} estimates")
+        return self
+
+
+class FittedRenewal(Spec):
+    """Where a fitted renewal model lives: ``{file: fit/curves.json, key: smb}`` (``key``: the segment)."""
+
+    file: str
+    key: str
+    sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
+
+
 class RenewalSpec(Spec):
     """Renewal decision at term end: logistic in the customer's state.
 
     logit p = logit(p_health) + log(not_activated_odds_ratio)·[still onboarding]
     + Σ log(renewal_odds of touches in effect).
+
+    ``fitted: {file, key}`` takes ``healthy``, ``at_risk``,
+    ``not_activated_odds_ratio`` and their ``uncertainty`` from a renewal model
+    fitted by ``cssim fit`` (``file`` relative to the scenario file); fields
+    given explicitly alongside it are an error.
     """
 
+    fitted: FittedRenewal | None = Field(
+        None, exclude_if=_is_none, description="renewal model from a curves file written by cssim fit"
+    )
     healthy: Probability = 0.93
     at_risk: Probability = 0.55
     not_activated_odds_ratio: Ratio = 0.4
     window_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         1.0 / 3.0, description="renewal window opens this fraction of the term before expiry"
     )
+    uncertainty: RenewalUncertainty | None = Field(
+        None, exclude_if=_is_none, description="estimation uncertainty of the renewal coefficients (fitted models)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_fitted(cls, data):
+        if isinstance(data, dict) and data.get("fitted") is not None:
+            from .uncertainty import fitted_renewal
+
+            return fitted_renewal(data)
+        return data
+
+    def coefficients(self) -> dict[str, float]:
+        """The renewal model on its logit scale (:data:`RENEWAL_COEFFICIENTS`)."""
+        import math
+
+        def logit(p: float) -> float:
+            p = min(max(p, 1e-12), 1 - 1e-12)
+            return math.log(p / (1 - p))
+
+        return {
+            "logit_healthy": logit(self.healthy),
+            "log_or_at_risk": logit(self.at_risk) - logit(self.healthy),
+            "log_or_not_activated": math.log(self.not_activated_odds_ratio),
+        }
+
+    def with_coefficients(self, values: dict[str, float]) -> RenewalSpec:
+        """The same model with some coefficients replaced (logit scale), no uncertainty."""
+        import math
+
+        c = {**self.coefficients(), **values}
+        expit = lambda x: 1.0 / (1.0 + math.exp(-x))  # noqa: E731
+        return self.model_copy(update={
+            "healthy": expit(c["logit_healthy"]),
+            "at_risk": expit(c["logit_healthy"] + c["log_or_at_risk"]),
+            "not_activated_odds_ratio": math.exp(c["log_or_not_activated"]),
+            "uncertainty": None,
+        })
+
+    @model_validator(mode="after")
+    def _uncertainty_matches(self):
+        u = self.uncertainty
+        if u is None:
+            return self
+        have = self.coefficients()
+        for name, est in zip(u.names, u.estimates, strict=True):
+            if abs(est - have[name]) > 1e-6 * max(1.0, abs(have[name])):
+                raise ValueError(
+                    f"uncertainty.estimates: {name} estimate {est:.6g} does not match the renewal fields "
+                    f"({name} = {have[name]:.6g}); the block belongs to other values"
+                )
+        return self
 
 
 class ExpansionSpec(Spec):
@@ -534,6 +638,11 @@ class SegmentSpec(Spec):
 Trigger = Literal["onboarding", "cadence", "renewal_window", "at_risk", "handoff", "poisson"]
 
 
+#: The ratios a delivered touch can carry, in the engine's order.
+EffectName = Literal["onboarding", "growth", "at_risk", "recovery", "churn", "renewal_odds", "expansion_odds"]
+Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
+
+
 class EffectsSpec(Spec):
     """What a delivered touch does while in effect.
 
@@ -549,6 +658,33 @@ class EffectsSpec(Spec):
     churn: Ratio = 1.0
     renewal_odds: Ratio = 1.0
     expansion_odds: Ratio = 1.0
+    intervals: dict[EffectName, Annotated[list[PositiveFloat], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=dict,
+        exclude_if=lambda v: not v,
+        description="95 % confidence interval [low, high] of an estimated ratio (e.g. from cssim fit or "
+        "cssim touch-effects); with parameter_uncertainty on, each replication draws the ratio log-normally "
+        "from it, once per touch model and ratio",
+    )
+
+    @model_validator(mode="after")
+    def _intervals_contain_values(self):
+        for name, (low, high) in self.intervals.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(
+                    f"intervals.{name}: [{low:g}, {high:g}] does not contain {name} = {value:g}; "
+                    "give the interval of this estimate"
+                )
+        return self
+
+    def log_sd(self, name: str) -> float:
+        """Standard deviation of log(ratio) implied by its 95 % interval (0 without one)."""
+        import math
+
+        if name not in self.intervals:
+            return 0.0
+        low, high = self.intervals[name]
+        return (math.log(high) - math.log(low)) / (2 * Z95)
 
 
 class TaskSpec(Spec):
@@ -721,9 +857,9 @@ class Scenario(Spec):
     parameter_uncertainty: Literal["none", "asymptotic", "bootstrap"] | None = Field(
         None,
         exclude_if=_is_none,
-        description="draw each replication's curve parameters from their estimation uncertainty: asymptotic "
-        "(normal on the log scale) or bootstrap (one stored set); default: asymptotic if any curve carries an "
-        "uncertainty block, else none (see cssim.uncertainty)",
+        description="draw each replication's curve parameters, renewal coefficients and touch effects from their "
+        "estimation uncertainty: asymptotic (normal on the log or logit scale) or bootstrap (one stored set); "
+        "default: asymptotic if any of them carries uncertainty, else none (see cssim.uncertainty)",
     )
 
     @model_validator(mode="after")
@@ -832,20 +968,38 @@ class Scenario(Spec):
         mode = self.parameter_uncertainty
         if mode in (None, "none"):
             return self
-        carrying = [(path, spec) for _, _, path, spec in self.curve_specs() if getattr(spec, "uncertainty", None)]
-        if not carrying:
+        uncertain = list(self.uncertain_parameters())
+        if not uncertain:
             raise ValueError(
-                f"parameter_uncertainty: {mode} needs curves that carry an uncertainty block (fitted curves do); "
-                "none has one; use none"
+                f"parameter_uncertainty: {mode} needs curves, renewal models or touch effects that carry their "
+                "estimation uncertainty (fitted curves do); none does; use none"
             )
         if mode == "bootstrap":
-            for path, spec in carrying:
-                if spec.uncertainty.bootstrap is None:
+            for path, block in uncertain:
+                if isinstance(block, ParameterUncertainty) and block.bootstrap is None:
                     raise ValueError(
-                        f"{path}.uncertainty.bootstrap: missing, but parameter_uncertainty is bootstrap; "
-                        "add bootstrap parameter sets or use asymptotic"
+                        f"{path}.bootstrap: missing, but parameter_uncertainty is bootstrap; "
+                        "add bootstrap parameter sets (cssim fit --bootstrap N) or use asymptotic"
                     )
         return self
+
+    def uncertain_parameters(self):
+        """Every block of estimation uncertainty: ``(field path, block)``.
+
+        Blocks are curves' and renewal models' ``uncertainty``
+        (:class:`ParameterUncertainty`) and touch effects' ``intervals`` (a dict;
+        drawn log-normally in either mode, they have no bootstrap sets).
+        """
+        for _, _, path, spec in self.curve_specs():
+            if getattr(spec, "uncertainty", None) is not None:
+                yield f"{path}.uncertainty", spec.uncertainty
+        for name, seg in self.segments.items():
+            if seg.renewal.uncertainty is not None:
+                yield f"segments.{name}.renewal.uncertainty", seg.renewal.uncertainty
+        for name, tm in self.touch_models.items():
+            for task_name, task in tm.tasks.items():
+                if task.effects.intervals:
+                    yield f"touch_models.{name}.tasks.{task_name}.effects.intervals", task.effects.intervals
 
     def curve_specs(self):
         """Every curve of every segment: ``(segment, transition, field path, concrete spec)``.
@@ -863,11 +1017,10 @@ class Scenario(Spec):
 
     @property
     def uncertainty_mode(self) -> str:
-        """``parameter_uncertainty`` as run: the explicit value, else asymptotic if any curve carries uncertainty."""
+        """``parameter_uncertainty`` as run: the explicit value, else asymptotic if anything carries uncertainty."""
         if self.parameter_uncertainty is not None:
             return self.parameter_uncertainty
-        carrying = any(getattr(spec, "uncertainty", None) is not None for *_, spec in self.curve_specs())
-        return "asymptotic" if carrying else "none"
+        return "asymptotic" if next(self.uncertain_parameters(), None) is not None else "none"
 
     def pod_of(self, segment: str) -> str | None:
         """Name of the pod serving ``segment`` (None: no CSMs serve it)."""

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +75,10 @@ __all__ = [
     "attach_fitted",
     "draw_parameters",
     "replication_curve",
-    "curve_builder",
+    "replication_renewal",
+    "replication_effects",
+    "ReplicationParameters",
+    "fitted_renewal",
     "decompose",
     "decomposition_table",
     "UncertaintyDecomposition",
@@ -218,7 +221,8 @@ def attach_fitted(spec: dict, parameters: Mapping | None) -> dict:
     """A curves-file spec with the ``uncertainty`` of its stored ``parameters`` block, when that is usable.
 
     ``parameters`` is what ``cssim fit`` stores beside each chosen spec:
-    ``{names, estimates, covariance}`` in lifelines' natural parameters. A spec
+    ``{names, estimates, covariance}`` in lifelines' natural parameters, and
+    ``bootstrap`` sets on the same names when it was run with ``--bootstrap``. A spec
     that already has a block, or a fit without a usable covariance (singular
     Hessian, NaN), is returned unchanged — the latter with a warning, since
     its forecasts will then leave out estimation error.
@@ -228,7 +232,9 @@ def attach_fitted(spec: dict, parameters: Mapping | None) -> dict:
     try:
         names = list(parameters["names"])
         params = dict(zip(names, parameters["estimates"], strict=True))
-        return with_uncertainty(spec, params, parameters["covariance"])
+        boot = parameters.get("bootstrap")  # `cssim fit --bootstrap N` sets; fewer than 2 are not a distribution
+        boot = boot if boot and len(boot) > 1 else None
+        return with_uncertainty(spec, params, parameters["covariance"], bootstrap=boot)
     except (KeyError, TypeError, ValueError) as exc:
         warnings.warn(
             f"fitted {spec.get('family')} curve: its covariance is not usable ({str(exc).splitlines()[0]}); "
@@ -283,15 +289,152 @@ def replication_curve(spec, mode: str, seed: int, rep: int, segment: str, transi
     return concrete.with_parameters(np.exp(x)).build()
 
 
-def curve_builder(scenario, rep: int):
-    """``build(segment, transition, spec)`` for the engine: :func:`replication_curve` under the scenario's mode."""
-    mode = scenario.uncertainty_mode
-    seed = scenario.seed
+def replication_renewal(spec, mode: str, seed: int, rep: int, segment: str):
+    """The renewal model (:class:`~cssim.scenario.RenewalSpec`) replication ``rep`` simulates for ``segment``.
 
-    def build(segment: str, transition: str, spec):
-        return replication_curve(spec, mode, seed, rep, segment, transition)
+    ``spec`` itself when ``mode`` is ``none`` or it carries no uncertainty;
+    otherwise its named coefficients at this replication's draw (logit scale),
+    from the stream keyed ``(seed, rep, KIND_PARAMS, segment, "renewal")``.
+    """
+    unc = spec.uncertainty
+    if mode == "none" or unc is None:
+        return spec
+    x = draw_parameters(unc, mode, params_stream(seed, rep, segment, "renewal"))
+    return spec.with_coefficients(dict(zip(unc.names, map(float, x), strict=True)))
 
-    return build
+
+def effect_draws(touch_model: str, seed: int, rep: int) -> np.random.Generator:
+    """The stream of replication ``rep``'s touch-effect draws for one touch model."""
+    return S.generator(seed, (rep, S.KIND_PARAMS, S.name_key("touch_models"), S.name_key(touch_model)))
+
+
+def replication_effects(touch_model, mode: str, seed: int, rep: int, name: str) -> dict[str, tuple[float, ...]]:
+    """Each task's effects (in :data:`~cssim.scenario.EffectName` order) replication ``rep`` simulates.
+
+    A ratio with an ``interval`` is drawn log-normally, ratio × exp(σ z) with σ
+    from the 95 % interval; z is drawn once per touch model and ratio, so every
+    task of a touch model moves together (its effect is one unknown, as
+    estimated), from a stream of its own. ``mode`` ``none`` gives the values as
+    written.
+    """
+    from typing import get_args
+
+    from .scenario import EffectName
+
+    names = get_args(EffectName)
+    z = None
+    out = {}
+    for task_name, task in touch_model.tasks.items():
+        eff = task.effects
+        values = [float(getattr(eff, n)) for n in names]
+        if mode != "none" and eff.intervals:
+            if z is None:
+                z = dict(zip(names, effect_draws(name, seed, rep).standard_normal(len(names)), strict=True))
+            values = [v * math.exp(eff.log_sd(n) * z[n]) for n, v in zip(names, values, strict=True)]
+        out[task_name] = tuple(values)
+    return out
+
+
+class ReplicationParameters:
+    """What replication ``rep`` of a scenario simulates: curves, renewal models and touch effects.
+
+    With ``parameter_uncertainty`` on, each uncertain block gets this
+    replication's draw (:func:`replication_curve`, :func:`replication_renewal`,
+    :func:`replication_effects`), each from its own keyed stream so that
+    process-noise streams are untouched; otherwise the values as written.
+    """
+
+    def __init__(self, scenario, rep: int):
+        self.mode, self.seed, self.rep = scenario.uncertainty_mode, scenario.seed, rep
+
+    def curve(self, segment: str, transition: str, spec):
+        return replication_curve(spec, self.mode, self.seed, self.rep, segment, transition)
+
+    def renewal(self, segment: str, spec):
+        return replication_renewal(spec, self.mode, self.seed, self.rep, segment)
+
+    def effects(self, name: str, touch_model) -> dict[str, tuple[float, ...]]:
+        return replication_effects(touch_model, self.mode, self.seed, self.rep, name)
+
+
+# --------------------------------------------------------------------------- fitted renewal models
+
+#: A fitted renewal Logit's coefficient names (``cssim fit``) → the scenario's renewal coefficients.
+_RENEWAL_NAMES = {"const": "logit_healthy", "at_risk": "log_or_at_risk", "onboarding": "log_or_not_activated",
+                  "not_activated": "log_or_not_activated"}
+#: A coefficient with a larger standard error (logit scale) is not identified by the data (separation).
+MAX_RENEWAL_SE = 4.0
+
+
+def fitted_renewal(data: dict) -> dict:
+    """A ``renewal`` block with ``fitted: {file, key}`` resolved from a curves file's renewal model.
+
+    Fills ``healthy``, ``at_risk``, ``not_activated_odds_ratio`` (a state the fit
+    could not separate gets no effect: at_risk = healthy, odds ratio 1) and the
+    ``uncertainty`` of their coefficients (touch-model terms are left out: the
+    touch models' own ``renewal_odds`` carry them). Raises ``ValueError`` (one
+    line) for a missing file or key, a changed file, a model the data do not
+    identify, or a field given both explicitly and by the fit.
+    """
+    from pydantic import ValidationError
+
+    from .errors import DataError
+    from .fitting.curvesfile import load_curves
+    from .scenario import FittedRenewal
+
+    ref = data["fitted"]
+    if not isinstance(ref, FittedRenewal):
+        try:
+            ref = FittedRenewal.model_validate(ref)
+        except ValidationError:
+            return data  # the field's own validation reports it, under its path
+    try:
+        stored = load_curves(ref.file)
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
+    if ref.sha256 is not None and ref.sha256 != stored["sha256"]:
+        raise ValueError(
+            f"{ref.file}: file changed since this scenario was resolved (sha256 {stored['sha256'][:12]}..., "
+            f"expected {ref.sha256[:12]}...); drop sha256 to accept the new fit"
+        )
+    models = stored.get("renewal") or {}
+    if ref.key not in models:
+        have = ", ".join(sorted(models)) or "none"
+        raise ValueError(f"{ref.file}: no renewal model {ref.key!r}; the file has: {have}")
+    params = models[ref.key].get("parameters")
+    if not isinstance(params, dict):
+        raise ValueError(f"{ref.file}: renewal model {ref.key!r} has no coefficients; refit with this cssim version")
+    names = list(params["names"])
+    keep = [i for i, n in enumerate(names) if n in _RENEWAL_NAMES]
+    est = np.asarray(params["estimates"], dtype=float)[keep]
+    cov = np.asarray(params["covariance"], dtype=float)[np.ix_(keep, keep)]
+    for i, k in enumerate(keep):
+        se = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else math.nan
+        if not (math.isfinite(se) and se <= MAX_RENEWAL_SE):
+            raise ValueError(
+                f"{ref.file}: renewal model {ref.key!r} is not identified by the data (coefficient {names[k]} has "
+                f"standard error {se:.3g} on the logit scale; e.g. nearly every renewal shares one state or touch); "
+                "set healthy / at_risk / not_activated_odds_ratio by hand"
+            )
+    coef = {_RENEWAL_NAMES[names[k]]: float(est[i]) for i, k in enumerate(keep)}
+    coef = {"log_or_at_risk": 0.0, "log_or_not_activated": 0.0, **coef}
+    expit = lambda x: 1.0 / (1.0 + math.exp(-x))  # noqa: E731
+    fields = {
+        "healthy": expit(coef["logit_healthy"]),
+        "at_risk": expit(coef["logit_healthy"] + coef["log_or_at_risk"]),
+        "not_activated_odds_ratio": math.exp(coef["log_or_not_activated"]),
+    }
+    for name, value in fields.items():
+        if name in data and abs(float(data[name]) - value) > 1e-9 * max(1.0, abs(value)):
+            raise ValueError(
+                f"{name}: given as {data[name]} but the fitted model ({ref.file}, {ref.key!r}) says {value:.6g}; "
+                "give one or the other"
+            )
+    block = {"names": [_RENEWAL_NAMES[names[k]] for k in keep], "estimates": est.tolist(), "covariance": cov.tolist()}
+    if params.get("bootstrap"):
+        block["bootstrap"] = np.asarray(params["bootstrap"], dtype=float)[:, keep].tolist()
+    resolved = {**ref.model_dump(), "sha256": stored["sha256"]}
+    return {**data, **fields, "uncertainty": block, "fitted": resolved}
 
 
 # --------------------------------------------------------------------------- decomposition

@@ -87,7 +87,7 @@ def test_bad_uncertainty_block_is_one_line_naming_the_field(change, message):
 
 def test_parameter_uncertainty_switch_is_validated():
     plain = {"family": "exponential", "scale": 700}
-    with pytest.raises(ScenarioError, match=r"^s\.yaml: parameter_uncertainty: asymptotic needs curves that carry"):
+    with pytest.raises(ScenarioError, match=r"^s\.yaml: parameter_uncertainty: asymptotic needs curves, renewal"):
         _scenario(plain, parameter_uncertainty="asymptotic")
     with pytest.raises(ScenarioError, match=r"churn\.uncertainty\.bootstrap: missing, but parameter_uncertainty is"):
         _scenario(parameter_uncertainty="bootstrap")
