@@ -1,4 +1,4 @@
-"""Estimation uncertainty in every forecast: curve parameters drawn per replication.
+"""Estimation uncertainty in every forecast: curves, renewal models and touch effects drawn per replication.
 
 A curve fitted to a few hundred customers is known only up to its sampling
 error, and a forecast that always uses the point estimate reports intervals
@@ -18,7 +18,9 @@ segment, transition)`` (:mod:`cssim.streams`), so a replication's parameters
 are the same on every worker; two scenarios run with the same seed draw the
 same parameters for the same curve (common random numbers, also for the
 parameter draw); and every process-noise stream — arrivals, customers, pods —
-is the same whether uncertainty is on or off. Replications then mix process
+is the same whether uncertainty is on or off. Renewal models and touch
+effects are drawn the same way from streams of their own
+(:class:`ReplicationParameters` gives the engine all three). Replications then mix process
 noise (which customers churn) and estimation error (what the curve is), as a
 predictive distribution should.
 
@@ -49,11 +51,16 @@ Assumptions
 - The sampling distribution of the log parameters is approximately normal
   (large-sample maximum likelihood); with very small histories the bootstrap
   is the safer choice.
-- Only the curves' parameters are drawn: touch hazard ratios, renewal
-  probabilities and the choice of curve family stay fixed (acquisition paths
-  have their own uncertainty, see ``segments.*.acquisition``).
-- One draw per curve per replication: every customer of a replication shares
-  the same (unknown but fixed) curve, as the customers of one future would.
+- Curves, renewal models (``renewal.uncertainty``, logit scale, or
+  ``renewal.fitted`` from a curves file, :func:`fitted_renewal`) and touch
+  effects (``effects.intervals``, log-normal from a 95 % interval) are drawn;
+  the choice of curve family stays fixed (acquisition paths have their own
+  uncertainty, see ``segments.*.acquisition``).
+- Touch-effect intervals carry no covariance: ratios are independent of each
+  other and of the curves, and are drawn log-normally in either mode.
+- One draw per block per replication: every customer of a replication shares
+  the same (unknown but fixed) curve, renewal model and touch effect, as the
+  customers of one future would.
 """
 
 from __future__ import annotations
