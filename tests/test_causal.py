@@ -158,7 +158,14 @@ def test_summary_shape_and_effects(fits):
     assert (s["lo"] < s["hazard_ratio"]).all() and (s["hazard_ratio"] < s["hi"]).all()
     assert set(s["estimand"]) == {"crude", "conditional", "marginal"}
     eff = te.to_effects()
-    assert eff == {"low_touch": {"churn": 1.0}, "high_touch": {"churn": round(_row(te, "adjusted")["hazard_ratio"], 4)}}
+    adj = _row(te, "adjusted")
+    assert eff["low_touch"] == {"churn": 1.0}
+    assert eff["high_touch"]["churn"] == round(adj["hazard_ratio"], 4)
+    assert eff["high_touch"]["intervals"]["churn"] == pytest.approx([adj["lo"], adj["hi"]], abs=1e-4)  # alpha 0.05
+    # The fragment is a valid scenario effects block, drawn from its interval.
+    from cssim.scenario import EffectsSpec
+
+    assert EffectsSpec(**eff["high_touch"]).log_sd("churn") > 0
     assert te.to_effects("ipw")["high_touch"]["churn"] == round(_row(te, "ipw")["hazard_ratio"], 4)
     with pytest.raises(ValueError, match="method"):
         te.to_effects("matching")

@@ -487,11 +487,14 @@ class TouchEffects:
     def to_effects(self, method: str = "adjusted", transition: str | None = None) -> dict:
         """Hazard ratios as a scenario ``effects`` fragment per touch model.
 
-        ``{touch_model: {transition: hr}}`` with the reference at 1.0 — to
-        paste into the ``effects`` of that touch model's tasks (scenario
-        ``touch_models.<name>.tasks.<task>.effects``). cssim applies a task's
-        effect only while the task is in effect, so spread the touch-model
-        ratio over its tasks, or put it on the one recurring task.
+        ``{touch_model: {transition: hr, "intervals": {transition: [lo, hi]}}}``
+        with the reference at 1.0 — to paste into the ``effects`` of that touch
+        model's tasks (scenario ``touch_models.<name>.tasks.<task>.effects``).
+        ``intervals`` is the 95 % interval whatever ``alpha`` (rescaled on the
+        log scale), so that forecasts draw the ratio from its estimation
+        uncertainty (:mod:`cssim.uncertainty`). cssim applies a task's effect
+        only while the task is in effect, so spread the touch-model ratio over
+        its tasks, or put it on the one recurring task.
         """
         self._check_fitted()
         if method not in METHODS:
@@ -499,9 +502,17 @@ class TouchEffects:
         tr = transition or self.transition or "churn"
         s = self.summary
         s = s[s["method"] == method]
+        from scipy.stats import norm
+
+        from ..scenario import Z95
+
+        widen = Z95 / float(norm.ppf(1 - self.alpha / 2))
         out = {self.reference: {tr: 1.0}}
         for _, r in s.iterrows():
-            out[r["touch_model"]] = {tr: round(float(r["hazard_ratio"]), 4)}
+            hr = round(float(r["hazard_ratio"]), 4)
+            lo = hr * (float(r["lo"]) / float(r["hazard_ratio"])) ** widen
+            hi = hr * (float(r["hi"]) / float(r["hazard_ratio"])) ** widen
+            out[r["touch_model"]] = {tr: hr, "intervals": {tr: [round(min(lo, hr), 4), round(max(hi, hr), 4)]}}
         return out
 
     def report(self) -> str:
