@@ -351,7 +351,14 @@ def _add_fit(sub):
     p.add_argument("--extract-date", help="histories: date of the extract (default: extract_date column, else the latest date)")
     p.add_argument("--drop-bad-rows", action="store_true", help="histories: drop invalid rows (and report how many) instead of failing")
     p.add_argument("--scenario", help="histories: a scenario whose segments are the only ones allowed in the file")
+    p.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N",
+        help="histories: also refit each chosen curve and renewal model to N resamples of the customers and store "
+        "the parameter sets (for parameter_uncertainty: bootstrap); costs about N refits per curve",
+    )
+    p.add_argument("--seed", type=int, default=0, help="histories: seed of the bootstrap resamples (default 0)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
 
 
@@ -359,6 +366,10 @@ def cmd_fit(args) -> int:
     from .fitting.curvesfile import fit_history_file, looks_like_cohort_table
 
     path = Path(args.data)
+    if args.bootstrap < 0:
+        raise CssimError(f"--bootstrap: {args.bootstrap}; give 0 (none) or more refits")
+    if args.seed < 0:
+        raise CssimError(f"--seed: {args.seed}; give a whole number >= 0")
     if not path.is_file():
         raise CssimError(f"{path}: file not found")
     if looks_like_cohort_table(path):
@@ -369,6 +380,8 @@ def cmd_fit(args) -> int:
                 f"{path}: looks like a cohort table (cohort, period, active), but cohort fitting is not available "
                 f"in this installation ({exc})"
             ) from None
+        if args.bootstrap:
+            raise CssimError(f"{path}: --bootstrap applies to customer histories; this file is a cohort table")
         return fit_cohort_file(path, args.out, until=args.until, horizon=args.horizon, force=args.force)
     if args.until is not None or args.horizon is not None:
         raise CssimError(f"{path}: --until and --horizon apply to cohort tables; this file is a customer history")
@@ -379,7 +392,7 @@ def cmd_fit(args) -> int:
         segments = list(load_scenario(args.scenario).segments)
     return fit_history_file(
         path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
-        segments=segments,
+        segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
     )
 
 
@@ -456,6 +469,10 @@ def _add_backtest(sub):
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (-1: every core)")
     p.add_argument("--fixed-rate", action="store_true",
                    help="new logos at the point estimate of the pre-cutoff rate (default: rate drawn from its posterior)")
+    p.add_argument("--parameter-uncertainty", choices=("none", "asymptotic"), default="asymptotic",
+                   help="asymptotic (default): each replication draws the fitted curves' parameters from their "
+                   "estimation covariance, and the forecast is run again at the point estimates (cssim_point) to "
+                   "show how much of the interval is estimation error; none: point estimates only")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
     p.set_defaults(func=cmd_backtest)
@@ -470,7 +487,7 @@ def cmd_backtest(args) -> int:
         raise CssimError(f"--replications: {args.replications}; give at least 1")
     res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario,
                    replications=args.replications, seed=args.seed, jobs=args.jobs,
-                   rate_uncertainty=not args.fixed_rate)
+                   rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty)
     out = write_backtest(res, args.out, force=args.force)
     print(res.summary())
     print(f"wrote {out}")
@@ -493,11 +510,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings are about the user's inputs: one line, without a library's source location."""
+    print(f"cssim: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import warnings
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except CssimError as exc:
         print(f"cssim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -632,7 +632,6 @@ class SegmentSpec(Spec):
     expansion: ExpansionSpec = Field(default_factory=ExpansionSpec)
     winback: WinbackSpec = Field(default_factory=WinbackSpec)
 
-
 # --------------------------------------------------------------------------- touch models
 
 Trigger = Literal["onboarding", "cadence", "renewal_window", "at_risk", "handoff", "poisson"]
@@ -961,6 +960,23 @@ class Scenario(Spec):
                     "refit with a longer horizon or change start_date / horizon_months"
                 )
             acq.offset = offset
+        return self
+
+    @model_validator(mode="after")
+    def _fitted_churn_counts_at_risk_once(self):
+        import warnings
+
+        for name, seg in self.segments.items():
+            life = seg.lifecycle
+            if (isinstance(life.churn, FittedCurve) and seg.contract.billing == "monthly"
+                    and life.at_risk_churn_hazard_ratio != 1.0):
+                warnings.warn(
+                    f"segments.{name}.lifecycle.churn is fitted ({life.churn.key}), so it already contains the churn "
+                    f"of at-risk customers, but at_risk_churn_hazard_ratio is {life.at_risk_churn_hazard_ratio:g}: "
+                    "at-risk churn is counted twice; set it to 1 (docs/fitting.md)",
+                    UserWarning,
+                    stacklevel=2,
+                )
         return self
 
     @model_validator(mode="after")

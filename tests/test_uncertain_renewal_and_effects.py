@@ -259,3 +259,36 @@ def test_fitted_renewal_from_cssim_fit_runs_end_to_end(tmp_path):
     with pytest.raises(ScenarioError, match="not identified"):
         load_scenario(_fitted_scenario_file(tmp_path, {"fitted": {"file": str(tmp_path / "curves.json"),
                                                                   "key": "enterprise"}}))
+
+
+def test_fitted_churn_with_the_default_at_risk_ratio_warns_about_double_counting(tmp_path):
+    from cssim.fitting.curvesfile import FORMAT
+
+    spec = {"family": "exponential", "scale": 700.0}
+    (tmp_path / "curves.json").write_text(json.dumps({"format": FORMAT, "curves": {"smb/churn": {"spec": spec}}}))
+    d = small_scenario_dict()
+    d["segments"]["smb"]["lifecycle"]["churn"] = {"family": "fitted", "file": str(tmp_path / "curves.json"),
+                                                  "key": "smb/churn"}
+    twice = r"segments\.smb\.lifecycle\.churn is fitted \(smb/churn\).*counted twice; set it to 1"
+    with pytest.warns(UserWarning, match=twice):
+        sc = scenario_from_dict(d, "s.yaml")
+    import warnings
+
+    assert sc.segments["smb"].lifecycle.at_risk_churn_hazard_ratio == 3.0
+    d["segments"]["smb"]["lifecycle"]["at_risk_churn_hazard_ratio"] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scenario_from_dict(d, "s.yaml")
+
+
+def test_cli_prints_input_warnings_on_one_line(tmp_path, capsys):
+    from cssim.cli import main
+
+    (tmp_path / "curves.json").write_text(json.dumps(
+        {"format": "cssim-curves/1", "curves": {"smb/churn": {"spec": {"family": "exponential", "scale": 700.0}}}}))
+    d = small_scenario_dict()
+    d["segments"]["smb"]["lifecycle"]["churn"] = {"family": "fitted", "file": "curves.json", "key": "smb/churn"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(d))
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cssim: warning: segments.smb.lifecycle.churn is fitted")
