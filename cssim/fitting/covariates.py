@@ -145,25 +145,74 @@ def _parameters(res) -> dict:
     }
 
 
+def _renewal_log_table(history: History) -> pd.DataFrame:
+    """The renewal log with each renewal's segment."""
+    r = history.renewals
+    seg_of = history.frame.set_index(["customer_id", "episode"])["segment"]
+    return r.assign(segment=seg_of.reindex(pd.MultiIndex.from_frame(r[["customer_id", "episode"]])).to_numpy())
+
+
+def _renewal_log_design(g: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Design (``const`` and the estimable states) and outcome of one segment's renewals."""
+    X = pd.DataFrame({"const": 1.0}, index=g.index)
+    for col in ("at_risk", "onboarding", "touched"):
+        # A state that never (or always) occurs, or whose renewals all went one way, is not estimable.
+        if g[col].nunique() > 1 and g.loc[g[col] == 1, "renewed"].nunique() > 1:
+            X[col] = g[col].astype(float)
+    return X, g["renewed"].astype(float)
+
+
+def _renewal_counts_rows(f: pd.DataFrame) -> pd.DataFrame:
+    return f[f["renewals_due"].fillna(0) > 0]
+
+
+def _renewal_counts_design(g: pd.DataFrame, extract_date) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """Design, (renewed, lost) counts and reference touch model of one segment's per-customer renewal counts."""
+    due = g["renewals_due"].astype(float)
+    renewed = g["renewals_renewed"].astype(float)
+    ref = str(g["touch_model"].value_counts().idxmax())
+    X = pd.DataFrame({"const": 1.0}, index=g.index)
+    ever = g["first_at_risk_date"].notna() & (g["first_at_risk_date"] <= extract_date)
+    not_act = g["onboarded_date"].isna()
+    if ever.nunique() > 1:
+        X["at_risk"] = ever.astype(float)
+    if not_act.nunique() > 1:
+        X["not_activated"] = not_act.astype(float)
+    for m in sorted(set(g["touch_model"]) - {ref}):
+        X[f"touch[{m}]"] = (g["touch_model"] == m).astype(float)
+    return X, np.column_stack([renewed, due - renewed]), ref
+
+
+def renewal_designs(history: History, renewal: dict) -> dict:
+    """``{segment: (source, X, y, customer_ids)}`` for each segment of a fitted ``renewal`` dict: the exact
+    design and outcome its coefficients were fitted on, one row per renewal (or per customer episode)."""
+    out = {}
+    if any(r.get("source") == "renewal_log" for r in renewal.values()):
+        table = _renewal_log_table(history)
+        for seg, g in table.groupby("segment", sort=True):
+            if renewal.get(str(seg), {}).get("source") == "renewal_log":
+                X, y = _renewal_log_design(g)
+                out[str(seg)] = ("renewal_log", X, y.to_numpy(), g["customer_id"].to_numpy())
+    f = _renewal_counts_rows(history.frame)
+    for seg, g in f.groupby("segment", sort=True):
+        if str(seg) in renewal and renewal[str(seg)].get("source") != "renewal_log":
+            X, y, _ = _renewal_counts_design(g, history.extract_date)
+            out[str(seg)] = ("counts", X, y, g["customer_id"].to_numpy())
+    return out
+
+
 def _fit_renewal_log(history: History, alpha: float, min_due: int) -> dict:
     """Per-renewal logistic regression (statsmodels Logit) per segment; see the module docstring."""
     import statsmodels.api as sm
 
-    r = history.renewals
-    seg_of = history.frame.set_index(["customer_id", "episode"])["segment"]
-    r = r.assign(segment=seg_of.reindex(pd.MultiIndex.from_frame(r[["customer_id", "episode"]])).to_numpy())
     out = {}
-    for seg, g in r.groupby("segment", sort=True):
+    for seg, g in _renewal_log_table(history).groupby("segment", sort=True):
         if len(g) < min_due:
             continue
-        X = pd.DataFrame({"const": 1.0}, index=g.index)
-        for col in ("at_risk", "onboarding", "touched"):
-            # A state that never (or always) occurs, or whose renewals all went one way, is not estimable.
-            if g[col].nunique() > 1 and g.loc[g[col] == 1, "renewed"].nunique() > 1:
-                X[col] = g[col].astype(float)
+        X, y = _renewal_log_design(g)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = sm.Logit(g["renewed"].astype(float), X).fit(disp=0)
+            res = sm.Logit(y, X).fit(disp=0)
         ci = res.conf_int(alpha)
         coefs = {
             name: {
@@ -217,23 +266,12 @@ def fit_renewal_model(history: History, alpha: float = 0.05, min_due: int = 20) 
     if f["renewals_due"].isna().all():
         return {}
     out = {}
-    for seg, g in f.groupby("segment", sort=True):
-        g = g[g["renewals_due"].fillna(0) > 0]
+    for seg, g in _renewal_counts_rows(f).groupby("segment", sort=True):
         due = g["renewals_due"].astype(float)
         if due.sum() < min_due:
             continue
         renewed = g["renewals_renewed"].astype(float)
-        ref = str(g["touch_model"].value_counts().idxmax())
-        X = pd.DataFrame({"const": 1.0}, index=g.index)
-        ever = g["first_at_risk_date"].notna() & (g["first_at_risk_date"] <= history.extract_date)
-        not_act = g["onboarded_date"].isna()
-        if ever.nunique() > 1:
-            X["at_risk"] = ever.astype(float)
-        if not_act.nunique() > 1:
-            X["not_activated"] = not_act.astype(float)
-        for m in sorted(set(g["touch_model"]) - {ref}):
-            X[f"touch[{m}]"] = (g["touch_model"] == m).astype(float)
-        y = np.column_stack([renewed, due - renewed])
+        X, y, ref = _renewal_counts_design(g, history.extract_date)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = sm.GLM(y, X, family=sm.families.Binomial()).fit()

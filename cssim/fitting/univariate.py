@@ -200,11 +200,17 @@ def _breakpoints(d: pd.DataFrame) -> list[float]:
     return [float(q) for q in qs if q > 0]
 
 
-def _make(family: str, d: pd.DataFrame, alpha: float, fits: dict):
+def _make(family: str, d: pd.DataFrame, alpha: float, fits: dict, weights=None, breakpoints=None, start=None):
+    """Fit ``family`` to ``d``; a bootstrap refit passes integer ``weights`` (times each row is drawn), the
+    point fit's ``breakpoints`` (piecewise exponential) and its estimates as ``start``."""
     import lifelines as ll
 
     T, E, entry = d["duration"].to_numpy(), d["event"].to_numpy(), d["entry"].to_numpy()
     kw = {"entry": entry if (entry > 0).any() else None}
+    if weights is not None:
+        kw["weights"] = np.asarray(weights)
+    if start is not None:
+        kw["initial_point"] = np.asarray(start, dtype=float)
     med = float(np.median(T))
     if family == "exponential":
         return ll.ExponentialFitter(alpha=alpha).fit(T, E, **kw), None
@@ -215,7 +221,7 @@ def _make(family: str, d: pd.DataFrame, alpha: float, fits: dict):
     if family == "loglogistic":
         return ll.LogLogisticFitter(alpha=alpha).fit(T, E, **kw), None
     if family == "piecewise_exponential":
-        bp = _breakpoints(d)
+        bp = list(breakpoints) if breakpoints is not None else _breakpoints(d)
         if not bp:
             raise ValueError("too few distinct event times for breakpoints")
         return ll.PiecewiseExponentialFitter(bp, alpha=alpha).fit(T, E, **kw), bp
@@ -227,16 +233,19 @@ def _make(family: str, d: pd.DataFrame, alpha: float, fits: dict):
         # Start at the Weibull (H = exp(phi_0 + phi_1 log t) with no spline terms): from lifelines'
         # default start the optimiser often stops far from the optimum on long, truncated data.
         w = fits.get("weibull")
-        start = None if w is None else np.r_[-w.rho_ * math.log(w.lambda_), w.rho_, np.zeros(len(knots) - 2)]
-        return ll.SplineFitter(knots, alpha=alpha).fit(T, E, initial_point=start, **kw), None
+        guess = None if w is None else np.r_[-w.rho_ * math.log(w.lambda_), w.rho_, np.zeros(len(knots) - 2)]
+        kw.setdefault("initial_point", guess)
+        return ll.SplineFitter(knots, alpha=alpha).fit(T, E, **kw), None
     ExpGamma, WeibullGamma = _custom_fitters()
     if family == "exponential_gamma":
-        start = np.array([1.0, max(med, 1.0)])
-        return ExpGamma(alpha=alpha).fit(T, E, initial_point=start, **kw), None
+        kw.setdefault("initial_point", np.array([1.0, max(med, 1.0)]))
+        return ExpGamma(alpha=alpha).fit(T, E, **kw), None
     if family == "weibull_gamma":
         w = fits.get("weibull")
-        start = np.array([1.0, w.lambda_, w.rho_]) if w is not None else np.array([1.0, max(med, 1.0), 1.0])
-        return WeibullGamma(alpha=alpha).fit(T, E, initial_point=start, **kw), None
+        kw.setdefault(
+            "initial_point", np.array([1.0, w.lambda_, w.rho_]) if w is not None else np.array([1.0, max(med, 1.0), 1.0])
+        )
+        return WeibullGamma(alpha=alpha).fit(T, E, **kw), None
     raise ValueError(family)
 
 
@@ -361,6 +370,67 @@ class UnivariateFit:
             "scale": "lifelines natural parameters (as fitted_parameter_names), days",
         }
 
+    def bootstrap(self, n: int = 200, seed: int = 0, resamples=None, progress=None) -> list[list[float]]:
+        """Parameter sets of the chosen family refitted to ``n`` resamples of the customers.
+
+        Customers (``customer_id``; each row is its own customer without that
+        column) are drawn with replacement and bring all their rows, so the
+        episodes of one customer stay together (:mod:`cssim.fitting.bootstrap`).
+        Only ``best_`` is refitted, with the point fit's breakpoints and
+        started at its estimates. Returns the rows in
+        ``_fitted_parameter_names`` order on lifelines' natural scale (as
+        :meth:`covariance`); also kept as ``bootstrap_``, with the number of
+        skipped refits (no convergence, non-finite likelihood or parameter) in
+        ``bootstrap_failed_``. More than 20 % skipped draws a warning.
+
+        ``resamples`` (:class:`~cssim.fitting.bootstrap.Resamples`) overrides
+        the draw — :func:`~cssim.fitting.curvesfile.fit_history` shares one per
+        segment across its curves and renewal model; by default they are drawn
+        from ``seed`` and the segment's name over this fit's customers (the
+        same draw when those are all the segment's customers). ``progress`` is
+        a tqdm bar to advance.
+        """
+        from .bootstrap import resample_customers, warn_failures
+
+        d = self.data
+        ids = d["customer_id"] if "customer_id" in d else pd.Series(np.arange(len(d)))
+        if resamples is None:
+            resamples = resample_customers(ids, n, seed, self.segment)
+        elif resamples.n != n:
+            raise ValueError(f"bootstrap: {n} refits asked for, but the resamples have {resamples.n}")
+        fam = self.best_
+        point = self.fitters_[fam]
+        names = list(point._fitted_parameter_names)
+        start = np.array([float(getattr(point, k)) for k in names])
+        W = resamples.weights(ids)
+        rows, failed = [], 0
+        for b in range(W.shape[0]):
+            keep = W[b] > 0
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    f, _ = _make(fam, d[keep], self.alpha, self.fitters_, weights=W[b][keep],
+                                 breakpoints=self.breakpoints_.get(fam), start=start)
+                row = [float(getattr(f, k)) for k in names]
+                # Every parameter but log-normal's mu_ (a log already) must be positive for the curve's log scale.
+                if not (np.isfinite(f.log_likelihood_) and np.isfinite(row).all()
+                        and all(v > 0 or k == "mu_" for k, v in zip(names, row, strict=True))):
+                    raise ValueError("non-finite fit")
+            except Exception:  # a resample this family cannot be fitted to is counted, not fatal
+                failed += 1
+            else:
+                rows.append(row)
+            if progress is not None:
+                progress.update(1)
+        warn_failures(f"{self.segment}/{self.transition}", failed, W.shape[0])
+        self.bootstrap_, self.bootstrap_failed_ = rows, failed
+        return rows
+
+    def _bootstrap_block(self) -> dict:
+        if getattr(self, "bootstrap_", None) is None:
+            return {}
+        return {"bootstrap": self.bootstrap_, "bootstrap_failed": self.bootstrap_failed_}
+
     @property
     def summary(self) -> pd.DataFrame:
         """One row per candidate × parameter: estimate and CI, with the candidate's scores."""
@@ -415,7 +485,7 @@ class UnivariateFit:
             "left_truncated": self.truncated_,
             "chosen": self.best_,
             "spec": self.curve_spec(),
-            "parameters": self.covariance(),
+            "parameters": {**self.covariance(), **self._bootstrap_block()},
             "candidates": cands,
         }
 
