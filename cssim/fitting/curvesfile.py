@@ -13,7 +13,11 @@ manifest. A scenario uses a curve with::
 key, the chosen cssim curve spec (days), the parameter estimates and their
 covariance on lifelines' estimation scale (``variance_matrix_``, so that
 estimation uncertainty can be drawn later), every candidate's scores, and the
-provenance of the data (file, sha256, extract date, n and events).
+provenance of the data (file, sha256, extract date, n and events). With
+``bootstrap=N`` each curve's ``parameters`` and each renewal model's
+``parameters`` also hold ``bootstrap`` (N refits to resampled customers, on the
+same names and scale; failed refits are left out and counted in
+``bootstrap_failed``; see :mod:`.bootstrap`).
 """
 
 from __future__ import annotations
@@ -111,7 +115,8 @@ class HistoryFitResults:
         ]
         for key, f in self.fits.items():
             lines += [f"## {key}", "", f"n = {f.n_}, events = {f.events_}, left-truncated = {f.truncated_}; "
-                      f"chosen: **{f.best_}** → `{_fmt_spec(f.curve_spec())}`", "",
+                      f"chosen: **{f.best_}** → `{_fmt_spec(f.curve_spec())}`"
+                      + (f"; {_boot_note(f._bootstrap_block())}" if f._bootstrap_block() else ""), "",
                       "| family | log-lik | AIC | ΔAIC | BIC | parameters (95 % CI) |", "|---|---:|---:|---:|---:|---|"]
             for _, r in f.candidates_.iterrows():
                 if not r["converged"]:
@@ -142,7 +147,8 @@ class HistoryFitResults:
             coefs = ", ".join(f"{n} {v['estimate']:+.3f} ({v['lower']:+.3f}…{v['upper']:+.3f})" for n, v in r["coefficients"].items())
             mapped = ", ".join(f"{k}: {v:.3f}" for k, v in r["renewal"].items())
             lines += [f"- **{seg}** ({r['renewals_renewed']}/{r['renewals_due']} renewed; from {r.get('source', '?')}; "
-                      f"reference: {r['reference']}): {coefs}. Scenario `renewal`: {mapped}."]
+                      f"reference: {r['reference']}): {coefs}. Scenario `renewal`: {mapped}."
+                      + (f" {_boot_note(r['parameters']).capitalize()}." if _boot_note(r.get("parameters", {})) else "")]
         if any(r.get("source") != "renewal_log" for r in self.renewal.values()):
             lines += ["", "Without a `renewal_log` the renewal mapping is approximate: `ever at-risk` and "
                       "`not activated` describe the customer, not its state at each renewal "
@@ -153,6 +159,14 @@ class HistoryFitResults:
         return "\n".join(lines)
 
 
+def _boot_note(parameters: dict) -> str:
+    """``bootstrap 198 sets (2 failed)`` for a parameters block that has bootstrap sets."""
+    if "bootstrap" not in parameters:
+        return ""
+    failed = parameters.get("bootstrap_failed", 0)
+    return f"bootstrap {len(parameters['bootstrap'])} sets" + (f" ({failed} failed)" if failed else "")
+
+
 def _fmt_spec(spec: dict) -> str:
     return "{" + ", ".join(
         f"{k}: {v}" if isinstance(v, str) else f"{k}: {[round(x, 6) for x in v] if isinstance(v, list) else round(v, 4)}"
@@ -161,10 +175,20 @@ def _fmt_spec(spec: dict) -> str:
 
 
 def fit_history(
-    source, segments=None, transitions=TRANSITIONS, drop_bad_rows: bool = False, extract_date=None, alpha: float = 0.05
+    source, segments=None, transitions=TRANSITIONS, drop_bad_rows: bool = False, extract_date=None, alpha: float = 0.05,
+    bootstrap: int = 0, seed: int = 0, progress: bool = False,
 ) -> HistoryFitResults:
-    """Fit every segment × transition of a customer history (path or :class:`History`)."""
+    """Fit every segment × transition of a customer history (path or :class:`History`).
+
+    ``bootstrap`` > 0 also refits each chosen curve and each renewal model to
+    that many resamples of the segment's customers (the same resamples for all
+    of a segment's fits, drawn from ``seed``); ``progress`` shows a bar while
+    they run.
+    """
+    from .bootstrap import check_count
     from .covariates import fit_renewal_model, touch_hazard_ratios
+
+    check_count(bootstrap, seed)
 
     h = source if isinstance(source, History) else read_history(
         source, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date
@@ -183,7 +207,28 @@ def fit_history(
         raise DataError(f"{h.source}: no curve could be fitted (e.g. {first[0]}: {first[1]})")
     res.touch_effects = touch_hazard_ratios(h, transitions, alpha=alpha)
     res.renewal = fit_renewal_model(h, alpha=alpha)
+    if bootstrap:
+        _bootstrap(res, bootstrap, seed, progress)
     return res
+
+
+def _bootstrap(res: HistoryFitResults, n: int, seed: int, progress: bool) -> None:
+    """Refit every chosen curve and renewal model to ``n`` resamples of each segment's customers."""
+    from tqdm.auto import tqdm
+
+    from .bootstrap import bootstrap_renewal, resample_customers
+
+    f = res.history.frame
+    resamples = {seg: resample_customers(f.loc[f["segment"] == seg, "customer_id"], n, seed, seg)
+                 for seg in res.history.segments}
+    total = n * (len(res.fits) + len(res.renewal))
+    with tqdm(total=total, disable=not progress, desc="bootstrap", unit="refit", leave=False, delay=2) as bar:
+        for fit in res.fits.values():
+            bar.set_postfix_str(f"{fit.segment}/{fit.transition}", refresh=False)
+            fit.bootstrap(n, seed, resamples=resamples[fit.segment], progress=bar)
+        if res.renewal:
+            bar.set_postfix_str("renewal", refresh=False)
+            bootstrap_renewal(res.history, res.renewal, resamples, progress=bar)
 
 
 def write_history_fit(results: HistoryFitResults, out_dir, force: bool = False) -> Path:
@@ -222,19 +267,31 @@ def looks_like_cohort_table(path) -> bool:
 
 
 def fit_history_file(
-    path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None
+    path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
+    bootstrap: int = 0, seed: int = 0, progress: bool = True,
 ) -> int:
     """``cssim fit`` for a customer history: read, fit, write the folder, print a summary."""
     from ..output import check_target
+    from .bootstrap import check_count
 
+    try:
+        check_count(bootstrap, seed)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     check_target(Path(out_dir), force)
     h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
     if h.dropped:
         print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept)")
-    results = fit_history(h)
+    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress)
     write_history_fit(results, out_dir, force=force)
     for key, f in results.fits.items():
-        print(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_})")
+        boot = _boot_note(f._bootstrap_block())
+        print(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_}"
+              + (f"; {boot})" if boot else ")"))
+    for seg, r in results.renewal.items():
+        boot = _boot_note(r.get("parameters", {}))
+        if boot:
+            print(f"renewal {seg}: {boot}")
     te = results.touch_effects
     if te is not None:
         for _, r in te[te["touch_model"].notna()].iterrows():
