@@ -38,8 +38,16 @@ Assumptions
   at-risk spell (the history keeps only the first).
 - New logos arrive at the rate of the 12 months before the cutoff; each
   replication draws its rate from the rate's posterior (Gamma, Jeffreys prior)
-  and Poisson counts around it, for cssim and the baselines alike. The fitted
-  curves are used at their point estimates.
+  and Poisson counts around it, for cssim and the baselines alike.
+- The fitted curves carry their estimation covariance (``uncertainty`` blocks,
+  :mod:`cssim.uncertainty`) and, with ``parameter_uncertainty="asymptotic"``
+  (the default), each replication draws its curve parameters from it: a curve
+  fitted on a short history is known only roughly, and intervals that leave
+  that out under-cover. The forecast is then run a second time at the point
+  estimates on the same replications (method ``cssim_point``), which scores
+  the intervals without estimation error and measures its share of the width
+  (``uncertainty``). Renewal probabilities and the choice of curve family stay
+  fixed.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ import datetime as dt
 import json
 import math
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +65,11 @@ import pandas as pd
 from .clock import DAYS_PER_MONTH
 from .errors import DataError
 
-__all__ = ["BacktestResults", "backtest", "censor_history", "book_at", "write_backtest", "METHODS", "METRICS"]
+__all__ = ["BacktestResults", "backtest", "censor_history", "book_at", "estimation_share", "write_backtest", "METHODS",
+           "METRICS"]
 
-METHODS = ("cssim", "flat_rate", "constant_hazard")
+METHODS = ("cssim", "cssim_point", "flat_rate", "constant_hazard")
+PARAMETER_UNCERTAINTY = ("none", "asymptotic")
 METRICS = ("active_logos", "arr", "churned", "renewed")
 LEVEL = 0.9
 CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -277,8 +288,26 @@ def _default_template(segments) -> dict:
     }
 
 
+def _uncertain_spec(key: str, fit, spec: dict) -> dict:
+    """``spec`` with the fit's estimation covariance; the point estimate, with a warning naming ``key``, if unusable."""
+    from .uncertainty import attach_fitted
+
+    try:
+        parameters = fit.covariance()
+    except Exception as exc:  # e.g. lifelines found no variance matrix: the forecast can still run
+        parameters = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = attach_fitted(spec, parameters)
+    if out.get("uncertainty") is None and spec.get("family") != "never":
+        why = str(caught[0].message) if caught else f"its covariance is not usable ({parameters.get('error')})"
+        warnings.warn(f"back-test curve {key}: {why}; this curve is used at its point estimate", stacklevel=3)
+    return out
+
+
 def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.date, months: int, books_dir: Path,
-                       books: dict, replications: int, seed: int, acquisition: dict) -> dict:
+                       books: dict, replications: int, seed: int, acquisition: dict,
+                       parameter_uncertainty: str = "asymptotic") -> dict:
     data = {k: v for k, v in template.items() if k not in ("sweep", "extends")}
     data.update(start_date=cutoff.isoformat(), horizon_months=months, replications=replications, seed=seed)
     cut = pd.Timestamp(cutoff)
@@ -304,7 +333,8 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
         for tr in _CURVED:
             key = f"{name}/{tr}"
             if key in fits.fits:
-                life[tr] = fits.curve_spec(key)
+                spec = fits.curve_spec(key)
+                life[tr] = spec if parameter_uncertainty == "none" else _uncertain_spec(key, fits.fits[key], spec)
         life["at_risk_churn_hazard_ratio"] = 1.0
         seg["lifecycle"] = life
         seg["expansion"] = {"probability": {"onboarding": 0.0, "growth": 0.0, "maturity": 0.0},
@@ -329,6 +359,13 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
         data["team"]["pods"] = {k: v for k, v in pods.items() if v["segments"]}
     data["policy"] = {"routes": [r for r in (data.get("policy") or {}).get("routes", [])
                                  if r.get("segment") in (None, *segs)]}
+    carrying = any(isinstance(c, dict) and c.get("uncertainty") is not None
+                   for seg in segs.values() for c in seg["lifecycle"].values())
+    if parameter_uncertainty != "none" and not carrying:
+        warnings.warn(f"back-test: no fitted curve has a usable covariance; parameter_uncertainty {parameter_uncertainty}"
+                      " falls back to none (intervals leave out estimation error)", stacklevel=3)
+        parameter_uncertainty = "none"
+    data["parameter_uncertainty"] = parameter_uncertainty
     return data
 
 
@@ -377,7 +414,7 @@ def score(
                 (act >= _summaries(x, lv)[1]) & (act <= _summaries(x, lv)[2]))) for lv in CALIBRATION_LEVELS}
             scores.append({
                 "method": method, "metric": metric, "months": len(act),
-                "coverage": float(inside.mean()),
+                "coverage": float(inside.mean()), "width": float(np.mean(hi - lo)),
                 "mape": float(np.mean(np.abs(mean[nz] - act[nz]) / np.abs(act[nz]))) if nz.any() else np.nan,
                 "bias": float(np.mean((mean[nz] - act[nz]) / np.abs(act[nz]))) if nz.any() else np.nan,
                 "actual_total": float(act.sum()) if metric in ("churned", "renewed") else float(act[-1]),
@@ -387,10 +424,30 @@ def score(
     return pd.DataFrame(rows), pd.DataFrame(scores)
 
 
+def estimation_share(scores: pd.DataFrame, with_method: str = "cssim", without: str = "cssim_point") -> pd.DataFrame:
+    """Per metric: mean interval width with and without parameter uncertainty, and the share owed to estimation.
+
+    ``share_estimation`` = 1 − (width_without / width_with)², clipped to [0, 1]:
+    the share of the interval's variance that comes from not knowing the
+    curves (the two runs share every process-noise draw, see
+    :func:`cssim.uncertainty.decompose`).
+    """
+    s = scores.set_index(["method", "metric"])["width"]
+    rows = []
+    for metric in METRICS:
+        if (with_method, metric) not in s or (without, metric) not in s:
+            continue
+        w, w0 = float(s[(with_method, metric)]), float(s[(without, metric)])
+        share = float(np.clip(1.0 - (w0 / w) ** 2, 0.0, 1.0)) if w > 0 else np.nan
+        rows.append({"metric": metric, "width_with": w, "width_without": w0, "share_estimation": share})
+    return pd.DataFrame(rows, columns=["metric", "width_with", "width_without", "share_estimation"])
+
+
 class BacktestResults:
     """A finished back-test: ``table`` (month × metric × method), ``scores``, ``actual`` and the context."""
 
-    def __init__(self, table, scores, actual, history_path, cutoff, months, scenario, before, rates, books=None):
+    def __init__(self, table, scores, actual, history_path, cutoff, months, scenario, before, rates, books=None,
+                 parameter_uncertainty: str = "none"):
         self.table = table
         self.scores = scores
         self.actual = actual
@@ -401,14 +458,28 @@ class BacktestResults:
         self.before = before  # actual path over the months before the cutoff (context for the fan chart)
         self.rates = rates
         self.books = books or {}  # segment → the starting book at the cutoff (DataFrame)
+        self.parameter_uncertainty = parameter_uncertainty  # the forecast scenario's mode as run
+        self.uncertainty = estimation_share(scores)  # empty unless both cssim and cssim_point ran
 
     def summary(self) -> str:
-        lines = [f"back-test of {self.history_path}: cutoff {self.cutoff}, {self.months} months forward"]
+        how = {"none": "none (fitted curves at their point estimates)",
+               "asymptotic": "asymptotic (curve parameters drawn per replication from their estimation covariance)",
+               "bootstrap": "bootstrap (curve parameters: one refit on resampled customers per replication)"}
+        lines = [f"back-test of {self.history_path}: cutoff {self.cutoff}, {self.months} months forward",
+                 f"parameter uncertainty: {how.get(self.parameter_uncertainty, self.parameter_uncertainty)}"]
         s = self.scores[self.scores.metric.isin(["active_logos", "arr"])]
         for _, r in s.iterrows():
             lines.append(
                 f"  {r.metric:<13} {r.method:<16} coverage {r.coverage:6.0%}   MAPE {r.mape:6.1%}   bias {r.bias:+6.1%}"
             )
+        u = self.uncertainty
+        if len(u):
+            lines.append(f"{int(round(LEVEL * 100))} % interval width, mean over months: with parameter uncertainty "
+                         "(cssim) / point-estimate curves (cssim_point); estimation share = 1 - (point/with)^2")
+            for r in u.itertuples():
+                share = "n/a" if not np.isfinite(r.share_estimation) else f"{r.share_estimation:.0%}"
+                lines.append(f"  {r.metric:<13} width {r.width_with:12,.1f} / {r.width_without:12,.1f}"
+                             f"   estimation share {share:>4}")
         return "\n".join(lines)
 
     def plot_fan(self, metric: str = "active_logos", ax=None):
@@ -463,7 +534,8 @@ def _acquisition_file(paths: dict, cutoff: dt.date, months: int) -> dict:
 
 
 def backtest(history, cutoff, horizon: int, template=None, replications: int = 100, seed: int = 0,
-             jobs: int = 1, families=None, rate_uncertainty: bool = True) -> BacktestResults:
+             jobs: int = 1, families=None, rate_uncertainty: bool = True,
+             parameter_uncertainty: str = "asymptotic") -> BacktestResults:
     """Back-test cssim and the baselines on ``history`` split at ``cutoff``; see the module docstring.
 
     Parameters
@@ -483,12 +555,22 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         New logos follow paths whose monthly rate is drawn from its posterior given the
         12 months before the cutoff (the default), instead of the point estimate, for
         cssim and the baselines alike.
+    parameter_uncertainty : ``"asymptotic"`` or ``"none"``
+        ``asymptotic`` (the default): the fitted curves carry their estimation
+        covariance and each replication draws its curve parameters from it
+        (method ``cssim``); the forecast is run again at the point estimates on
+        the same replications (``cssim_point``) to score intervals without
+        estimation error and measure its share (``uncertainty``). ``none``: the
+        point estimates only, as ``cssim``.
     """
     from .fitting.history import read_history
     from .loader import read_scenario_dict, scenario_from_dict
     from .simulate import simulate
 
     cutoff = _parse_cutoff(cutoff)
+    if parameter_uncertainty not in PARAMETER_UNCERTAINTY:
+        raise DataError(f"--parameter-uncertainty: {parameter_uncertainty!r}; choose one of "
+                        f"{', '.join(PARAMETER_UNCERTAINTY)}")
     if horizon < 1:
         raise DataError(f"--horizon: {horizon} months; give at least 1")
     full = read_history(history)
@@ -545,14 +627,22 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
                             f"(e.g. {first[0]}: {first[1]}); choose a later --cutoff")
         books = book_at(known, cutoff, signing, touch_models)
         acquisition = _acquisition_file(new_paths, cutoff, horizon)
-        data = _forecast_scenario(template, fits, known, cutoff, horizon, tmp, books, replications, seed, acquisition)
+        data = _forecast_scenario(template, fits, known, cutoff, horizon, tmp, books, replications, seed, acquisition,
+                                  parameter_uncertainty)
         scenario = scenario_from_dict(data, source=f"back-test scenario for {label}")
         results = simulate(scenario, jobs=jobs)
-    seg = results.arrays["segment"]
-    samples = {"cssim": {
-        "active_logos": seg["active"].sum(axis=2), "arr": seg["arr"].sum(axis=2),
-        "churned": seg["churned_logos"].sum(axis=2), "renewed": seg["renewals_renewed"].sum(axis=2),
-    }}
+        runs = {"cssim": results}
+        if scenario.uncertainty_mode != "none":
+            # Same replications, same customers and arrivals: only the curve parameters differ.
+            point = scenario.model_copy(update={"parameter_uncertainty": "none"})
+            runs["cssim_point"] = simulate(point, jobs=jobs, replication_ids=results.replication_ids)
+    samples = {}
+    for method, run in runs.items():
+        seg = run.arrays["segment"]
+        samples[method] = {
+            "active_logos": seg["active"].sum(axis=2), "arr": seg["arr"].sum(axis=2),
+            "churned": seg["churned_logos"].sum(axis=2), "renewed": seg["renewals_renewed"].sum(axis=2),
+        }
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7_417]))
     for method in ("flat_rate", "constant_hazard"):
         parts = []
@@ -571,14 +661,16 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     if len(before):
         before["month"] = before["month"] - before_months
     table, scores = score(actual, samples)
-    res = BacktestResults(table, scores, actual, label, cutoff, horizon, scenario, before, rates, books)
+    res = BacktestResults(table, scores, actual, label, cutoff, horizon, scenario, before, rates, books,
+                          parameter_uncertainty=scenario.uncertainty_mode)
     res.acquisition = acquisition
     return res
 
 
 def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
-    """Write ``backtest.csv``, ``scores.csv``, ``summary.txt``, the figures, the forecast scenario (``scenario.yaml``
-    with its ``book_<segment>.csv`` files) and a manifest atomically into ``out``."""
+    """Write ``backtest.csv``, ``scores.csv``, ``uncertainty.csv`` (with parameter uncertainty), ``summary.txt``, the
+    figures, the forecast scenario (``scenario.yaml`` with its ``book_<segment>.csv`` files) and a manifest
+    atomically into ``out``."""
     import yaml
 
     from .output import write_folder
@@ -588,12 +680,15 @@ def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
     def write(tmp: Path) -> None:
         res.table.to_csv(tmp / "backtest.csv", index=False)
         res.scores.to_csv(tmp / "scores.csv", index=False)
+        if len(res.uncertainty):
+            res.uncertainty.to_csv(tmp / "uncertainty.csv", index=False)
         (tmp / "summary.txt").write_text(res.summary() + "\n")
         save(res.plot_fan("active_logos"), tmp / "fan_active_logos.png")
         save(res.plot_fan("arr"), tmp / "fan_arr.png")
         save(res.plot_calibration(), tmp / "calibration.png")
         manifest = {"tool": "cssim", "kind": "backtest", "history": res.history_path, "cutoff": res.cutoff.isoformat(),
                     "horizon_months": res.months, "replications": res.scenario.replications,
+                    "parameter_uncertainty": res.parameter_uncertainty,
                     "seed": res.scenario.seed, "versions": versions()}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         # The forecast scenario, runnable again with `cssim run`: its books sit beside it.

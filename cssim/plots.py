@@ -906,7 +906,9 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
 
 # ---------------------------------------------------------------------- back-tests (cssim.backtest)
 
-_BACKTEST_LABELS = {"cssim": "cssim", "flat_rate": "flat churn rate", "constant_hazard": "constant hazard"}
+_BACKTEST_LABELS = {"cssim": "cssim", "cssim_point": "cssim, point-estimate curves", "flat_rate": "flat churn rate",
+                    "constant_hazard": "constant hazard"}
+_BACKTEST_COLORS = {"cssim": 0, "cssim_point": 0, "flat_rate": 1, "constant_hazard": 2}
 _BACKTEST_METRICS = {"active_logos": "Active logos", "arr": "ARR", "churned": "Churned logos", "renewed": "Renewals"}
 
 
@@ -932,7 +934,15 @@ def backtest_fan(backtest, metric: str = "active_logos", ax=None):
         x = when(d["month"])
         label = _BACKTEST_LABELS.get(method, method)
         if method == "cssim":
-            ax.fill_between(x, d["lo"], d["hi"], color=colors[i], alpha=0.18, linewidth=0, label=f"{label} 90 % interval")
+            point = t[t["method"] == "cssim_point"].sort_values("month")
+            band = f"{label} 90 % interval" + (" (with curve uncertainty)" if len(point) else "")
+            ax.fill_between(x, d["lo"], d["hi"], color=colors[i], alpha=0.18, linewidth=0, label=band)
+            if len(point):
+                # The same forecast at the fitted curves' point estimates: the narrower band users had before.
+                xp = when(point["month"])
+                ax.plot(xp, point["lo"], color=colors[i], linewidth=1.0, linestyle="-.",
+                        label=f"{label} 90 % interval, point-estimate curves")
+                ax.plot(xp, point["hi"], color=colors[i], linewidth=1.0, linestyle="-.")
             ax.plot(x, d["mean"], color=colors[i], label=f"{label} mean")
         else:
             ax.plot(x, d["lo"], color=colors[i], linewidth=0.8, linestyle=":")
@@ -968,14 +978,14 @@ def backtest_calibration(scores: pd.DataFrame, metrics: Sequence[str] = ("active
     metric, coverage_50 ... coverage_95). Points on the diagonal are calibrated;
     below it the intervals are too narrow (or the forecast is biased).
     """
-    ax = _new_ax(ax, figsize=(6.5, 5.5))
+    ax = _new_ax(ax, figsize=(9.5, 5.5))
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     cols = sorted((c for c in scores.columns if c.startswith("coverage_")), key=lambda c: int(c.split("_")[1]))
     levels = np.array([int(c.split("_")[1]) / 100 for c in cols])
     ax.plot([0, 1], [0, 1], color=TOTAL, linewidth=1, linestyle="--", label="calibrated")
     markers = {"active_logos": "o", "arr": "s", "churned": "^", "renewed": "v"}
     styles = {"active_logos": "-", "arr": "--", "churned": ":", "renewed": "-."}
-    methods = [m for m in ("cssim", "flat_rate", "constant_hazard") if m in set(scores["method"])]
+    methods = [m for m in ("cssim", "cssim_point", "flat_rate", "constant_hazard") if m in set(scores["method"])]
     for i, method in enumerate(methods):
         # Methods are nudged apart along x so that identical coverages stay visible; cssim is drawn on top.
         shift = (i - (len(methods) - 1) / 2) * 0.006
@@ -984,8 +994,13 @@ def backtest_calibration(scores: pd.DataFrame, metrics: Sequence[str] = ("active
             if r.empty:
                 continue
             name = _BACKTEST_METRICS.get(metric, metric)
-            ax.plot(levels + shift, r[cols].to_numpy(float)[0], color=colors[i], marker=markers.get(metric, "o"),
-                    linestyle=styles.get(metric, "-"), linewidth=1.2, markersize=6, zorder=3 if i == 0 else 2,
+            # Each method keeps its fan-chart colour; cssim at point-estimate curves is cssim's colour, open markers.
+            point = method == "cssim_point"
+            color = colors[_BACKTEST_COLORS.get(method, i)]
+            ax.plot(levels + shift, r[cols].to_numpy(float)[0], color=color, marker=markers.get(metric, "o"),
+                    markerfacecolor="white" if point else color, alpha=0.75 if point else 1.0,
+                    linestyle=styles.get(metric, "-"), linewidth=1.0 if point else 1.2, markersize=6,
+                    zorder=3 if method == "cssim" else 2,
                     label=f"{_BACKTEST_LABELS.get(method, method)} — {name if metric == 'arr' else name.lower()}")
     ax.set_xlim(0.4, 1.0)
     ax.set_ylim(-0.02, 1.02)
@@ -994,5 +1009,5 @@ def backtest_calibration(scores: pd.DataFrame, metrics: Sequence[str] = ("active
     ax.set_xlabel("Nominal interval")
     ax.set_ylabel("Months with the actual inside")
     ax.set_title("Back-test: interval coverage")
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)  # outside: the curves fill the square
     return ax

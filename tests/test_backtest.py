@@ -97,12 +97,12 @@ def test_forecast_starts_from_the_book_at_the_cutoff(results, histories):
 
 def test_tables_have_every_month_metric_and_method(results):
     t = results[0].table
-    assert set(t["method"]) == {"cssim", "flat_rate", "constant_hazard"}
+    assert set(t["method"]) == {"cssim", "cssim_point", "flat_rate", "constant_hazard"}
     logos = t[t.metric == "active_logos"]
-    assert len(logos) == 3 * 12
+    assert len(logos) == 4 * 12
     assert (logos["lo"] <= logos["mean"]).all() and (logos["mean"] <= logos["hi"]).all()
     # The baselines say nothing about renewals; only cssim is scored on them.
-    assert set(t[t.metric == "renewed"]["method"]) <= {"cssim"}
+    assert set(t[t.metric == "renewed"]["method"]) <= {"cssim", "cssim_point"}
 
 
 # --------------------------------------------------------------------------- censoring and actuals
