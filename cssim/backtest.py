@@ -69,7 +69,8 @@ __all__ = ["BacktestResults", "backtest", "censor_history", "book_at", "estimati
            "METRICS"]
 
 METHODS = ("cssim", "cssim_point", "flat_rate", "constant_hazard")
-PARAMETER_UNCERTAINTY = ("none", "asymptotic")
+PARAMETER_UNCERTAINTY = ("none", "asymptotic", "bootstrap")
+BOOTSTRAP_REFITS = 200
 METRICS = ("active_logos", "arr", "churned", "renewed")
 LEVEL = 0.9
 CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -288,10 +289,32 @@ def _default_template(segments) -> dict:
     }
 
 
-def _uncertain_spec(key: str, fit, spec: dict) -> dict:
-    """``spec`` with the fit's estimation covariance; the point estimate, with a warning naming ``key``, if unusable."""
-    from .uncertainty import attach_fitted
+def _uncertain_spec(key: str, fit, spec: dict, mode: str = "asymptotic", bootstrap: int = 0, seed: int = 0) -> dict:
+    """``spec`` with the fit's estimation covariance; the point estimate, with a warning naming ``key``, if unusable.
 
+    With ``mode="bootstrap"`` the block also gets ``bootstrap`` refits of the
+    chosen family to customer resamples (:meth:`UnivariateFit.bootstrap`); a
+    curve without at least two of them stays at its point estimate, since a
+    bootstrap scenario cannot draw it.
+    """
+    from .uncertainty import attach_fitted, with_uncertainty
+
+    if mode == "bootstrap":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # failed refits are reported below if too few remain
+                rows = fit.bootstrap(bootstrap, seed)
+            if len(rows) < 2:
+                raise ValueError(f"{len(rows)} of {bootstrap} bootstrap refits succeeded")
+            cov = fit.covariance()
+            V = np.asarray(cov["covariance"], dtype=float)
+            if not np.isfinite(V).all():  # no usable Hessian: the refits' spread stands in for it
+                V = np.atleast_2d(np.cov(np.asarray(rows, dtype=float).T))
+            return with_uncertainty(spec, dict(zip(cov["names"], cov["estimates"], strict=True)), V, bootstrap=rows)
+        except Exception as exc:
+            warnings.warn(f"back-test curve {key}: no bootstrap sets ({str(exc).splitlines()[0]}); this curve is "
+                          "used at its point estimate", stacklevel=3)
+            return spec
     try:
         parameters = fit.covariance()
     except Exception as exc:  # e.g. lifelines found no variance matrix: the forecast can still run
@@ -307,7 +330,7 @@ def _uncertain_spec(key: str, fit, spec: dict) -> dict:
 
 def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.date, months: int, books_dir: Path,
                        books: dict, replications: int, seed: int, acquisition: dict,
-                       parameter_uncertainty: str = "asymptotic") -> dict:
+                       parameter_uncertainty: str = "asymptotic", bootstrap: int = 0) -> dict:
     data = {k: v for k, v in template.items() if k not in ("sweep", "extends")}
     data.update(start_date=cutoff.isoformat(), horizon_months=months, replications=replications, seed=seed)
     cut = pd.Timestamp(cutoff)
@@ -334,7 +357,8 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
             key = f"{name}/{tr}"
             if key in fits.fits:
                 spec = fits.curve_spec(key)
-                life[tr] = spec if parameter_uncertainty == "none" else _uncertain_spec(key, fits.fits[key], spec)
+                life[tr] = spec if parameter_uncertainty == "none" else _uncertain_spec(
+                    key, fits.fits[key], spec, parameter_uncertainty, bootstrap, seed)
         life["at_risk_churn_hazard_ratio"] = 1.0
         seg["lifecycle"] = life
         seg["expansion"] = {"probability": {"onboarding": 0.0, "growth": 0.0, "maturity": 0.0},
@@ -359,6 +383,13 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
         data["team"]["pods"] = {k: v for k, v in pods.items() if v["segments"]}
     data["policy"] = {"routes": [r for r in (data.get("policy") or {}).get("routes", [])
                                  if r.get("segment") in (None, *segs)]}
+    if parameter_uncertainty == "bootstrap":
+        # A bootstrap scenario draws only from stored sets: a curve with a covariance but no sets (one the
+        # template brought) would fail validation, so it is cut back to its point estimate.
+        for seg in segs.values():
+            for tr, c in seg["lifecycle"].items():
+                if isinstance(c, dict) and "uncertainty" in c and (c["uncertainty"] or {}).get("bootstrap") is None:
+                    seg["lifecycle"][tr] = {k: v for k, v in c.items() if k != "uncertainty"}
     carrying = any(isinstance(c, dict) and c.get("uncertainty") is not None
                    for seg in segs.values() for c in seg["lifecycle"].values())
     if parameter_uncertainty != "none" and not carrying:
@@ -535,7 +566,7 @@ def _acquisition_file(paths: dict, cutoff: dt.date, months: int) -> dict:
 
 def backtest(history, cutoff, horizon: int, template=None, replications: int = 100, seed: int = 0,
              jobs: int = 1, families=None, rate_uncertainty: bool = True,
-             parameter_uncertainty: str = "asymptotic") -> BacktestResults:
+             parameter_uncertainty: str = "asymptotic", bootstrap: int | None = None) -> BacktestResults:
     """Back-test cssim and the baselines on ``history`` split at ``cutoff``; see the module docstring.
 
     Parameters
@@ -555,13 +586,18 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         New logos follow paths whose monthly rate is drawn from its posterior given the
         12 months before the cutoff (the default), instead of the point estimate, for
         cssim and the baselines alike.
-    parameter_uncertainty : ``"asymptotic"`` or ``"none"``
+    parameter_uncertainty : ``"asymptotic"``, ``"bootstrap"`` or ``"none"``
         ``asymptotic`` (the default): the fitted curves carry their estimation
         covariance and each replication draws its curve parameters from it
         (method ``cssim``); the forecast is run again at the point estimates on
         the same replications (``cssim_point``) to score intervals without
-        estimation error and measure its share (``uncertainty``). ``none``: the
-        point estimates only, as ``cssim``.
+        estimation error and measure its share (``uncertainty``).
+        ``bootstrap``: each replication takes one of ``bootstrap`` refits of
+        every curve to customer resamples instead (slower: that many refits per
+        curve; safer than the normal approximation on very small histories).
+        ``none``: the point estimates only, as ``cssim``.
+    bootstrap : int, optional
+        Refits per curve with ``parameter_uncertainty="bootstrap"`` (default 200).
     """
     from .fitting.history import read_history
     from .loader import read_scenario_dict, scenario_from_dict
@@ -571,6 +607,12 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     if parameter_uncertainty not in PARAMETER_UNCERTAINTY:
         raise DataError(f"--parameter-uncertainty: {parameter_uncertainty!r}; choose one of "
                         f"{', '.join(PARAMETER_UNCERTAINTY)}")
+    if bootstrap is not None and parameter_uncertainty != "bootstrap":
+        raise DataError(f"--bootstrap: {bootstrap} refits, but parameter uncertainty is {parameter_uncertainty}; "
+                        "use --parameter-uncertainty bootstrap")
+    bootstrap = BOOTSTRAP_REFITS if bootstrap is None else bootstrap
+    if parameter_uncertainty == "bootstrap" and bootstrap < 2:
+        raise DataError(f"--bootstrap: {bootstrap} refits; give at least 2")
     if horizon < 1:
         raise DataError(f"--horizon: {horizon} months; give at least 1")
     full = read_history(history)
@@ -628,7 +670,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         books = book_at(known, cutoff, signing, touch_models)
         acquisition = _acquisition_file(new_paths, cutoff, horizon)
         data = _forecast_scenario(template, fits, known, cutoff, horizon, tmp, books, replications, seed, acquisition,
-                                  parameter_uncertainty)
+                                  parameter_uncertainty, bootstrap)
         scenario = scenario_from_dict(data, source=f"back-test scenario for {label}")
         results = simulate(scenario, jobs=jobs)
         runs = {"cssim": results}

@@ -469,10 +469,13 @@ def _add_backtest(sub):
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (-1: every core)")
     p.add_argument("--fixed-rate", action="store_true",
                    help="new logos at the point estimate of the pre-cutoff rate (default: rate drawn from its posterior)")
-    p.add_argument("--parameter-uncertainty", choices=("none", "asymptotic"), default="asymptotic",
+    p.add_argument("--parameter-uncertainty", choices=("none", "asymptotic", "bootstrap"), default="asymptotic",
                    help="asymptotic (default): each replication draws the fitted curves' parameters from their "
                    "estimation covariance, and the forecast is run again at the point estimates (cssim_point) to "
-                   "show how much of the interval is estimation error; none: point estimates only")
+                   "show how much of the interval is estimation error; bootstrap: one refit to resampled customers "
+                   "per replication instead (see --bootstrap); none: point estimates only")
+    p.add_argument("--bootstrap", type=int, default=None, metavar="N",
+                   help="with --parameter-uncertainty bootstrap: refits per curve (default 200; costs N refits each)")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
     p.set_defaults(func=cmd_backtest)
@@ -487,7 +490,8 @@ def cmd_backtest(args) -> int:
         raise CssimError(f"--replications: {args.replications}; give at least 1")
     res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario,
                    replications=args.replications, seed=args.seed, jobs=args.jobs,
-                   rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty)
+                   rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty,
+                   bootstrap=args.bootstrap)
     out = write_backtest(res, args.out, force=args.force)
     print(res.summary())
     print(f"wrote {out}")

@@ -125,6 +125,19 @@ def test_unusable_covariance_falls_back_with_a_warning_naming_the_curve(short_hi
 def test_unknown_mode_is_refused(short_histories):
     with pytest.raises(DataError, match="parameter-uncertainty"):
         backtest(short_histories[0], CUTOFF, 3, parameter_uncertainty="bayesian")
+    with pytest.raises(DataError, match="--bootstrap: 20 refits, but parameter uncertainty is asymptotic"):
+        backtest(short_histories[0], CUTOFF, 3, bootstrap=20)
+
+
+def test_bootstrap_sets_drive_the_draws(short_histories):
+    res = backtest(short_histories[2], CUTOFF, 3, parameter_uncertainty="bootstrap", bootstrap=3,
+                   **{**KW, "replications": 6})
+    assert res.parameter_uncertainty == "bootstrap" == res.scenario.parameter_uncertainty
+    for name in ("onboarding", "churn"):
+        unc = getattr(res.scenario.segments["smb"].lifecycle, name).uncertainty
+        assert len(unc.bootstrap) == 3
+    assert {"cssim", "cssim_point"} <= set(res.table["method"])
+    assert "parameter uncertainty: bootstrap" in res.summary()
 
 
 def test_cli_flag(short_histories, tmp_path, capsys, monkeypatch):
@@ -154,3 +167,6 @@ def test_cli_flag(short_histories, tmp_path, capsys, monkeypatch):
 
     with pytest.raises(SystemExit):
         main([*base, "--parameter-uncertainty", "sometimes", "--out", str(tmp_path / "x")])
+    capsys.readouterr()
+    assert main([*base, "--bootstrap", "5", "--out", str(tmp_path / "y")]) == 2
+    assert "--parameter-uncertainty bootstrap" in capsys.readouterr().err
