@@ -627,11 +627,7 @@ diagonal is calibrated; below it the intervals are too narrow or the forecast is
 months are strongly autocorrelated, so each line is close to all or nothing — a back-test on one
 history is one draw, not a verdict; repeat it over cutoffs (or histories) before trusting a method.
 """),
-    code("""
-calibration = bt.plot_calibration()
-calibration.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes, clear of the lines
-calibration.figure
-"""),
+    code("bt.plot_calibration().figure"),
     md("The scores: coverage of the 90 % interval, mean absolute percentage error of the mean, and bias."),
     code("""
 bt.scores.query("metric in ['active_logos', 'arr']").pivot(
