@@ -50,6 +50,19 @@ class Task:
     reps: tuple[int, ...]
 
 
+def progress_bar_class(progress: bool):
+    """tqdm's notebook-aware bar when progress is shown; the plain one otherwise.
+
+    Importing ``tqdm.auto`` in a notebook without ipywidgets warns ("IProgress
+    not found") even for a bar that is never shown.
+    """
+    if progress:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+    return tqdm
+
+
 def n_workers(jobs: int | None) -> int:
     """Worker count for ``jobs`` (``None`` or negative: all cores, joblib-style ``-1``)."""
     if jobs is None or jobs < 0:
@@ -205,8 +218,7 @@ def simulate_tasks(
     after each computed batch. Returns the stacked arrays of each item and
     counts ``{"computed": …, "cached": …}`` of batches.
     """
-    from tqdm.auto import tqdm
-
+    tqdm = progress_bar_class(progress)
     workers = n_workers(jobs)
     stacks = [ReplicationStack(len(reps)) for _, reps in items]
     slots = [{int(r): k for k, r in enumerate(reps)} for _, reps in items]
