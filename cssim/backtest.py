@@ -289,6 +289,10 @@ def _default_template(segments) -> dict:
     }
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _uncertain_spec(key: str, fit, spec: dict, mode: str = "asymptotic", bootstrap: int = 0, seed: int = 0) -> dict:
     """``spec`` with the fit's estimation covariance; the point estimate, with a warning naming ``key``, if unusable.
 
@@ -311,14 +315,14 @@ def _uncertain_spec(key: str, fit, spec: dict, mode: str = "asymptotic", bootstr
             if not np.isfinite(V).all():  # no usable Hessian: the refits' spread stands in for it
                 V = np.atleast_2d(np.cov(np.asarray(rows, dtype=float).T))
             return with_uncertainty(spec, dict(zip(cov["names"], cov["estimates"], strict=True)), V, bootstrap=rows)
-        except Exception as exc:
-            warnings.warn(f"back-test curve {key}: no bootstrap sets ({str(exc).splitlines()[0]}); this curve is "
+        except Exception as exc:  # noqa: BLE001 - any failed refit or block leaves the point estimate, not a crash
+            warnings.warn(f"back-test curve {key}: no bootstrap sets ({_first_line(exc)}); this curve is "
                           "used at its point estimate", stacklevel=3)
             return spec
     try:
         parameters = fit.covariance()
-    except Exception as exc:  # e.g. lifelines found no variance matrix: the forecast can still run
-        parameters = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    except Exception as exc:  # noqa: BLE001 - e.g. lifelines found no variance matrix: the forecast can still run
+        parameters = {"error": _first_line(exc)}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = attach_fitted(spec, parameters)
@@ -505,7 +509,7 @@ class BacktestResults:
             )
         u = self.uncertainty
         if len(u):
-            lines.append(f"{int(round(LEVEL * 100))} % interval width, mean over months: with parameter uncertainty "
+            lines.append(f"{round(LEVEL * 100)} % interval width, mean over months: with parameter uncertainty "
                          "(cssim) / point-estimate curves (cssim_point); estimation share = 1 - (point/with)^2")
             for r in u.itertuples():
                 share = "n/a" if not np.isfinite(r.share_estimation) else f"{r.share_estimation:.0%}"

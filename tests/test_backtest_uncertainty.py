@@ -33,7 +33,7 @@ SHORT = {
 }
 CUTOFF = "2023-12-31"  # 12 months after the business started
 SEEDS = (1, 2, 3, 4, 5, 6)
-KW = dict(replications=30, seed=3, families=("weibull",))
+KW = {"replications": 30, "seed": 3, "families": ("weibull",)}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_bootstrap_sets_drive_the_draws(short_histories):
 
 
 def test_cli_flag(short_histories, tmp_path, capsys, monkeypatch):
-    import cssim.fitting.univariate as univariate
+    from cssim.fitting import univariate
 
     monkeypatch.setattr(univariate, "FAMILY_ORDER", ("weibull",))  # the CLI fits every family: keep this test quick
     base = ["backtest", str(short_histories[1]), "--cutoff", CUTOFF, "--horizon", "3", "-n", "6"]
