@@ -369,7 +369,9 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
                             "contraction_probability": {"healthy": 0.0, "at_risk": 0.0}}
         seg["winback"] = {"probability": 0.0}
         renewal = dict(seg.get("renewal") or {})
-        renewal.update(_renewal_rates(fits.history, name))
+        observed = _renewal_rates(fits.history, name, uncertainty=parameter_uncertainty == "asymptotic")
+        if observed:  # the history's renewals replace the template's model (values and uncertainty)
+            renewal = {k: v for k, v in renewal.items() if k not in ("fitted", "uncertainty")} | observed
         seg["renewal"] = renewal
         book = books.get(name)
         if book is not None and len(book):
@@ -395,7 +397,7 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
                 if isinstance(c, dict) and "uncertainty" in c and (c["uncertainty"] or {}).get("bootstrap") is None:
                     seg["lifecycle"][tr] = {k: v for k, v in c.items() if k != "uncertainty"}
     carrying = any(isinstance(c, dict) and c.get("uncertainty") is not None
-                   for seg in segs.values() for c in seg["lifecycle"].values())
+                   for seg in segs.values() for c in [*seg["lifecycle"].values(), seg["renewal"]])
     if parameter_uncertainty != "none" and not carrying:
         warnings.warn(f"back-test: no fitted curve has a usable covariance; parameter_uncertainty {parameter_uncertainty}"
                       " falls back to none (intervals leave out estimation error)", stacklevel=3)
@@ -404,19 +406,40 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
     return data
 
 
-def _renewal_rates(history, segment: str, min_due: int = 10) -> dict:
-    """Renewal probabilities (healthy / at-risk) observed before the cutoff, where there are enough renewals."""
+def _renewal_rates(history, segment: str, min_due: int = 10, uncertainty: bool = False) -> dict:
+    """Renewal probabilities (healthy / at-risk) observed before the cutoff, where there are enough renewals.
+
+    With ``uncertainty``, also their binomial sampling error as a renewal
+    ``uncertainty`` block (:class:`cssim.scenario.RenewalUncertainty`): on the
+    logit scale var(logit p̂) = 1 / (n p̂ (1 − p̂)), independent between the two
+    states, so log_or_at_risk = logit p̂_at_risk − logit p̂_healthy has variance
+    var_h + var_r and covariance −var_h with logit_healthy.
+    """
     r = history.renewals
     if r is None or not len(r):
         return {}
     seg_of = history.frame.set_index(["customer_id", "episode"])["segment"]
     r = r.join(seg_of, on=["customer_id", "episode"])
     r = r[r["segment"] == segment]
-    out = {}
+    out, var = {}, {}
     for state, flag in (("healthy", 0), ("at_risk", 1)):
         sub = r[r["at_risk"] == flag]
         if len(sub) >= min_due:
-            out[state] = float(min(max(sub["renewed"].mean(), 0.01), 0.99))
+            p = float(min(max(sub["renewed"].mean(), 0.01), 0.99))
+            out[state], var[state] = p, 1.0 / (len(sub) * p * (1.0 - p))
+    if uncertainty and "healthy" in out:
+        logit = lambda p: math.log(p / (1.0 - p))  # noqa: E731
+        vh = var["healthy"]
+        if "at_risk" in out:
+            vr = var["at_risk"]
+            out["uncertainty"] = {
+                "names": ["logit_healthy", "log_or_at_risk"],
+                "estimates": [logit(out["healthy"]), logit(out["at_risk"]) - logit(out["healthy"])],
+                "covariance": [[vh, -vh], [-vh, vh + vr]],
+            }
+        else:
+            out["uncertainty"] = {"names": ["logit_healthy"], "estimates": [logit(out["healthy"])],
+                                  "covariance": [[vh]]}
     return out
 
 

@@ -307,6 +307,10 @@ def test_template_with_annual_contracts_scores_renewals(tmp_path_factory):
     res = backtest(history, STEEP_CUTOFF, 6, template=template, replications=20, seed=1, families=FAMILIES)
     renewal = res.scenario.segments["smb"].renewal
     assert 0.7 < renewal.healthy < 0.9  # estimated from the renewals before the cutoff, not the template's
+    # ...with its binomial sampling error, drawn per replication like the curves' (logit scale).
+    unc = renewal.uncertainty
+    assert unc.names[0] == "logit_healthy" and unc.estimates[0] == pytest.approx(renewal.coefficients()["logit_healthy"])
+    assert 0.0 < unc.covariance[0][0] < 1.0
     s = res.scores.set_index(["method", "metric"])
     assert s.loc[("cssim", "renewed"), "actual_total"] > 0
     assert s.loc[("cssim", "renewed"), "mape"] < 0.5
