@@ -146,9 +146,10 @@ class HistoryFitResults:
         for seg, r in self.renewal.items():
             coefs = ", ".join(f"{n} {v['estimate']:+.3f} ({v['lower']:+.3f}…{v['upper']:+.3f})" for n, v in r["coefficients"].items())
             mapped = ", ".join(f"{k}: {v:.3f}" for k, v in r["renewal"].items())
+            boot = _boot_note(r.get("parameters", {}))
             lines += [f"- **{seg}** ({r['renewals_renewed']}/{r['renewals_due']} renewed; from {r.get('source', '?')}; "
                       f"reference: {r['reference']}): {coefs}. Scenario `renewal`: {mapped}."
-                      + (f" {_boot_note(r['parameters']).capitalize()}." if _boot_note(r.get("parameters", {})) else "")]
+                      + (f" {boot.capitalize()}." if boot else "")]
         if any(r.get("source") != "renewal_log" for r in self.renewal.values()):
             lines += ["", "Without a `renewal_log` the renewal mapping is approximate: `ever at-risk` and "
                       "`not activated` describe the customer, not its state at each renewal "

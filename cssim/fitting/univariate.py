@@ -242,9 +242,8 @@ def _make(family: str, d: pd.DataFrame, alpha: float, fits: dict, weights=None, 
         return ExpGamma(alpha=alpha).fit(T, E, **kw), None
     if family == "weibull_gamma":
         w = fits.get("weibull")
-        kw.setdefault(
-            "initial_point", np.array([1.0, w.lambda_, w.rho_]) if w is not None else np.array([1.0, max(med, 1.0), 1.0])
-        )
+        guess = np.array([1.0, w.lambda_, w.rho_]) if w is not None else np.array([1.0, max(med, 1.0), 1.0])
+        kw.setdefault("initial_point", guess)
         return WeibullGamma(alpha=alpha).fit(T, E, **kw), None
     raise ValueError(family)
 
