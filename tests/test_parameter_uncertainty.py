@@ -40,6 +40,7 @@ def _weibull_churn(**unc) -> dict:
 def _scenario(churn: dict | None = None, **top):
     d = small_scenario_dict()
     d["segments"]["smb"]["lifecycle"]["churn"] = churn if churn is not None else _weibull_churn()
+    d["segments"]["smb"]["lifecycle"]["at_risk_churn_hazard_ratio"] = 1.0  # a fitted churn curve holds it already
     d.update(top)
     return scenario_from_dict(d, "s.yaml")
 
