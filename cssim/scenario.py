@@ -309,7 +309,7 @@ class FittedCurve(Spec):
             self.resolved, self.sha256 = dict(spec), digest
             if "uncertainty" not in spec:
                 stored = load_curves(self.file)["curves"][self.key].get("parameters")
-                self.uncertainty = attach_fitted(dict(spec), stored).get("uncertainty")
+                self.uncertainty = attach_fitted(dict(spec), stored, label=self.key).get("uncertainty")
         return self
 
     def concrete(self):

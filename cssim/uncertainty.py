@@ -224,31 +224,52 @@ def from_fitter(spec, fitter, bootstrap=None) -> dict:
     return with_uncertainty(spec, params, fitter.variance_matrix_.loc[names, names].to_numpy(), bootstrap=bootstrap)
 
 
-def attach_fitted(spec: dict, parameters: Mapping | None) -> dict:
+#: A standard error above this on the log (curves) or logit (renewal) scale means the data do not identify
+#: the parameter (e.g. a piecewise-exponential interval without events): one SD would multiply it by e⁴ ≈ 55.
+MAX_SE = 4.0
+
+
+def attach_fitted(spec: dict, parameters: Mapping | None, label: str | None = None) -> dict:
     """A curves-file spec with the ``uncertainty`` of its stored ``parameters`` block, when that is usable.
 
     ``parameters`` is what ``cssim fit`` stores beside each chosen spec:
     ``{names, estimates, covariance}`` in lifelines' natural parameters, and
     ``bootstrap`` sets on the same names when it was run with ``--bootstrap``. A spec
-    that already has a block, or a fit without a usable covariance (singular
-    Hessian, NaN), is returned unchanged — the latter with a warning, since
-    its forecasts will then leave out estimation error.
+    that already has a block is returned unchanged. A fit without a usable
+    covariance (singular Hessian, NaN) or with a parameter the data do not
+    identify (standard error above :data:`MAX_SE` on the log scale, where
+    asymptotic draws would be absurd) is returned without a block, with a
+    warning naming ``label``, since its forecasts then leave out estimation
+    error — unless it has bootstrap sets, whose covariance then replaces the
+    asymptotic one.
     """
     if not isinstance(parameters, Mapping) or spec.get("uncertainty") is not None or spec.get("family") == "never":
         return spec
+    what = f"fitted {spec.get('family')} curve" + (f" {label}" if label else "")
     try:
         names = list(parameters["names"])
         params = dict(zip(names, parameters["estimates"], strict=True))
         boot = parameters.get("bootstrap")  # `cssim fit --bootstrap N` sets; fewer than 2 are not a distribution
         boot = boot if boot and len(boot) > 1 else None
-        return with_uncertainty(spec, params, parameters["covariance"], bootstrap=boot)
+        out = with_uncertainty(spec, params, parameters["covariance"], bootstrap=boot)
     except (KeyError, TypeError, ValueError) as exc:
-        warnings.warn(
-            f"fitted {spec.get('family')} curve: its covariance is not usable ({str(exc).splitlines()[0]}); "
-            "forecasts with it leave out estimation uncertainty",
-            stacklevel=2,
-        )
+        warnings.warn(f"{what}: its covariance is not usable ({str(exc).splitlines()[0]}); "
+                      "forecasts with it leave out estimation uncertainty", stacklevel=2)
         return spec
+    block = out["uncertainty"]
+    se = np.sqrt(np.clip(np.diag(np.asarray(block["covariance"], dtype=float)), 0.0, None))
+    if se.max() <= MAX_SE:
+        return out
+    worst = int(np.argmax(se))
+    why = (f"{what}: {block['names'][worst]} has standard error {se[worst]:.3g} on the log scale (not identified "
+           "by the data, e.g. an interval without events)")
+    if "bootstrap" in block:
+        block["covariance"] = np.atleast_2d(np.cov(np.asarray(block["bootstrap"]), rowvar=False)).tolist()
+        warnings.warn(f"{why}; asymptotic draws use the bootstrap sets' covariance instead", stacklevel=2)
+        return out
+    warnings.warn(f"{why}; forecasts use it at its point estimate (refit with --bootstrap to keep its uncertainty)",
+                  stacklevel=2)
+    return spec
 
 
 # --------------------------------------------------------------------------- drawing
@@ -369,8 +390,6 @@ class ReplicationParameters:
 #: A fitted renewal Logit's coefficient names (``cssim fit``) → the scenario's renewal coefficients.
 _RENEWAL_NAMES = {"const": "logit_healthy", "at_risk": "log_or_at_risk", "onboarding": "log_or_not_activated",
                   "not_activated": "log_or_not_activated"}
-#: A coefficient with a larger standard error (logit scale) is not identified by the data (separation).
-MAX_RENEWAL_SE = 4.0
 
 
 def fitted_renewal(data: dict) -> dict:
@@ -417,7 +436,7 @@ def fitted_renewal(data: dict) -> dict:
     cov = np.asarray(params["covariance"], dtype=float)[np.ix_(keep, keep)]
     for i, k in enumerate(keep):
         se = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else math.nan
-        if not (math.isfinite(se) and se <= MAX_RENEWAL_SE):
+        if not (math.isfinite(se) and se <= MAX_SE):
             raise ValueError(
                 f"{ref.file}: renewal model {ref.key!r} is not identified by the data (coefficient {names[k]} has "
                 f"standard error {se:.3g} on the logit scale; e.g. nearly every renewal shares one state or touch); "

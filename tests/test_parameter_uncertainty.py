@@ -320,3 +320,26 @@ def test_coverage_with_parameter_uncertainty_is_nominal_and_without_it_is_not():
     assert without_cov <= 0.6, without_cov
     assert with_cov - without_cov >= 0.3
     assert with_width > 2 * without_width
+
+
+def test_unidentified_fitted_parameter_is_not_drawn_from_its_asymptotic_covariance():
+    from cssim.uncertainty import attach_fitted
+
+    spec = {"family": "piecewise_exponential", "breakpoints": [100.0], "rates": [1e-9, 0.002]}
+    # lifelines' lambda_i_ = 1/rate; an interval without events: lambda_0_ huge with a huge variance.
+    stored = {"names": ["lambda_0_", "lambda_1_"], "estimates": [1e9, 500.0],
+              "covariance": [[(1e9 * 2e4) ** 2, 0.0], [0.0, 50.0**2]]}
+    with pytest.warns(UserWarning, match=r"curve smb/churn: rates\.0 has standard error 2e\+04 .*point estimate"):
+        out = attach_fitted(spec, stored, label="smb/churn")
+    assert "uncertainty" not in out
+    boot = [[1e9 * f, 500.0 * g] for f, g in ((0.5, 0.9), (2.0, 1.1), (1.0, 1.0), (1.5, 0.95))]
+    with pytest.warns(UserWarning, match="bootstrap sets' covariance instead"):
+        out = attach_fitted(spec, {**stored, "bootstrap": boot}, label="smb/churn")
+    logs = -np.log(np.asarray(boot))  # rates are 1/lambda
+    assert np.asarray(out["uncertainty"]["covariance"]) == pytest.approx(np.cov(logs, rowvar=False))
+    _concrete_curve_adapter().validate_python(out)
+    # An identified fit keeps its asymptotic covariance, silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = attach_fitted(spec, {**stored, "covariance": [[(1e9 * 0.5) ** 2, 0.0], [0.0, 50.0**2]]})
+    assert ok["uncertainty"]["covariance"][0][0] == pytest.approx(0.25)
