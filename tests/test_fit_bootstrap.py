@@ -120,7 +120,9 @@ def test_fit_bootstrap_to_scenario_end_to_end(tmp_path, capsys):
     _history_csv(history, np.random.default_rng(2))
     out = tmp_path / "fit"
     assert main(["fit", str(history), "--out", str(out), "--bootstrap", "12", "--seed", "5", "-q"]) == 0
-    assert "smb/churn:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "smb/churn:" in printed and "renewal smb: healthy " in printed
+    assert f"renewal: {{fitted: {{file: {out}/curves.json, key: SEGMENT}}}}" in printed
     data = json.loads((out / "curves.json").read_text())
     churn = data["curves"]["smb/churn"]["parameters"]
     sets = churn["bootstrap"]

@@ -113,6 +113,9 @@ def test_cli_bad_history_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("cssim: error: ") and "column 'arr'" in err and "\n" not in err
     assert not (tmp_path / "out").exists()
+    assert main(["fit", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"cssim: error: {tmp_path}: is a directory, expected a customer "
+                                               "history or a cohort table (CSV or Parquet)")
 
 
 def test_parquet_reads_like_csv(tmp_path):

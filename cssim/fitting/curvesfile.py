@@ -291,14 +291,17 @@ def fit_history_file(
               + (f"; {boot})" if boot else ")"))
     for seg, r in results.renewal.items():
         boot = _boot_note(r.get("parameters", {}))
-        if boot:
-            print(f"renewal {seg}: {boot}")
+        mapped = ", ".join(f"{k} {v:.3g}" for k, v in r["renewal"].items())
+        print(f"renewal {seg}: {mapped} ({r['renewals_renewed']}/{r['renewals_due']} renewed"
+              + (f"; {boot})" if boot else ")"))
     te = results.touch_effects
     if te is not None:
         for _, r in te[te["touch_model"].notna()].iterrows():
             print(f"touch {r['touch_model']} vs {r['reference']} on {r['transition']}: HR {r['hr']:.2f} "
                   f"({r['lower']:.2f}–{r['upper']:.2f})")
     print(f"wrote {out_dir}/ (curves.json, fit_report.md, km.csv)")
+    print(f"use in a scenario: lifecycle.churn: {{family: fitted, file: {out_dir}/curves.json, key: SEGMENT/churn}}; "
+          f"renewal: {{fitted: {{file: {out_dir}/curves.json, key: SEGMENT}}}} (docs/fitting.md)")
     return 0
 
 
