@@ -337,9 +337,6 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
                        parameter_uncertainty: str = "asymptotic", bootstrap: int = 0) -> dict:
     data = {k: v for k, v in template.items() if k not in ("sweep", "extends")}
     data.update(start_date=cutoff.isoformat(), horizon_months=months, replications=replications, seed=seed)
-    cut = pd.Timestamp(cutoff)
-    signed = _dates(known, "signed_date")
-    recent = signed > cut - pd.Timedelta(days=TRAILING_MONTHS * DAYS_PER_MONTH)
     for tm in data.get("touch_models", {}).values():
         for task in (tm.get("tasks") or {}).values():
             task.pop("effects", None)

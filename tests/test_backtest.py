@@ -254,7 +254,7 @@ def test_book_starts_with_exactly_those_customers(tmp_path):
 
 def test_book_clocks_are_conditioned_on_time_spent(tmp_path):
     # Growth takes ~exactly 200 days (Weibull with a huge shape): 190 days in, maturity comes ~10 days after start.
-    text = "arr,tenure_days,stage,days_in_stage\n" + "".join(f"1000,400,growth,190\n" for _ in range(20))
+    text = "arr,tenure_days,stage,days_in_stage\n" + "".join("1000,400,growth,190\n" for _ in range(20))
     scenario = load_scenario(
         _book_scenario(tmp_path, text, lifecycle="{growth: {family: weibull, scale: 200, shape: 60}}")
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from cssim.errors import DataError, ScenarioError
 from cssim.fitting.covariates import touch_hazard_ratios
 from cssim.fitting.curvesfile import fit_history, write_history_fit
 from cssim.fitting.history import read_history
-from cssim.fitting.univariate import UnivariateFit, durations, fit_transition
+from cssim.fitting.univariate import UnivariateFit, durations
 from cssim.synth import synthesize_history, write_history
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -88,7 +88,7 @@ def test_plan_finds_the_headcount_known_by_construction(k, start):
     assert len(set(result.evaluations)) == result.n_evaluated
     # Cost grows with headcount: 100k per CSM per year.
     assert rows.loc[k, "csm_cost_per_year"] - rows.loc[k - 1, "csm_cost_per_year"] == pytest.approx(100_000, rel=1e-6)
-    assert f"Smallest team.pods.acct.headcount meeting touch_miss_rate <= 0.02" in result.summary()
+    assert "Smallest team.pods.acct.headcount meeting touch_miss_rate <= 0.02" in result.summary()
 
 
 def test_mean_criterion_agrees_on_a_clear_threshold():
