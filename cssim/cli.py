@@ -342,6 +342,24 @@ def cmd_report(args) -> int:
     return 0
 
 
+FAMILIES_HELP = "comma-separated candidate curve families (default: all of {}); fewer is much faster"
+
+
+def _families_help() -> str:
+    from .fitting.univariate import FAMILY_ORDER
+
+    return FAMILIES_HELP.format(", ".join(FAMILY_ORDER))
+
+
+def _families(text):
+    from .fitting.univariate import parse_families
+
+    try:
+        return parse_families(text)
+    except ValueError as exc:
+        raise CssimError(str(exc)) from None
+
+
 def _add_fit(sub):
     p = sub.add_parser("fit", help="fit curves from a customer history or a cohort retention table")
     p.add_argument("data", help="customer history (CSV/Parquet) or cohort table (cohort, period, active)")
@@ -357,6 +375,7 @@ def _add_fit(sub):
         "the parameter sets (for parameter_uncertainty: bootstrap); costs about N refits per curve",
     )
     p.add_argument("--seed", type=int, default=0, help="histories: seed of the bootstrap resamples (default 0)")
+    p.add_argument("--families", help="histories: " + _families_help())
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
@@ -366,6 +385,7 @@ def cmd_fit(args) -> int:
     from .fitting.curvesfile import fit_history_file, looks_like_cohort_table
 
     path = Path(args.data)
+    families = _families(args.families)
     if args.bootstrap < 0:
         raise CssimError(f"--bootstrap: {args.bootstrap}; give 0 (none) or more refits")
     if args.seed < 0:
@@ -395,6 +415,7 @@ def cmd_fit(args) -> int:
     return fit_history_file(
         path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
         segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
+        families=families,
     )
 
 
@@ -469,6 +490,7 @@ def _add_backtest(sub):
     p.add_argument("--replications", "-n", type=int, default=100, help="Monte Carlo replications (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the forecast and the baselines (default 0)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (-1: every core)")
+    p.add_argument("--families", help=_families_help())
     p.add_argument("--fixed-rate", action="store_true",
                    help="new logos at the point estimate of the pre-cutoff rate (default: rate drawn from its posterior)")
     p.add_argument("--parameter-uncertainty", choices=("none", "asymptotic", "bootstrap"), default="asymptotic",
@@ -490,7 +512,8 @@ def cmd_backtest(args) -> int:
     check_target(Path(args.out), args.force)
     if args.replications < 1:
         raise CssimError(f"--replications: {args.replications}; give at least 1")
-    res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario,
+    families = _families(args.families)
+    res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario, families=families,
                    replications=args.replications, seed=args.seed, jobs=args.jobs,
                    rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty,
                    bootstrap=args.bootstrap)

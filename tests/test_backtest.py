@@ -178,7 +178,8 @@ def test_cutoff_outside_history_and_horizon_too_long(histories, capsys):
 
 def test_cli_writes_tables_and_figures(histories, tmp_path, capsys):
     out = tmp_path / "bt"
-    args = ["backtest", str(histories[1]), "--cutoff", CUTOFF, "--horizon", "6", "-n", "8", "--out", str(out)]
+    args = ["backtest", str(histories[1]), "--cutoff", CUTOFF, "--horizon", "6", "-n", "8", "--out", str(out),
+            "--families", ",".join(FAMILIES)]
     assert main(args) == 0
     names = {p.name for p in out.iterdir()}
     assert {"backtest.csv", "scores.csv", "fan_active_logos.png", "fan_arr.png", "calibration.png",

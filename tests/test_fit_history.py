@@ -115,6 +115,11 @@ def test_cli_bad_history_is_one_line_exit_2(tmp_path, capsys):
     assert main(["fit", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == (f"cssim: error: {tmp_path}: is a directory, expected a customer "
                                                "history or a cohort table (CSV or Parquet)")
+    for families, message in (("weibull,gompertz", "unknown gompertz; choose from exponential, weibull"),
+                              ("spline", "spline cannot be simulated"), (",", "unknown (empty)")):
+        assert main(["fit", str(p), "--out", str(tmp_path / "out"), "--families", families]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("cssim: error: --families: ") and message in err and "\n" not in err
 
 
 def test_parquet_reads_like_csv(tmp_path):

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .history import History, read_history
-from .univariate import TRANSITIONS, UnivariateFit, durations
+from .univariate import FAMILY_ORDER, TRANSITIONS, UnivariateFit, durations
 
 __all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "fit_history_file",
            "looks_like_cohort_table"]
@@ -177,9 +177,12 @@ def _fmt_spec(spec: dict) -> str:
 
 def fit_history(
     source, segments=None, transitions=TRANSITIONS, drop_bad_rows: bool = False, extract_date=None, alpha: float = 0.05,
-    bootstrap: int = 0, seed: int = 0, progress: bool = False,
+    bootstrap: int = 0, seed: int = 0, progress: bool = False, families=None,
 ) -> HistoryFitResults:
     """Fit every segment × transition of a customer history (path or :class:`History`).
+
+    ``families`` limits the candidate curve families (default: all of
+    :data:`~cssim.fitting.univariate.FAMILY_ORDER`).
 
     ``bootstrap`` > 0 also refits each chosen curve and each renewal model to
     that many resamples of the segment's customers (the same resamples for all
@@ -200,7 +203,7 @@ def fit_history(
             key = f"{seg}/{tr}"
             d = durations(h, tr, seg)
             try:
-                res.fits[key] = UnivariateFit(d, seg, tr, alpha).fit()
+                res.fits[key] = UnivariateFit(d, seg, tr, alpha, families=tuple(families or FAMILY_ORDER)).fit()
             except DataError as exc:
                 res.skipped[key] = str(exc).split(": ", 1)[-1]
     if not res.fits:
@@ -269,7 +272,7 @@ def looks_like_cohort_table(path) -> bool:
 
 def fit_history_file(
     path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
-    bootstrap: int = 0, seed: int = 0, progress: bool = True,
+    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None,
 ) -> int:
     """``cssim fit`` for a customer history: read, fit, write the folder, print a summary."""
     from ..output import check_target
@@ -283,7 +286,7 @@ def fit_history_file(
     h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
     if h.dropped:
         print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept)")
-    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress)
+    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families)
     write_history_fit(results, out_dir, force=force)
     for key, f in results.fits.items():
         boot = _boot_note(f._bootstrap_block())

@@ -51,7 +51,7 @@ import pandas as pd
 from ..errors import DataError
 from .history import HALF_DAY, History
 
-__all__ = ["TRANSITIONS", "durations", "UnivariateFit", "fit_transition", "FAMILY_ORDER"]
+__all__ = ["TRANSITIONS", "durations", "UnivariateFit", "fit_transition", "FAMILY_ORDER", "parse_families"]
 
 TRANSITIONS = ("onboarding", "growth", "at_risk", "recovery", "churn")
 FAMILY_ORDER = (
@@ -66,6 +66,23 @@ FAMILY_ORDER = (
 )
 #: Families fitted and scored but without a cssim curve class: reported, never chosen.
 REPORT_ONLY = frozenset({"spline"})
+
+
+def parse_families(text: str | None) -> tuple[str, ...] | None:
+    """``--families exponential,weibull`` as a tuple in :data:`FAMILY_ORDER`; ``ValueError`` (one line) if unknown.
+
+    Fewer candidates make fitting much faster (piecewise-exponential and
+    spline fits dominate); at least one must have a cssim curve.
+    """
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in FAMILY_ORDER]
+    if bad or not names:
+        raise ValueError(f"--families: unknown {', '.join(bad) or '(empty)'}; choose from {', '.join(FAMILY_ORDER)}")
+    if all(n in REPORT_ONLY for n in names):
+        raise ValueError(f"--families: {', '.join(names)} cannot be simulated; add a parametric family")
+    return tuple(f for f in FAMILY_ORDER if f in names)
 MIN_EVENTS = 5
 
 
