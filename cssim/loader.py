@@ -30,10 +30,17 @@ __all__ = [
 ]
 
 
+#: The renewal fields a ``fitted`` renewal model supplies (:func:`cssim.uncertainty.fitted_renewal`).
+FITTED_RENEWAL_FIELDS = ("fitted", "healthy", "at_risk", "not_activated_odds_ratio", "uncertainty")
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """Return ``base`` updated by ``override``: mappings merge recursively, the rest replaces."""
     out = copy.deepcopy(base)
     for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and value.get("fitted") is not None:
+            # A renewal model switching to a fitted one: the fit supplies its values, the base's do not apply.
+            out[key] = {k: v for k, v in out[key].items() if k not in FITTED_RENEWAL_FIELDS}
         if isinstance(value, dict) and isinstance(out.get(key), dict) and not _other_family(out[key], value):
             out[key] = deep_merge(out[key], value)
         else:

@@ -342,3 +342,15 @@ def test_fitted_renewal_coverage_is_nominal_with_uncertainty_and_not_without(tmp
     assert 0.80 <= with_cov <= 0.99, with_cov
     assert without_cov <= 0.65, without_cov
     assert with_width > 1.5 * without_width
+
+
+def test_extending_a_scenario_with_a_fitted_renewal_model_replaces_the_parents_values(tmp_path):
+    _curves_file(tmp_path / "curves.json")
+    parent = small_scenario_dict()
+    parent["segments"]["enterprise"]["renewal"] = {"healthy": 0.8, "at_risk": 0.4, "window_fraction": 0.25}
+    (tmp_path / "parent.yaml").write_text(yaml.safe_dump(parent))
+    child = {"extends": "parent.yaml", "segments": {"enterprise": {"renewal": {
+        "fitted": {"file": "curves.json", "key": "enterprise"}}}}}
+    (tmp_path / "child.yaml").write_text(yaml.safe_dump(child))
+    r = load_scenario(tmp_path / "child.yaml").segments["enterprise"].renewal
+    assert r.healthy == pytest.approx(0.93) and r.window_fraction == 0.25  # fitted values, the parent's window
