@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import get_args
 from operator import itemgetter
 from statistics import NormalDist
+from typing import get_args
 
 import simpy
 
