@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass, field
 from operator import itemgetter
 from statistics import NormalDist
-from typing import get_args
 
 import simpy
 
@@ -38,12 +37,12 @@ from .clock import DAYS_PER_MONTH, DAYS_PER_YEAR, MONTHS_PER_WINDOW
 from .csm import Job, Pod
 from .curves import INF, consumed, event_time
 from .ledger import Ledger
-from .scenario import EffectName, Scenario
+from .scenario import EFFECT_NAMES, Scenario
 from .uncertainty import ReplicationParameters
 
 STAGES = ("signing", "onboarding", "growth", "maturity")
 SIGNING, ONBOARDING, GROWTH, MATURITY = range(4)
-EFFECTS = get_args(EffectName)
+EFFECTS = EFFECT_NAMES
 E_ONB, E_GROW, E_ATR, E_REC, E_CHURN, E_RENEW, E_EXP = range(7)
 _HAZARD_EFFECTS = range(5)
 _NORMAL = NormalDist()

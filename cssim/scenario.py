@@ -13,7 +13,7 @@ multipliers (1 = no effect).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -639,6 +639,7 @@ Trigger = Literal["onboarding", "cadence", "renewal_window", "at_risk", "handoff
 
 #: The ratios a delivered touch can carry, in the engine's order.
 EffectName = Literal["onboarding", "growth", "at_risk", "recovery", "churn", "renewal_odds", "expansion_odds"]
+EFFECT_NAMES: tuple[str, ...] = get_args(EffectName)
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 
 

@@ -337,7 +337,7 @@ def effect_draws(touch_model: str, seed: int, rep: int) -> np.random.Generator:
 
 
 def replication_effects(touch_model, mode: str, seed: int, rep: int, name: str) -> dict[str, tuple[float, ...]]:
-    """Each task's effects (in :data:`~cssim.scenario.EffectName` order) replication ``rep`` simulates.
+    """Each task's effects (in :data:`~cssim.scenario.EFFECT_NAMES` order) replication ``rep`` simulates.
 
     A ratio with an ``interval`` is drawn log-normally, ratio × exp(σ z) with σ
     from the 95 % interval; z is drawn once per touch model and ratio, so every
@@ -345,11 +345,8 @@ def replication_effects(touch_model, mode: str, seed: int, rep: int, name: str) 
     estimated), from a stream of its own. ``mode`` ``none`` gives the values as
     written.
     """
-    from typing import get_args
+    from .scenario import EFFECT_NAMES as names
 
-    from .scenario import EffectName
-
-    names = get_args(EffectName)
     z = None
     out = {}
     for task_name, task in touch_model.tasks.items():
@@ -406,7 +403,7 @@ def fitted_renewal(data: dict) -> dict:
 
     from .errors import DataError
     from .fitting.curvesfile import load_curves
-    from .scenario import FittedRenewal
+    from .scenario import FittedRenewal, RenewalSpec
 
     ref = data["fitted"]
     if not isinstance(ref, FittedRenewal):
@@ -443,13 +440,8 @@ def fitted_renewal(data: dict) -> dict:
                 "set healthy / at_risk / not_activated_odds_ratio by hand"
             )
     coef = {_RENEWAL_NAMES[names[k]]: float(est[i]) for i, k in enumerate(keep)}
-    coef = {"log_or_at_risk": 0.0, "log_or_not_activated": 0.0, **coef}
-    expit = lambda x: 1.0 / (1.0 + math.exp(-x))  # noqa: E731
-    fields = {
-        "healthy": expit(coef["logit_healthy"]),
-        "at_risk": expit(coef["logit_healthy"] + coef["log_or_at_risk"]),
-        "not_activated_odds_ratio": math.exp(coef["log_or_not_activated"]),
-    }
+    model = RenewalSpec().with_coefficients({"log_or_at_risk": 0.0, "log_or_not_activated": 0.0, **coef})
+    fields = {k: getattr(model, k) for k in ("healthy", "at_risk", "not_activated_odds_ratio")}
     for name, value in fields.items():
         if name in data and abs(float(data[name]) - value) > 1e-9 * max(1.0, abs(value)):
             raise ValueError(
