@@ -46,8 +46,8 @@ Assumptions
   that out under-cover. The forecast is then run a second time at the point
   estimates on the same replications (method ``cssim_point``), which scores
   the intervals without estimation error and measures its share of the width
-  (``uncertainty``). Renewal probabilities and the choice of curve family stay
-  fixed.
+  (``uncertainty``). Observed renewal probabilities carry their binomial
+  error the same way; the choice of curve family stays fixed.
 """
 
 from __future__ import annotations
@@ -301,27 +301,22 @@ def _uncertain_spec(key: str, fit, spec: dict, mode: str = "asymptotic", bootstr
     curve without at least two of them stays at its point estimate, since a
     bootstrap scenario cannot draw it.
     """
-    from .uncertainty import attach_fitted, with_uncertainty
+    from .uncertainty import attach_fitted
 
-    if mode == "bootstrap":
-        try:
+    try:
+        parameters = fit.covariance()
+        if mode == "bootstrap":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # failed refits are reported below if too few remain
                 rows = fit.bootstrap(bootstrap, seed)
             if len(rows) < 2:
                 raise ValueError(f"{len(rows)} of {bootstrap} bootstrap refits succeeded")
-            cov = fit.covariance()
-            V = np.asarray(cov["covariance"], dtype=float)
-            if not np.isfinite(V).all():  # no usable Hessian: the refits' spread stands in for it
-                V = np.atleast_2d(np.cov(np.asarray(rows, dtype=float).T))
-            return with_uncertainty(spec, dict(zip(cov["names"], cov["estimates"], strict=True)), V, bootstrap=rows)
-        except Exception as exc:  # noqa: BLE001 - any failed refit or block leaves the point estimate, not a crash
+            parameters = {**parameters, "bootstrap": rows}  # with no usable Hessian their spread stands in for it
+    except Exception as exc:  # noqa: BLE001 - e.g. no variance matrix, failed refits: the forecast can still run
+        if mode == "bootstrap":
             warnings.warn(f"back-test curve {key}: no bootstrap sets ({_first_line(exc)}); this curve is "
                           "used at its point estimate", stacklevel=3)
             return spec
-    try:
-        parameters = fit.covariance()
-    except Exception as exc:  # noqa: BLE001 - e.g. lifelines found no variance matrix: the forecast can still run
         parameters = {"error": _first_line(exc)}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -396,8 +391,8 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
     carrying = any(isinstance(c, dict) and c.get("uncertainty") is not None
                    for seg in segs.values() for c in [*seg["lifecycle"].values(), seg["renewal"]])
     if parameter_uncertainty != "none" and not carrying:
-        warnings.warn(f"back-test: no fitted curve has a usable covariance; parameter_uncertainty {parameter_uncertainty}"
-                      " falls back to none (intervals leave out estimation error)", stacklevel=3)
+        warnings.warn(f"back-test: no fitted curve has a usable covariance; parameter_uncertainty "
+                      f"{parameter_uncertainty} falls back to none (intervals leave out estimation error)", stacklevel=3)
         parameter_uncertainty = "none"
     data["parameter_uncertainty"] = parameter_uncertainty
     return data
@@ -425,17 +420,17 @@ def _renewal_rates(history, segment: str, min_due: int = 10, uncertainty: bool =
             p = float(min(max(sub["renewed"].mean(), 0.01), 0.99))
             out[state], var[state] = p, 1.0 / (len(sub) * p * (1.0 - p))
     if uncertainty and "healthy" in out:
-        logit = lambda p: math.log(p / (1.0 - p))  # noqa: E731
+        from .scenario import RenewalSpec
+
+        coef = RenewalSpec(**out).coefficients()
         vh = var["healthy"]
         if "at_risk" in out:
             vr = var["at_risk"]
-            out["uncertainty"] = {
-                "names": ["logit_healthy", "log_or_at_risk"],
-                "estimates": [logit(out["healthy"]), logit(out["at_risk"]) - logit(out["healthy"])],
-                "covariance": [[vh, -vh], [-vh, vh + vr]],
-            }
+            out["uncertainty"] = {"names": ["logit_healthy", "log_or_at_risk"],
+                                  "estimates": [coef["logit_healthy"], coef["log_or_at_risk"]],
+                                  "covariance": [[vh, -vh], [-vh, vh + vr]]}
         else:
-            out["uncertainty"] = {"names": ["logit_healthy"], "estimates": [logit(out["healthy"])],
+            out["uncertainty"] = {"names": ["logit_healthy"], "estimates": [coef["logit_healthy"]],
                                   "covariance": [[vh]]}
     return out
 
@@ -518,7 +513,8 @@ class BacktestResults:
 
     def summary(self) -> str:
         how = {"none": "none (fitted curves at their point estimates)",
-               "asymptotic": "asymptotic (curve parameters drawn per replication from their estimation covariance)",
+               "asymptotic": "asymptotic (curve parameters and renewal rates drawn per replication from their "
+                             "estimation covariance)",
                "bootstrap": "bootstrap (curve parameters: one refit on resampled customers per replication)"}
         lines = [f"back-test of {self.history_path}: cutoff {self.cutoff}, {self.months} months forward",
                  f"parameter uncertainty: {how.get(self.parameter_uncertainty, self.parameter_uncertainty)}"]

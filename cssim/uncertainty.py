@@ -240,8 +240,8 @@ def attach_fitted(spec: dict, parameters: Mapping | None, label: str | None = No
     identify (standard error above :data:`MAX_SE` on the log scale, where
     asymptotic draws would be absurd) is returned without a block, with a
     warning naming ``label``, since its forecasts then leave out estimation
-    error — unless it has bootstrap sets, whose covariance then replaces the
-    asymptotic one.
+    error — unless it has bootstrap sets, whose covariance (log scale) then
+    replaces the asymptotic one.
     """
     if not isinstance(parameters, Mapping) or spec.get("uncertainty") is not None or spec.get("family") == "never":
         return spec
@@ -251,17 +251,21 @@ def attach_fitted(spec: dict, parameters: Mapping | None, label: str | None = No
         params = dict(zip(names, parameters["estimates"], strict=True))
         boot = parameters.get("bootstrap")  # `cssim fit --bootstrap N` sets; fewer than 2 are not a distribution
         boot = boot if boot and len(boot) > 1 else None
-        out = with_uncertainty(spec, params, parameters["covariance"], bootstrap=boot)
+        cov = np.asarray(parameters["covariance"], dtype=float)
+        # No finite covariance (singular Hessian): with bootstrap sets, their covariance stands in (below).
+        nan_cov = boot is not None and not np.isfinite(cov).all()
+        out = with_uncertainty(spec, params, np.zeros_like(cov) if nan_cov else cov, bootstrap=boot)
     except (KeyError, TypeError, ValueError) as exc:
         warnings.warn(f"{what}: its covariance is not usable ({str(exc).splitlines()[0]}); "
                       "forecasts with it leave out estimation uncertainty", stacklevel=2)
         return spec
     block = out["uncertainty"]
     se = np.sqrt(np.clip(np.diag(np.asarray(block["covariance"], dtype=float)), 0.0, None))
-    if se.max() <= MAX_SE:
+    if not nan_cov and se.max() <= MAX_SE:
         return out
     worst = int(np.argmax(se))
-    why = (f"{what}: {block['names'][worst]} has standard error {se[worst]:.3g} on the log scale (not identified "
+    why = (f"{what}: its covariance is not finite" if nan_cov else
+           f"{what}: {block['names'][worst]} has standard error {se[worst]:.3g} on the log scale (not identified "
            "by the data, e.g. an interval without events)")
     if "bootstrap" in block:
         block["covariance"] = np.atleast_2d(np.cov(np.asarray(block["bootstrap"]), rowvar=False)).tolist()

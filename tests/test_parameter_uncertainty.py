@@ -338,6 +338,11 @@ def test_unidentified_fitted_parameter_is_not_drawn_from_its_asymptotic_covarian
     logs = -np.log(np.asarray(boot))  # rates are 1/lambda
     assert np.asarray(out["uncertainty"]["covariance"]) == pytest.approx(np.cov(logs, rowvar=False))
     _concrete_curve_adapter().validate_python(out)
+    # No finite covariance at all (singular Hessian): the bootstrap sets stand in the same way.
+    nan_cov = {**stored, "covariance": [[float("nan")] * 2] * 2, "bootstrap": boot}
+    with pytest.warns(UserWarning, match=r"curve smb/churn: its covariance is not finite; .*bootstrap sets' covariance"):
+        out = attach_fitted(spec, nan_cov, label="smb/churn")
+    assert np.asarray(out["uncertainty"]["covariance"]) == pytest.approx(np.cov(logs, rowvar=False))
     # An identified fit keeps its asymptotic covariance, silently.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
