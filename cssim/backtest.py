@@ -392,7 +392,8 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
                    for seg in segs.values() for c in [*seg["lifecycle"].values(), seg["renewal"]])
     if parameter_uncertainty != "none" and not carrying:
         warnings.warn(f"back-test: no fitted curve has a usable covariance; parameter_uncertainty "
-                      f"{parameter_uncertainty} falls back to none (intervals leave out estimation error)", stacklevel=3)
+                      f"{parameter_uncertainty} falls back to none (intervals leave out estimation error)",
+                      stacklevel=3)
         parameter_uncertainty = "none"
     data["parameter_uncertainty"] = parameter_uncertainty
     return data

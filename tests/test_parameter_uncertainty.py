@@ -340,7 +340,7 @@ def test_unidentified_fitted_parameter_is_not_drawn_from_its_asymptotic_covarian
     _concrete_curve_adapter().validate_python(out)
     # No finite covariance at all (singular Hessian): the bootstrap sets stand in the same way.
     nan_cov = {**stored, "covariance": [[float("nan")] * 2] * 2, "bootstrap": boot}
-    with pytest.warns(UserWarning, match=r"curve smb/churn: its covariance is not finite; .*bootstrap sets' covariance"):
+    with pytest.warns(UserWarning, match=r"smb/churn: its covariance is not finite; .*bootstrap sets' covariance"):
         out = attach_fitted(spec, nan_cov, label="smb/churn")
     assert np.asarray(out["uncertainty"]["covariance"]) == pytest.approx(np.cov(logs, rowvar=False))
     # An identified fit keeps its asymptotic covariance, silently.
