@@ -43,7 +43,7 @@ import pandas as pd
 
 from .. import streams as S
 
-__all__ = ["MAX_FAILED_SHARE", "Resamples", "bootstrap_renewal", "check_count", "resample_customers"]
+__all__ = ["MAX_FAILED_SHARE", "Resamples", "bootstrap_renewal", "check_count", "resample_customers", "run_refits"]
 
 #: Share of failed refits above which the sets are reported as unreliable (they over-represent easy resamples).
 MAX_FAILED_SHARE = 0.2
@@ -90,13 +90,28 @@ def resample_customers(customer_ids, n: int, seed: int, key: str) -> Resamples:
     return Resamples(ids, counts)
 
 
-def warn_failures(label: str, failed: int, n: int) -> None:
+def run_refits(label: str, n: int, refit, progress=None) -> tuple[list[list[float]], int]:
+    """``refit(b)`` for each replicate ``b < n``: the parameter rows it returned and how many returned None.
+
+    ``progress`` (a tqdm bar) advances once per replicate; more than
+    :data:`MAX_FAILED_SHARE` failures warns, naming ``label``.
+    """
+    rows, failed = [], 0
+    for b in range(n):
+        row = refit(b)
+        if row is None:
+            failed += 1
+        else:
+            rows.append(row)
+        if progress is not None:
+            progress.update(1)
     if n and failed > MAX_FAILED_SHARE * n:
         warnings.warn(
             f"{label}: {failed} of {n} bootstrap refits failed; the kept sets over-represent the resamples "
             "that could be fitted",
             stacklevel=3,
         )
+    return rows, failed
 
 
 # --------------------------------------------------------------------------- renewal model
@@ -144,15 +159,7 @@ def bootstrap_renewal(history, renewal: dict, resamples: dict, progress=None) ->
         if list(X.columns) != list(params["names"]):
             raise ValueError(f"renewal {seg}: design columns {list(X.columns)} differ from the fit's {params['names']}")
         W = resamples[seg].weights(customers)
-        rows, failed = [], 0
-        for b in range(W.shape[0]):
-            row = _refit_renewal(kind, X, y, W[b])
-            if row is None:
-                failed += 1
-            else:
-                rows.append(row)
-            if progress is not None:
-                progress.update(1)
-        warn_failures(f"renewal {seg}", failed, W.shape[0])
+        rows, failed = run_refits(f"renewal {seg}", W.shape[0],
+                                  lambda b, kind=kind, X=X, y=y, W=W: _refit_renewal(kind, X, y, W[b]), progress)
         params["bootstrap"] = rows
         params["bootstrap_failed"] = failed

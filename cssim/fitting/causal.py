@@ -496,16 +496,16 @@ class TouchEffects:
         only while the task is in effect, so spread the touch-model ratio over
         its tasks, or put it on the one recurring task.
         """
+        from scipy.stats import norm
+
+        from ..scenario import Z95
+
         self._check_fitted()
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         tr = transition or self.transition or "churn"
         s = self.summary
         s = s[s["method"] == method]
-        from scipy.stats import norm
-
-        from ..scenario import Z95
-
         widen = Z95 / float(norm.ppf(1 - self.alpha / 2))
         out = {self.reference: {tr: 1.0}}
         for _, r in s.iterrows():

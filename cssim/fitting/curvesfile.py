@@ -218,15 +218,16 @@ def fit_history(
 
 def _bootstrap(res: HistoryFitResults, n: int, seed: int, progress: bool) -> None:
     """Refit every chosen curve and renewal model to ``n`` resamples of each segment's customers."""
-    from tqdm.auto import tqdm
-
+    from ..backends import progress_bar_class
     from .bootstrap import bootstrap_renewal, resample_customers
 
     f = res.history.frame
     resamples = {seg: resample_customers(f.loc[f["segment"] == seg, "customer_id"], n, seed, seg)
                  for seg in res.history.segments}
     total = n * (len(res.fits) + len(res.renewal))
-    with tqdm(total=total, disable=not progress, desc="bootstrap", unit="refit", leave=False, delay=2) as bar:
+    bar = progress_bar_class(progress)(total=total, disable=not progress, desc="bootstrap", unit="refit",
+                                       leave=False, delay=2)
+    with bar:
         for fit in res.fits.values():
             bar.set_postfix_str(f"{fit.segment}/{fit.transition}", refresh=False)
             fit.bootstrap(n, seed, resamples=resamples[fit.segment], progress=bar)

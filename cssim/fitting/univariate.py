@@ -66,6 +66,7 @@ FAMILY_ORDER = (
 )
 #: Families fitted and scored but without a cssim curve class: reported, never chosen.
 REPORT_ONLY = frozenset({"spline"})
+MIN_EVENTS = 5
 
 
 def parse_families(text: str | None) -> tuple[str, ...] | None:
@@ -83,7 +84,6 @@ def parse_families(text: str | None) -> tuple[str, ...] | None:
     if all(n in REPORT_ONLY for n in names):
         raise ValueError(f"--families: {', '.join(names)} cannot be simulated; add a parametric family")
     return tuple(f for f in FAMILY_ORDER if f in names)
-MIN_EVENTS = 5
 
 
 def durations(history: History, transition: str, segment: str | None = None) -> pd.DataFrame:
@@ -406,7 +406,7 @@ class UnivariateFit:
         same draw when those are all the segment's customers). ``progress`` is
         a tqdm bar to advance.
         """
-        from .bootstrap import resample_customers, warn_failures
+        from .bootstrap import resample_customers, run_refits
 
         d = self.data
         ids = d["customer_id"] if "customer_id" in d else pd.Series(np.arange(len(d)))
@@ -419,26 +419,23 @@ class UnivariateFit:
         names = list(point._fitted_parameter_names)
         start = np.array([float(getattr(point, k)) for k in names])
         W = resamples.weights(ids)
-        rows, failed = [], 0
-        for b in range(W.shape[0]):
+
+        def refit(b: int) -> list[float] | None:
             keep = W[b] > 0
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     f, _ = _make(fam, d[keep], self.alpha, self.fitters_, weights=W[b][keep],
                                  breakpoints=self.breakpoints_.get(fam), start=start)
-                row = [float(getattr(f, k)) for k in names]
-                # Every parameter but log-normal's mu_ (a log already) must be positive for the curve's log scale.
-                if not (np.isfinite(f.log_likelihood_) and np.isfinite(row).all()
-                        and all(v > 0 or k == "mu_" for k, v in zip(names, row, strict=True))):
-                    raise ValueError("non-finite fit")
             except Exception:  # a resample this family cannot be fitted to is counted, not fatal
-                failed += 1
-            else:
-                rows.append(row)
-            if progress is not None:
-                progress.update(1)
-        warn_failures(f"{self.segment}/{self.transition}", failed, W.shape[0])
+                return None
+            row = [float(getattr(f, k)) for k in names]
+            # Every parameter but log-normal's mu_ (a log already) must be positive for the curve's log scale.
+            ok = (np.isfinite(f.log_likelihood_) and np.isfinite(row).all()
+                  and all(v > 0 or k == "mu_" for k, v in zip(names, row, strict=True)))
+            return row if ok else None
+
+        rows, failed = run_refits(f"{self.segment}/{self.transition}", W.shape[0], refit, progress)
         self.bootstrap_, self.bootstrap_failed_ = rows, failed
         return rows
 
