@@ -356,7 +356,7 @@ class Engine:
             counts = [math.floor(max(x, 0.0) + rng.random()) for x in path]
         times = []
         for m, n in enumerate(counts):
-            times.extend(sorted((m + rng.random(n)) * DAYS_PER_MONTH))
+            times.extend(sorted(((m + rng.random(n)) * DAYS_PER_MONTH).tolist()))
         k = seg.spec.initial_customers
         env = self.env
         for t in times:
