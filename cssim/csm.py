@@ -200,9 +200,12 @@ class Pod:
         return sum(1 for *_, job in self.queue if job.customer.alive and job.deadline >= now)
 
     def expire_backlog(self) -> None:
-        """At the horizon: count queued tasks whose deadline has passed as missed."""
+        """At the horizon: queued tasks whose deadline has passed are missed; the rest are left waiting."""
         now = self.engine.now
         for *_, job in self.queue:
-            if job.customer.alive and job.deadline < now:
-                self.engine.task_missed(job)
+            if job.customer.alive:
+                if job.deadline < now:
+                    self.engine.task_missed(job)
+                else:
+                    self.engine.task_waiting(job)
         self.queue.clear()

@@ -1055,6 +1055,13 @@ class Engine:
     def task_missed(self, job: Job) -> None:
         self.L["tasks_missed"][self._month(job.deadline)][job.customer.seg.index] += 1
 
+    def task_waiting(self, job: Job) -> None:
+        """``job`` is still queued at the horizon (its deadline not passed): backlog, overdue if past its due date."""
+        s, m = job.customer.seg.index, self.months - 1
+        self.L["tasks_waiting_at_end"][m][s] += 1
+        if job.task.due is not None and self.now - job.released > job.task.due:
+            self.L["tasks_overdue_at_end"][m][s] += 1
+
     def handoff(self, c: Customer) -> None:
         """``c``'s CSM left; it has been reassigned (or queued). A hand-off is a risk event."""
         now = self.now

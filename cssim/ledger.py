@@ -33,6 +33,8 @@ SEGMENT_FLOWS = (
     "tasks_late",
     "tasks_missed",
     "tasks_unassigned",
+    "tasks_waiting_at_end",  # still queued at the horizon, deadline not passed (booked in the last month)
+    "tasks_overdue_at_end",  # of those, waiting longer than their due date
     "wait_days_sum",
     "tasks_waited",
     "program_sent",
