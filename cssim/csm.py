@@ -167,6 +167,9 @@ class Pod:
     # ---------------------------------------------------------------- work
 
     def submit(self, job: Job) -> None:
+        if self.idle and not self.queue:  # a CSM is free and nobody waits: start at once
+            self._start(job, self.engine.now)
+            return
         self.seq += 1
         heapq.heappush(self.queue, (job.task.priority, job.deadline, self.seq, job))
         self._dispatch()
@@ -180,11 +183,14 @@ class Pod:
             if job.deadline < now:
                 self.engine.task_missed(job)
                 continue
-            csm = self.idle.pop()
-            duration = job.hours / (self.rate * self.productivity(csm, now))
-            csm.busy_until = now + duration
-            self.engine.task_started(job, self.index, now, duration)
-            self.engine.at(now + duration, self._on_done, (csm, job))
+            self._start(job, now)
+
+    def _start(self, job: Job, now: float) -> None:
+        csm = self.idle.pop()
+        duration = job.hours / (self.rate * self.productivity(csm, now))
+        csm.busy_until = now + duration
+        self.engine.task_started(job, self.index, now, duration)
+        self.engine.at(now + duration, self._on_done, (csm, job))
 
     def _on_done(self, ev) -> None:
         csm, job = ev.value

@@ -160,7 +160,7 @@ class Customer:
 
     __slots__ = (
         "cid", "k", "episode", "seg", "tm", "arr", "alive", "stage", "at_risk", "csm", "pod",
-        "clocks", "hz", "win", "progs", "draws", "next", "ver", "signed", "window", "window_arr", "rec",
+        "clocks", "hz", "win", "progs", "sync_at", "draws", "next", "ver", "signed", "window", "window_arr", "rec",
     )  # fmt: skip
 
     def __init__(self, cid, k, episode, seg, draws):
@@ -179,6 +179,7 @@ class Customer:
         # task index -> (its hazard/odds ratios, merged effect windows [[start, stop], ...] in time order)
         self.win: dict[int, tuple[tuple, list]] = {}
         self.progs: list[Program] = []
+        self.sync_at = INF  # when the program schedules drawn so far run short
         self.next = INF  # time of this customer's live calendar entry
         self.ver = 0  # calendar entries with another version are stale
         self.window = -1
@@ -658,13 +659,19 @@ class Engine:
     # ------------------------------------------------------------------ programs
 
     def _sync_programs(self, c: Customer, now: float) -> None:
-        """Book ``c``'s program sends up to ``now``; draw the schedule ahead when less than half is left."""
+        """Draw ``c``'s program schedules ahead when less than half a look-ahead is left (booking the sends passed).
+
+        Callers check ``c.sync_at`` first, so most solves skip this.
+        """
         ahead = now + LOOKAHEAD_DAYS / 2
+        sync_at = INF
         for prog in c.progs:
-            if prog.pending and prog.pending[0][0] <= now:
-                self._book_sends(c, prog, now)
             if prog.until < ahead and prog.until < self.end:
+                self._book_sends(c, prog, now)
                 self._draw_sends(c, prog, now + LOOKAHEAD_DAYS)
+            if prog.until < self.end and prog.until - LOOKAHEAD_DAYS / 2 < sync_at:
+                sync_at = prog.until - LOOKAHEAD_DAYS / 2
+        c.sync_at = sync_at
 
     def _draw_sends(self, c: Customer, prog: Program, until: float) -> None:
         """Draw ``prog``'s sends and their reach up to ``until``; reached sends open effect windows at once."""
@@ -732,6 +739,7 @@ class Engine:
                 if windows and prog.last_reached is not None:
                     windows[-1][1] = min(windows[-1][1], prog.last_reached + task.effect_days)
         c.progs = []
+        c.sync_at = INF
 
     def _prune(self, c: Customer, windows: list) -> None:
         """Drop effect windows that ended before every hazard clock's last solve: no solve reads them again."""
@@ -803,7 +811,7 @@ class Engine:
     def _start_hazard(self, c, name, curve, entered, budget, effect, base, spent=False):
         """Start the clock ``name``; ``spent=True`` means ``budget`` counts from ``entered``."""
         now = self.now
-        if c.progs:
+        if now >= c.sync_at:
             self._sync_programs(c, now)
         if spent:
             budget -= curve.cumhaz(now - entered)
@@ -814,7 +822,7 @@ class Engine:
     def _solve(self, c: Customer, name: str, now: float, base: float | None = None) -> None:
         """Use up the budget from the last solve to ``now`` under every touch since, then solve forward."""
         hc = c.hz[name]
-        if c.progs:
+        if now >= c.sync_at:
             self._sync_programs(c, now)
         pieces, lim, accel = self._pieces(c, hc.effect, hc.base, hc.t_last)
         if now > hc.t_last:
@@ -832,7 +840,7 @@ class Engine:
 
     def _odds_ratio(self, c: Customer, effect: int, now: float) -> tuple[float, bool]:
         """Product of the odds ratios of ``effect`` in force at ``now`` (touches and programs), and whether any is."""
-        if c.progs:
+        if now >= c.sync_at:
             self._sync_programs(c, now)
         ratio, touched = 1.0, False
         for eff, windows in c.win.values():
