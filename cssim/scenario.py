@@ -15,21 +15,65 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_serializer, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from . import curves as _curves
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveFloat = Annotated[float, Field(gt=0.0)]
-NonNegativeFloat = Annotated[float, Field(ge=0.0)]
-Ratio = Annotated[float, Field(gt=0.0, description="multiplier; 1 means no effect")]
+# --------------------------------------------------------------------------- limits
+# Sizes are checked on load, before any work, so that a typo (10⁹ customers) fails in one line instead of
+# running for ever. Documented in README.md ("Limits").
+
+#: Customers at the start of one segment (``initial_customers``, or rows of a book).
+MAX_CUSTOMERS = 1_000_000
+#: Mean new logos per month of one segment.
+MAX_NEW_LOGOS_PER_MONTH = 100_000
+#: Customers over the whole run, all segments: initial + new logos per month × horizon.
+MAX_TOTAL_CUSTOMERS = 5_000_000
+#: CSMs in one pod (``headcount``, and each hire's ``count``).
+MAX_HEADCOUNT = 10_000
+#: Replications of one run.
+MAX_REPLICATIONS = 100_000
+#: Months simulated.
+MAX_HORIZON_MONTHS = 240
+#: Points of a sweep (grid × sample).
+MAX_SWEEP_POINTS = 10_000
+#: Seeds are non-negative integers below 2⁶³.
+MAX_SEED = 2**63 - 1
+#: Calendar range of ``start_date``: the run must end inside the dates pandas can hold (up to 2262).
+MIN_START_DATE, MAX_START_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 1)
+
+
+def _strict_number(value, kind: str):
+    """Counts and reals are numbers: a boolean (``true``, ``yes``) or text (``"1:30"``) is refused, not coerced."""
+    import numbers
+
+    if isinstance(value, bool):
+        raise ValueError(f"Input should be a valid {kind}, not a boolean")
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"Input should be a valid {kind}, not text")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+Whole = BeforeValidator(lambda v: _strict_number(v, "integer"))
+Real = BeforeValidator(lambda v: _strict_number(v, "number"))
+
+Count = Annotated[int, Whole, Field(ge=0)]
+Probability = Annotated[float, Real, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Real, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Real, Field(ge=0.0)]
+FiniteFloat = Annotated[float, Real]
+Ratio = Annotated[float, Real, Field(gt=0.0, description="multiplier; 1 means no effect")]
 
 
 class Spec(BaseModel):
-    """Base for every scenario section: unknown keys are errors, not silently ignored."""
+    """Base for every scenario section: unknown keys are errors, not silently ignored; reals are finite."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- curves
@@ -47,9 +91,9 @@ class ParameterUncertainty(Spec):
     of the ``bootstrap`` rows chosen uniformly.
     """
 
-    estimates: list[float] = Field(min_length=1, description="the point estimates on the block's scale")
-    covariance: list[list[float]] = Field(description="covariance of the estimates")
-    bootstrap: list[list[float]] | None = Field(
+    estimates: list[FiniteFloat] = Field(min_length=1, description="the point estimates on the block's scale")
+    covariance: list[list[FiniteFloat]] = Field(description="covariance of the estimates")
+    bootstrap: list[list[FiniteFloat]] | None = Field(
         None, exclude_if=_is_none, description="bootstrap parameter sets (same scale), one row per refit"
     )
 
@@ -381,7 +425,7 @@ class ContractSpec(Spec):
     churn follows ``lifecycle.churn`` and ARR is re-priced every ``term_months``.
     """
 
-    term_months: Annotated[int, Field(ge=1, le=60)] = 12
+    term_months: Annotated[int, Whole, Field(ge=1, le=60)] = 12
     billing: Literal["annual", "monthly"] = "annual"
 
 
@@ -464,7 +508,7 @@ class RenewalSpec(Spec):
     healthy: Probability = 0.93
     at_risk: Probability = 0.55
     not_activated_odds_ratio: Ratio = 0.4
-    window_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+    window_fraction: Annotated[float, Real, Field(gt=0.0, lt=1.0)] = Field(
         1.0 / 3.0, description="renewal window opens this fraction of the term before expiry"
     )
     uncertainty: RenewalUncertainty | None = Field(
@@ -536,7 +580,7 @@ class ExpansionSpec(Spec):
     contraction_probability: dict[Literal["healthy", "at_risk"], Probability] = Field(
         default_factory=lambda: {"healthy": 0.04, "at_risk": 0.25}
     )
-    contraction_mean_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    contraction_mean_fraction: Annotated[float, Real, Field(gt=0.0, lt=1.0)] = 0.2
 
 
 class WinbackSpec(Spec):
@@ -613,14 +657,16 @@ class BookSpec(Spec):
 class SegmentSpec(Spec):
     """One customer segment: who arrives, what they pay, how their life unfolds."""
 
-    initial_customers: Annotated[int, Field(ge=0)] = 0
+    initial_customers: Annotated[int, Whole, Field(ge=0, le=MAX_CUSTOMERS)] = 0
     initial_tenure_months: NonNegativeFloat = Field(
         36.0, description="initial book's tenure is uniform on [0, this] at the start"
     )
     book: BookSpec | None = Field(
         None, description="explicit initial customers from a file (replaces initial_customers and initial_tenure_months)"
     )
-    new_logos_per_month: NonNegativeFloat = Field(0.0, description="Poisson mean")
+    new_logos_per_month: Annotated[float, Real, Field(ge=0.0, le=MAX_NEW_LOGOS_PER_MONTH)] = Field(
+        0.0, description="Poisson mean"
+    )
     acquisition: AcquisitionSpec | None = Field(
         None, description="new logos from a fitted forecast file instead of new_logos_per_month"
     )
@@ -702,7 +748,7 @@ class TaskSpec(Spec):
     rate_per_year: PositiveFloat | None = Field(None, description="poisson trigger: rate")
     hours: NonNegativeFloat = 1.0
     hours_distribution: Literal["fixed", "exponential"] = "fixed"
-    priority: Annotated[int, Field(ge=0, le=100)] = 5
+    priority: Annotated[int, Whole, Field(ge=0, le=100)] = 5
     due_days: NonNegativeFloat | None = None
     deadline_days: PositiveFloat | None = None
     reach: Probability = 1.0
@@ -762,23 +808,23 @@ class PolicySpec(Spec):
 
 
 class HireSpec(Spec):
-    month: Annotated[int, Field(ge=0)]
-    count: Annotated[int, Field(ge=1)]
+    month: Annotated[int, Whole, Field(ge=0)]
+    count: Annotated[int, Whole, Field(ge=1, le=MAX_HEADCOUNT)]
 
 
 class PodSpec(Spec):
     """CSMs serving some segments; capacity is what links headcount to retention."""
 
     segments: list[str] = Field(min_length=1)
-    headcount: Annotated[int, Field(ge=0)]
+    headcount: Annotated[int, Whole, Field(ge=0, le=MAX_HEADCOUNT)]
     hours_per_week: PositiveFloat = 40.0
-    customer_facing_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+    customer_facing_share: Annotated[float, Real, Field(gt=0.0, le=1.0)] = Field(
         0.6, description="share of hours available for customer tasks"
     )
-    book_cap: Annotated[int, Field(ge=1)] | None = Field(None, description="max accounts per CSM")
+    book_cap: Annotated[int, Whole, Field(ge=1, le=MAX_CUSTOMERS)] | None = Field(None, description="max accounts per CSM")
     cost_per_year: NonNegativeFloat = Field(150_000.0, description="fully loaded cost per CSM")
     ramp_months: NonNegativeFloat = Field(3.0, description="new hires reach full productivity linearly")
-    ramp_start_productivity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
+    ramp_start_productivity: Annotated[float, Real, Field(gt=0.0, le=1.0)] = 0.25
     attrition_per_year: NonNegativeFloat = 0.0
     backfill_days: PositiveFloat = 60.0
     handoff_risk: Probability = Field(0.15, description="chance a handed-off account becomes at-risk")
@@ -795,9 +841,9 @@ class TeamSpec(Spec):
 class SweepSampleSpec(Spec):
     """Random sweep points: ``n`` draws, each field uniform on [low, high] (integers if both bounds are)."""
 
-    n: Annotated[int, Field(ge=1, le=10_000)]
-    ranges: dict[str, Annotated[list[int | float], Field(min_length=2, max_length=2)]] = Field(min_length=1)
-    seed: Annotated[int, Field(ge=0)] | None = Field(None, description="sample generator seed; default: the scenario seed")
+    n: Annotated[int, Whole, Field(ge=1, le=MAX_SWEEP_POINTS)]
+    ranges: dict[str, Annotated[list[Annotated[int, Whole] | FiniteFloat], Field(min_length=2, max_length=2)]] = Field(min_length=1)
+    seed: Annotated[int, Whole, Field(ge=0, le=MAX_SEED)] | None = Field(None, description="sample generator seed; default: the scenario seed")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -822,9 +868,16 @@ class SweepSpec(Spec):
     def _not_empty(self):
         if not self.grid and self.sample is None:
             raise ValueError("empty sweep: give a grid of field paths to value lists (or a sample)")
+        points = 1
         for path, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid.{path}: empty list of values; give at least one")
+            points *= len(values)
+        if self.sample is not None:
+            points *= self.sample.n
+        if points > MAX_SWEEP_POINTS:
+            sizes = " × ".join([str(len(v)) for v in self.grid.values()] + ([f"{self.sample.n} samples"] if self.sample else []))
+            raise ValueError(f"{points:,} points ({sizes}); a sweep has at most {MAX_SWEEP_POINTS:,} points")
         return self
 
 
@@ -845,10 +898,10 @@ class Scenario(Spec):
 
     name: str = "scenario"
     description: str = ""
-    horizon_months: Annotated[int, Field(ge=1, le=240)] = 36
+    horizon_months: Annotated[int, Whole, Field(ge=1, le=MAX_HORIZON_MONTHS)] = 36
     start_date: dt.date = dt.date(2027, 1, 1)
-    seed: Annotated[int, Field(ge=0)] = 0
-    replications: Annotated[int, Field(ge=1, le=100_000)] = 100
+    seed: Annotated[int, Whole, Field(ge=0, le=MAX_SEED)] = 0
+    replications: Annotated[int, Whole, Field(ge=1, le=MAX_REPLICATIONS)] = 100
     segments: dict[str, SegmentSpec] = Field(min_length=1)
     touch_models: dict[str, TouchModelSpec] = Field(min_length=1)
     policy: PolicySpec = Field(default_factory=PolicySpec)
@@ -861,6 +914,36 @@ class Scenario(Spec):
         "estimation uncertainty: asymptotic (normal on the log or logit scale) or bootstrap (one stored set); "
         "default: asymptotic if any of them carries uncertainty, else none (see cssim.uncertainty)",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # The name is the default results folder (results/<name>): it must stay a plain folder name.
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,99}", value) or ".." in value:
+            raise ValueError(
+                f"not a safe folder name ({value!r}); the name becomes results/<name>: use letters, digits, "
+                "'_', '-', '.' and spaces (no '/', no '..', not starting with '.' or '-'), at most 100 characters"
+            )
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _date_range(cls, value: dt.date) -> dt.date:
+        if not MIN_START_DATE <= value <= MAX_START_DATE:
+            raise ValueError(f"{value} is outside {MIN_START_DATE}..{MAX_START_DATE} (the run must end before 2262)")
+        return value
+
+    @model_validator(mode="after")
+    def _size(self):
+        total = sum(seg.initial_customers + seg.new_logos_per_month * self.horizon_months for seg in self.segments.values())
+        if total > MAX_TOTAL_CUSTOMERS:
+            raise ValueError(
+                f"segments: about {total:,.0f} customers over the run (initial_customers + new_logos_per_month × "
+                f"horizon_months, all segments); at most {MAX_TOTAL_CUSTOMERS:,} are simulated"
+            )
+        return self
 
     @model_validator(mode="after")
     def _references(self):
