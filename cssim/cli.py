@@ -71,6 +71,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"cssim: error: {name + ': ' if name else ''}{message}\n")
 
 
+def _add_date_format(p) -> None:
+    p.add_argument(
+        "--date-format", metavar="FORMAT", type=_date_format,
+        help="strftime format of the file's dates, e.g. %%d/%%m/%%Y (default: ISO 8601, YYYY-MM-DD; never guessed)",
+    )
+
+
+def _date_format(text: str) -> str:
+    import datetime as dt
+
+    if "%" not in text or not any(code in text for code in ("%d", "%j")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date format; give strftime codes, e.g. %d/%m/%Y")
+    try:
+        dt.date(2024, 2, 5).strftime(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return text
+
+
 def _add_strict(p) -> None:
     p.add_argument("--strict", action="store_true", help="treat model-check warnings as errors (exit 2)")
 
@@ -434,6 +453,7 @@ def _add_fit(sub):
     p.add_argument("--horizon", type=_int_in(1, 10_000), help="cohort tables: project every cohort to this period")
     p.add_argument("--extract-date", help="histories: date of the extract (default: extract_date column, else the latest date)")
     p.add_argument("--drop-bad-rows", action="store_true", help="histories: drop invalid rows (and report how many) instead of failing")
+    _add_date_format(p)
     p.add_argument("--scenario", help="histories: a scenario whose segments are the only ones allowed in the file")
     p.add_argument(
         "--bootstrap", type=_int_in(0, MAX_BOOTSTRAP), default=0, metavar="N",
@@ -481,7 +501,7 @@ def cmd_fit(args) -> int:
     return fit_history_file(
         path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
         segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
-        families=families,
+        families=families, date_format=args.date_format,
     )
 
 

@@ -273,7 +273,7 @@ def looks_like_cohort_table(path) -> bool:
 
 def fit_history_file(
     path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
-    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None,
+    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None, date_format: str | None = None,
 ) -> int:
     """``cssim fit`` for a customer history: read, fit, write the folder, print a summary."""
     from ..output import check_target
@@ -284,9 +284,12 @@ def fit_history_file(
     except ValueError as exc:
         raise DataError(str(exc)) from None
     check_target(Path(out_dir), force)
-    h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
+    h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date,
+                     date_format=date_format)
     if h.dropped:
-        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept)")
+        shown = ", ".join(map(str, h.dropped_lines[:20])) + (", ..." if len(h.dropped_lines) > 20 else "")
+        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept): "
+              f"line{'s' if h.dropped != 1 else ''} {shown}")
     results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families)
     write_history_fit(results, out_dir, force=force)
     for key, f in results.fits.items():
