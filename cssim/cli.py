@@ -476,10 +476,9 @@ def cmd_fit(args) -> int:
         raise CssimError(f"--bootstrap: {args.bootstrap}; give 0 (none) or more refits")
     if args.seed < 0:
         raise CssimError(f"--seed: {args.seed}; give a whole number >= 0")
-    if path.is_dir():
-        raise CssimError(f"{path}: is a directory, expected a customer history or a cohort table (CSV or Parquet)")
-    if not path.is_file():
-        raise CssimError(f"{path}: file not found")
+    from .files import regular_file
+
+    regular_file(path, str(path), "a customer history or a cohort table (CSV or Parquet)")
     if looks_like_cohort_table(path):
         try:
             from .fitting.cohorts import fit_cohort_file

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from .checks import model_checks
 from .errors import ModelWarning, ScenarioError
+from .files import regular_file
 from .scenario import Scenario
 
 __all__ = [
@@ -161,34 +162,8 @@ def _depth(node: yaml.Node) -> int:
     return deepest
 
 
-def regular_file(path: Path, label: str, expected: str, error=ScenarioError, max_bytes: int | None = None) -> None:
-    """Refuse, in one line, anything but a readable regular file: missing, a symlink loop, a directory,
-    a FIFO, a device or socket, or a file over ``max_bytes`` (so nothing blocks or reads without end)."""
-    import errno
-    import os
-    import stat
-
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise error(f"{label}: is a symbolic link loop; expected {expected}") from None
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            raise error(f"{label}: file not found") from None
-        raise error(f"{label}: cannot read file ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise error(f"{label}: is a directory, expected {expected}")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else (
-            "a device file" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
-        )
-        raise error(f"{label}: is {kind}, expected {expected}")
-    if max_bytes is not None and st.st_size > max_bytes:
-        raise error(f"{label}: is {st.st_size:,} bytes; expected {expected} of at most {max_bytes:,} bytes")
-
-
 def _read_yaml(path: Path, label: str) -> dict:
-    regular_file(path, label, "a YAML scenario file", max_bytes=MAX_SCENARIO_BYTES)
+    regular_file(path, label, "a YAML scenario file", error=ScenarioError, max_bytes=MAX_SCENARIO_BYTES)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -224,6 +199,14 @@ def _read_yaml(path: Path, label: str) -> dict:
     return data
 
 
+def _absolute(path: Path) -> str:
+    """``path`` resolved (symlinks followed), or made absolute if it cannot be (a symlink loop: reported on read)."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return str(path.absolute())
+
+
 def _anchor_files(data: dict, base: Path) -> None:
     """Make every ``file`` a scenario names (acquisition, book, fitted curves and renewal models) relative to it."""
     segments = data.get("segments")
@@ -242,13 +225,14 @@ def _anchor_files(data: dict, base: Path) -> None:
             refs.append(delay)
         for ref in refs:
             if isinstance(ref, dict) and isinstance(ref.get("file"), str) and not Path(ref["file"]).is_absolute():
-                ref["file"] = str((base / ref["file"]).resolve())
+                ref["file"] = _absolute(base / ref["file"])
 
 
 def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     """Read ``path`` and resolve its ``extends`` chain into one plain dict (not yet validated)."""
     path = Path(path)
     label = str(path)
+    regular_file(path, label, "a YAML scenario file", error=ScenarioError, max_bytes=MAX_SCENARIO_BYTES)
     resolved = path.resolve()
     if resolved in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, resolved))

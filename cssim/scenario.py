@@ -1018,6 +1018,11 @@ class Scenario(Spec):
                     f"segments.{name}: initial_customers ({seg.initial_customers}) disagrees with the book "
                     f"({len(seg.book.rows)} rows in {seg.book.file}); give one or the other"
                 )
+            if len(seg.book.rows) > MAX_CUSTOMERS:
+                raise ValueError(
+                    f"segments.{name}.book: {seg.book.file} has {len(seg.book.rows):,} customers; at most "
+                    f"{MAX_CUSTOMERS:,} per segment"
+                )
             seg.initial_customers = len(seg.book.rows)
         return self
 
@@ -1044,6 +1049,12 @@ class Scenario(Spec):
                     "refit with a longer horizon or change start_date / horizon_months"
                 )
             acq.offset = offset
+            most = max(max(p[offset:offset + self.horizon_months]) for p in acq.paths)
+            if most > MAX_NEW_LOGOS_PER_MONTH:
+                raise ValueError(
+                    f"segments.{name}.acquisition: the forecast in {acq.file} ({acq.key!r}) reaches {most:,.0f} new "
+                    f"logos in a month; at most {MAX_NEW_LOGOS_PER_MONTH:,}"
+                )
         return self
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
+from ..files import regular_file
 from .history import History, read_history
 from .univariate import FAMILY_ORDER, TRANSITIONS, UnivariateFit, durations
 
@@ -318,11 +319,16 @@ def fit_history_file(
 _CACHE: dict[tuple[str, int], tuple[str, dict]] = {}
 
 
+#: Largest curves file read (bytes); bootstrap sets make them large, not this large.
+MAX_JSON_BYTES = 200_000_000
+
+
 def load_curves(path) -> dict:
     """Read a ``curves.json``; raises :class:`DataError` (one line) if it is missing or not a curves file."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists() and not p.is_symlink():
         raise DataError(f"{path}: curves file not found")
+    regular_file(p, str(path), "a curves file written by cssim fit", error=DataError, max_bytes=MAX_JSON_BYTES)
     key = (str(p.resolve()), p.stat().st_mtime_ns)
     if key not in _CACHE:
         raw = p.read_bytes()
@@ -330,6 +336,8 @@ def load_curves(path) -> dict:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: not a cssim curves file (not JSON: {exc})") from None
+        except RecursionError:
+            raise DataError(f"{path}: not a cssim curves file (nested too deeply)") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("curves"), dict):
             raise DataError(f"{path}: not a cssim curves file (no 'format: {FORMAT}'); write one with `cssim fit HISTORY`")
         _CACHE.clear()

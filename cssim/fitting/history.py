@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..files import regular_file
 from .tables import check_date_format, parse_dates
 
 __all__ = [
@@ -143,10 +144,7 @@ class _Bad:
 
 def _read_raw(path: Path) -> pd.DataFrame:
     label = str(path)
-    if not path.exists():
-        raise DataError(f"{label}: file not found")
-    if path.is_dir():
-        raise DataError(f"{label}: is a directory, expected a customer-history CSV or Parquet file")
+    regular_file(path, label, "a customer-history CSV or Parquet file", error=DataError)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(path)

@@ -13,15 +13,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..files import regular_file
 
 
 def read_text_table(path: Path, expected: str) -> pd.DataFrame:
     """Every cell of ``path`` as a string; ``expected`` says what the file should hold."""
     label = str(path)
-    if not path.exists():
-        raise DataError(f"{label}: file not found")
-    if path.is_dir():
-        raise DataError(f"{label}: is a directory, expected {expected} (CSV or Parquet)")
+    regular_file(path, label, f"{expected} (CSV or Parquet)", error=DataError)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path).astype(str)
