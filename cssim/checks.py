@@ -167,7 +167,7 @@ def model_checks(scenario: Scenario, source: str = "<scenario>") -> list[str]:
         if seg.contract.billing == "annual" and not isinstance(churn, NeverCurve):
             kind = f"fitted ({churn.key})" if isinstance(churn, FittedCurve) else churn.family
             found.append(
-                f"{where}: a {kind} churn curve is given but contract.billing is annual, so the engine does not use "
+                f"{where}: a churn curve ({kind}) is given but contract.billing is annual, so the engine does not use "
                 "it (term contracts churn only at renewal, through renewal:); use billing: monthly, or fit renewal"
             )
         if scenario.pod_of(name) is None:
