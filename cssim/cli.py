@@ -356,7 +356,7 @@ def cmd_plan(args) -> int:
     from .plan import parse_target, plan
 
     target = parse_target(args.target)  # fail on a bad target before loading or simulating
-    scenario = load_scenario(args.scenario, strict=args.strict)
+    scenario = load_scenario(args.scenario, strict=args.strict, varied=(args.over,))
     out = Path(args.out) if args.out else None
     if out is not None:
         check_target(out, args.force)

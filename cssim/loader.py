@@ -387,14 +387,17 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(f"{source}: nested too deeply to validate") from None
 
 
-def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None, strict: bool = False) -> Scenario:
+def load_scenario(
+    path: str | Path, overrides: dict[str, Any] | None = None, strict: bool = False, varied: tuple[str, ...] = ()
+) -> Scenario:
     """Load, resolve ``extends``, validate and check a scenario file.
 
     ``overrides`` maps dotted field paths to values (e.g. ``{"seed": 3}``) and
     is applied after the file, before validation. The model checks
     (:func:`cssim.checks.model_checks`) are issued as
     :class:`~cssim.errors.ModelWarning` each; with ``strict`` they are errors
-    (one :class:`ScenarioError` listing them all).
+    (one :class:`ScenarioError` listing them all). ``varied`` names fields a
+    search will change (``cssim plan --over``): findings on them are left out.
     """
     data = read_scenario_dict(path)
     for key, value in (overrides or {}).items():
@@ -404,6 +407,9 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None, str
             raise ScenarioError(f"{path}: override {exc}") from None
     scenario = scenario_from_dict(data, source=str(path))
     findings = model_checks(scenario, str(path))
+    for field in varied:
+        parent = field.rsplit(".", 1)[0]
+        findings = [line for line in findings if not line.startswith(f"{path}: {parent}:")]
     if strict and findings:
         raise ScenarioError.many([f"{line} (--strict)" for line in findings])
     for line in findings:
