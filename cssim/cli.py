@@ -632,7 +632,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad flag (one line already printed), or --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     import warnings
 
     try:

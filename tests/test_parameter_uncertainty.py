@@ -66,7 +66,7 @@ BAD = [
     ({"covariance": [[0.09, 0.0, 0.0], [0.0, 0.02, 0.0]]}, "churn.uncertainty: covariance: must be 2×2"),
     ({"covariance": [[0.09, 0.05], [0.0, 0.02]]}, "churn.uncertainty: covariance: must be symmetric"),
     ({"covariance": [[0.02, 0.09], [0.09, 0.02]]}, "churn.uncertainty: covariance: must be positive semi-definite"),
-    ({"covariance": [[float("nan"), 0.0], [0.0, 0.02]]}, "churn.uncertainty: covariance: every entry must be finite"),
+    ({"covariance": [[float("nan"), 0.0], [0.0, 0.02]]}, "churn.uncertainty.covariance.0.0: Input should be a finite number"),
     ({"estimates": [LOG700], "covariance": [[0.09]]}, "churn: uncertainty.estimates: a weibull curve has 2 parameters"),
     ({"estimates": [math.log(600.0), LOG08]}, "churn: uncertainty.estimates: scale estimate 6.39693 is not log(scale)"),
     ({"names": ["shape", "scale"]}, "churn: uncertainty.names: expected ['scale', 'shape']"),
