@@ -44,12 +44,14 @@ DASK_CONNECT_TIMEOUT = 10.0
 _WATCHDOG: list[int] = []  # the parent pid a worker's watchdog follows (empty in the main process)
 
 
-def _exit_with_parent() -> None:
-    """In a worker process: exit as soon as the parent is gone (``kill -9`` of ``cssim run -j 2``).
+def _exit_with_parent(parent: int | None = None) -> None:
+    """In a worker process: exit as soon as ``parent`` (default: the current parent) is gone.
 
-    An orphaned worker is re-parented, so its parent pid changes; a daemon
-    thread polls for that and ends the process, instead of leaving it to finish
-    work nobody will read.
+    Started as the loky workers' initializer with the main process's pid, so a
+    worker that starts after ``kill -9`` of ``cssim run -j 2`` exits at once, and
+    one that is computing exits within :data:`PARENT_POLL_SECONDS`: an orphaned
+    worker is re-parented, so its parent pid changes; a daemon thread polls for
+    that and ends the process instead of leaving it to finish work nobody will read.
     """
     import os
     import threading
@@ -57,8 +59,10 @@ def _exit_with_parent() -> None:
 
     if _WATCHDOG:
         return
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
     _WATCHDOG.append(parent)
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while True:
@@ -71,7 +75,6 @@ def _exit_with_parent() -> None:
 
 def _tagged(tag: int, scenario: Scenario, reps: Sequence[int]) -> tuple[int, list[dict]]:
     # joblib's unordered generator returns bare results; the tag says which task it was.
-    _exit_with_parent()
     return tag, run_batch(scenario, reps)
 
 
@@ -147,9 +150,13 @@ def execute(
         for i, task in enumerate(tasks):
             yield i, run_batch(task.scenario, task.reps)
         return
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, parallel_config
 
-    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    # Each worker watches its parent from the moment it starts (not only once it has a task).
+    import os
+
+    with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)):
+        parallel = Parallel(n_jobs=workers, return_as="generator_unordered")
     yield from parallel(delayed(_tagged)(i, t.scenario, t.reps) for i, t in enumerate(tasks))
 
 

@@ -433,3 +433,32 @@ def test_default_output_stays_inside_the_working_folder(tmp_path, monkeypatch, c
     monkeypatch.chdir(tmp_path)
     assert main(RUN) == 0
     assert (tmp_path / "results" / "my run" / "manifest.json").is_file()
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    """``kill -9`` of ``cssim run -j 2`` leaves no worker running (they watch their parent)."""
+    import signal
+
+    psutil = pytest.importorskip("psutil")
+    (tmp_path / "s.yaml").write_text(scen(replications=40, horizon_months=120, **seg(initial_customers=3000)))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "cssim.cli", "run", "s.yaml", "-j", "2", "-q"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 30
+        workers = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            workers = [p for p in parent.children(recursive=True) if "loky" in " ".join(p.cmdline())]
+            time.sleep(0.2)
+        assert workers, "no worker processes started"
+        time.sleep(1.0)  # let them pick up a batch (the watchdog starts with the first one)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        for p in alive:
+            p.kill()
+        assert not alive, f"{len(alive)} worker(s) still running after their parent was killed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
