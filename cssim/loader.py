@@ -379,9 +379,10 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
         errors = [e for e in errors if not (e.get("type") == "missing" and tuple(e.get("loc", ())) in meant)]
         lines = []
         for err in errors:
-            line = f"{source}: {_describe(err)}".replace("\n", " ")
-            if line not in lines:
-                lines.append(line)
+            for part in _describe(err).splitlines():  # a validator may report several problems, one per line
+                line = f"{source}: {part}"
+                if line not in lines:
+                    lines.append(line)
         raise ScenarioError.many(lines) from None
     except RecursionError:
         raise ScenarioError(f"{source}: nested too deeply to validate") from None

@@ -947,21 +947,23 @@ class Scenario(Spec):
 
     @model_validator(mode="after")
     def _references(self):
+        # Every broken reference is reported (one line each), not only the first.
+        problems: list[str] = []
         models = sorted(self.touch_models)
         for name, seg in self.segments.items():
             if seg.touch_model not in self.touch_models:
-                raise ValueError(
+                problems.append(
                     f"segments.{name}.touch_model: unknown touch model {seg.touch_model!r}; "
                     f"defined: {', '.join(models)}"
                 )
         for i, route in enumerate(self.policy.routes):
             if route.touch_model not in self.touch_models:
-                raise ValueError(
+                problems.append(
                     f"policy.routes.{i}.touch_model: unknown touch model {route.touch_model!r}; "
                     f"defined: {', '.join(models)}"
                 )
             if route.segment is not None and route.segment not in self.segments:
-                raise ValueError(
+                problems.append(
                     f"policy.routes.{i}.segment: unknown segment {route.segment!r}; "
                     f"defined: {', '.join(sorted(self.segments))}"
                 )
@@ -969,22 +971,25 @@ class Scenario(Spec):
         for pod_name, pod in self.team.pods.items():
             for seg in pod.segments:
                 if seg not in self.segments:
-                    raise ValueError(
+                    problems.append(
                         f"team.pods.{pod_name}.segments: unknown segment {seg!r}; "
                         f"defined: {', '.join(sorted(self.segments))}"
                     )
                 if seg in owner:
-                    raise ValueError(
+                    problems.append(
                         f"team.pods.{pod_name}.segments: segment {seg!r} is already served by pod "
                         f"{owner[seg]!r}; each segment has at most one pod"
                     )
-                owner[seg] = pod_name
+                else:
+                    owner[seg] = pod_name
             for hire in pod.hires:
                 if hire.month >= self.horizon_months:
-                    raise ValueError(
+                    problems.append(
                         f"team.pods.{pod_name}.hires: month {hire.month} is outside the horizon "
                         f"(0..{self.horizon_months - 1})"
                     )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @model_validator(mode="after")

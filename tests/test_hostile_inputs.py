@@ -462,3 +462,18 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_every_broken_reference_listed(tmp_path, monkeypatch, capsys):
+    """Cross-field problems (unknown touch model, pod segment, route) are all listed too, one line each."""
+    text = scen(policy={"routes": [{"segment": "nosuch", "touch_model": "white_glove"}]},
+                **seg(touch_model="gold"), **pod(segments=["smb", "ent"]))
+    (tmp_path / "s.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "s.yaml"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[3] for line in lines] == [
+        "segments.smb.touch_model", "policy.routes.0.touch_model", "policy.routes.0.segment",
+        "team.pods.smb_pod.segments",
+    ]
+    assert all(line.startswith("cssim: error: s.yaml: ") for line in lines)
