@@ -295,7 +295,7 @@ def _interrupted(cache: Path | None) -> int:
 def cmd_sweep(args) -> int:
     from .errors import PlanError
     from .loader import load_scenario
-    from .output import check_target
+    from .output import check_dir_option, check_target
     from .sweep import sweep
 
     if args.batch_size < 1:
@@ -306,6 +306,8 @@ def cmd_sweep(args) -> int:
     out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sweep"
     check_target(out, args.force)
     cache = _cache_dir(args, out)
+    if cache is not None:
+        check_dir_option(cache, "--cache")
     try:
         result = sweep(
             scenario, replications=args.replications, seed=args.seed, jobs=args.jobs, dask=args.dask,
@@ -352,7 +354,7 @@ def _add_plan(sub):
 
 def cmd_plan(args) -> int:
     from .loader import load_scenario
-    from .output import check_target
+    from .output import check_dir_option, check_target
     from .plan import parse_target, plan
 
     target = parse_target(args.target)  # fail on a bad target before loading or simulating
@@ -360,6 +362,8 @@ def cmd_plan(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None:
         check_target(out, args.force)
+    if args.cache:
+        check_dir_option(Path(args.cache), "--cache")
     try:
         result = plan(
             scenario, target, over=args.over, confidence=args.confidence, low=args.low, high=args.high,

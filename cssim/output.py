@@ -61,6 +61,7 @@ def _foreign_file(out: Path) -> str | None:
 
 def check_target(out: Path, force: bool) -> None:
     """Refuse early (before any simulation) if ``out`` cannot be written."""
+    _check_parent(out)
     if out.is_symlink() or out.exists():
         if not out.is_dir() or out.is_symlink():
             raise CssimError(f"{out}: exists and is not a folder; choose another --out")
@@ -79,8 +80,24 @@ def check_target(out: Path, force: bool) -> None:
             )
 
 
+def _check_parent(out: Path) -> None:
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CssimError(f"{out}: {parent} is not a folder; choose another --out")
+            return
+
+
+def check_dir_option(path: Path, flag: str) -> None:
+    """Refuse a folder option (``--cache``) that names an existing file, before any work."""
+    if path.exists() and not path.is_dir():
+        raise CssimError(f"{flag} {path}: exists and is not a folder; give a folder")
+    _check_parent(path)
+
+
 def check_file_target(out: Path, force: bool) -> None:
     """Refuse to overwrite an existing output file unless ``force`` (checked before any work)."""
+    _check_parent(out)
     if out.is_dir():
         raise CssimError(f"{out}: is a folder; give a file name for --out")
     if out.exists() and not force:

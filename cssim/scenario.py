@@ -921,7 +921,7 @@ class Scenario(Spec):
         # The name is the default results folder (results/<name>): it must stay a plain folder name.
         import re
 
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,99}", value) or ".." in value:
+        if not re.fullmatch(r"\w[\w.\- ]{0,99}", value) or ".." in value:
             raise ValueError(
                 f"not a safe folder name ({value!r}); the name becomes results/<name>: use letters, digits, "
                 "'_', '-', '.' and spaces (no '/', no '..', not starting with '.' or '-'), at most 100 characters"

@@ -259,6 +259,12 @@ CASES: dict[str, tuple[dict, list[str], list[str]]] = {
     "unknown_flag": ({"s.yaml": scen()}, ["run", "s.yaml", "--replicatons", "3"], ["unrecognized arguments"]),
     # ---- faults around output
     "out_is_a_file": ({"s.yaml": scen(), "r": "mine"}, [*RUN, "--out", "r", "--force"], ["r: exists and is not a folder"]),
+    "plan_cache_is_a_file": ({"s.yaml": scen()}, ["plan", "s.yaml", "--target", "grr >= 0.9", "--over",
+                             "team.pods.smb_pod.headcount", "--cache", "s.yaml"], ["--cache s.yaml", "not a folder"]),
+    "synth_out_under_a_file": ({"s.yaml": scen()}, ["synth", "s.yaml", "--out", "s.yaml/h.csv"],
+                               ["s.yaml/h.csv", "s.yaml is not a folder"]),
+    "run_out_under_a_file": ({"s.yaml": scen()}, [*RUN, "--out", "s.yaml/r"], ["s.yaml is not a folder"]),
+    "name_unicode_ok_but_slash": ({"s.yaml": scen(name="équipe/../x")}, RUN, ["name", "not a safe folder name"]),
     "force_over_user_folder": ({"s.yaml": scen(), "r/notes.md": "mine"}, [*RUN, "--out", "r", "--force"],
                                ["not a cssim results folder"]),
 }
