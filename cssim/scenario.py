@@ -38,6 +38,10 @@ MAX_REPLICATIONS = 100_000
 MAX_HORIZON_MONTHS = 240
 #: Points of a sweep (grid × sample).
 MAX_SWEEP_POINTS = 10_000
+#: Shortest cadence (days) and highest rate of a per-customer event (a year): at most daily, so a typo
+#: (``every_days: 0.001``) cannot make a run that never ends.
+MIN_EVERY_DAYS = 1.0
+MAX_RATE_PER_YEAR = 365.0
 #: Seeds are non-negative integers below 2⁶³.
 MAX_SEED = 2**63 - 1
 #: Calendar range of ``start_date``: the run must end inside the dates pandas can hold (up to 2262).
@@ -452,7 +456,7 @@ class LifecycleSpec(Spec):
     at_risk_churn_hazard_ratio: Ratio = Field(
         3.0, description="churn hazard multiplier while at-risk (monthly billing)"
     )
-    champion_change_per_year: NonNegativeFloat = Field(
+    champion_change_per_year: Annotated[float, Real, Field(ge=0.0, le=MAX_RATE_PER_YEAR)] = Field(
         0.1, description="rate of triggered risk events (champion leaves); each makes the account at-risk"
     )
 
@@ -744,8 +748,12 @@ class TaskSpec(Spec):
     """
 
     trigger: Trigger
-    every_days: PositiveFloat | None = Field(None, description="cadence trigger: interval")
-    rate_per_year: PositiveFloat | None = Field(None, description="poisson trigger: rate")
+    every_days: Annotated[float, Real, Field(ge=MIN_EVERY_DAYS)] | None = Field(
+        None, description="cadence trigger: interval (at least a day)"
+    )
+    rate_per_year: Annotated[float, Real, Field(gt=0.0, le=MAX_RATE_PER_YEAR)] | None = Field(
+        None, description="poisson trigger: rate (at most daily)"
+    )
     hours: NonNegativeFloat = 1.0
     hours_distribution: Literal["fixed", "exponential"] = "fixed"
     priority: Annotated[int, Whole, Field(ge=0, le=100)] = 5
@@ -825,7 +833,7 @@ class PodSpec(Spec):
     cost_per_year: NonNegativeFloat = Field(150_000.0, description="fully loaded cost per CSM")
     ramp_months: NonNegativeFloat = Field(3.0, description="new hires reach full productivity linearly")
     ramp_start_productivity: Annotated[float, Real, Field(gt=0.0, le=1.0)] = 0.25
-    attrition_per_year: NonNegativeFloat = 0.0
+    attrition_per_year: Annotated[float, Real, Field(ge=0.0, le=MAX_RATE_PER_YEAR)] = 0.0
     backfill_days: PositiveFloat = 60.0
     handoff_risk: Probability = Field(0.15, description="chance a handed-off account becomes at-risk")
     hires: list[HireSpec] = Field(default_factory=list)
