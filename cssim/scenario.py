@@ -41,6 +41,8 @@ MAX_SWEEP_POINTS = 10_000
 #: Shortest cadence (days) and highest rate of a per-customer event (a year): at most daily, so a typo
 #: (``every_days: 0.001``) cannot make a run that never ends.
 MIN_EVERY_DAYS = 1.0
+#: Shortest median time of a curve (days): states that flip faster than every few hours would loop for ever.
+MIN_CURVE_MEDIAN_DAYS = 0.1
 MAX_RATE_PER_YEAR = 365.0
 #: Seeds are non-negative integers below 2⁶³.
 MAX_SEED = 2**63 - 1
@@ -996,6 +998,24 @@ class Scenario(Spec):
                         f"team.pods.{pod_name}.hires: month {hire.month} is outside the horizon "
                         f"(0..{self.horizon_months - 1})"
                     )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _curve_times(self):
+        import math
+
+        problems = []
+        for _, _, path, spec in self.curve_specs():
+            if isinstance(spec, NeverCurve):
+                continue
+            median = spec.build().inv_cumhaz(math.log(2.0))
+            if not median >= MIN_CURVE_MEDIAN_DAYS:
+                problems.append(
+                    f"{path}: median time {median:.3g} days; a curve's median must be at least "
+                    f"{MIN_CURVE_MEDIAN_DAYS:g} day (shorter states would flip without end)"
+                )
         if problems:
             raise ValueError("\n".join(problems))
         return self

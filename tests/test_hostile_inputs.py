@@ -131,6 +131,14 @@ CASES: dict[str, tuple[dict, list[str], list[str]]] = {
                                   ["tasks.nudge.every_days", "greater than or equal to 1"]),
     "champion_billion_a_year": ({"s.yaml": scen(**seg(lifecycle={"champion_change_per_year": 1e9}))}, RUN,
                                 ["champion_change_per_year", "less than or equal to 365"]),
+    "at_risk_flip_flop": (
+        {"s.yaml": scen(**seg(lifecycle={"at_risk": {"family": "exponential", "scale": 1e-6}}))},
+        RUN, ["segments.smb.lifecycle.at_risk: median time 6.93e-07 days", "at least 0.1 day"],
+    ),
+    "weibull_tiny_shape": (
+        {"s.yaml": scen(**seg(lifecycle={"recovery": {"family": "weibull", "scale": 300, "shape": 0.01}}))},
+        RUN, ["segments.smb.lifecycle.recovery: median time 3.63e-14 days"],
+    ),
     "horizon_10000": ({"s.yaml": scen(horizon_months=10_000)}, RUN, ["horizon_months", "240"]),
     "start_after_pandas": ({"s.yaml": scen().replace("replications: 1", "replications: 1\nstart_date: 9999-12-01")},
                            RUN, ["start_date", "outside 1900-01-01..2200-12-01"]),
