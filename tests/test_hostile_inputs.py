@@ -394,6 +394,8 @@ def test_merge_key_works_and_1_30_is_text(tmp_path):
     assert load_scenario(tmp_path / "m.yaml").segments["smb"].new_logos_per_month == 2
     (tmp_path / "d.yaml").write_text(scen(description="x").replace("description: x", "description: 1:30"))
     assert load_scenario(tmp_path / "d.yaml").description == "1:30"
+    (tmp_path / "u.yaml").write_text(scen().replace("initial_customers: 5", "initial_customers: 1_000"))
+    assert load_scenario(tmp_path / "u.yaml").segments["smb"].initial_customers == 1000
 
 
 def test_dask_address_that_is_not_a_scheduler(tmp_path, monkeypatch, capsys):

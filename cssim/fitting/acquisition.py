@@ -139,7 +139,7 @@ def counts_from_history(source, through: str | None = None) -> pd.DataFrame:
         try:
             months.append(_parse_month(v))
         except (ValueError, TypeError):
-            raise DataError(f"{label}: row {i + 2}, column {col!r}: cannot parse {v!r} as a date") from None
+            raise DataError(f"{label}: row {i + 2}, column {col!r}: {v!r} is not an ISO date (YYYY-MM-DD)") from None
     df = pd.DataFrame({"m": months, "segment": seg.to_numpy()})
     if "episode" in raw.columns:
         df = df[pd.to_numeric(raw["episode"], errors="coerce").fillna(0).to_numpy() == 0]
