@@ -9,7 +9,8 @@ issues them as :class:`~cssim.errors.ModelWarning` (``--strict``: errors).
 The offered load of a pod is computed from the scenario alone (no
 simulation): expected task hours a year against CSM hours a year,
 
-    ρ = Σ_tasks  customers × tasks per customer-year × hours  /  (headcount × hours_per_week × customer_facing_share × 52.18)
+    ρ = Σ_tasks customers × tasks per customer-year × hours
+        / (headcount × hours_per_week × customer_facing_share × 52.18 weeks)
 
 where customers is a segment's average book over the horizon ignoring churn
 (``initial_customers + new_logos_per_month × horizon_months / 2``, at most

@@ -97,7 +97,8 @@ def _add_strict(p) -> None:
 def _add_run(sub):
     p = sub.add_parser("run", help="simulate a scenario and write a results folder")
     p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS), help="override the scenario's replications")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
+        help="override the scenario's replications")
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
     p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>)")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
@@ -213,8 +214,10 @@ def _add_compare(sub):
         "compare", help="compare scenarios on the same random customers (paired differences to the first)"
     )
     p.add_argument("scenarios", nargs="+", help="two or more scenario files; the first is the reference")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS), help="replications (default: the first scenario's)")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="seed shared by every scenario (default: the first scenario's)")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
+        help="replications (default: the first scenario's)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED),
+        help="seed shared by every scenario (default: the first scenario's)")
     p.add_argument("--by-segment", action="store_true", help="also compare every segment and pod")
     p.add_argument("--out", "-o", help="also write comparison.csv, differences.csv, summary.txt to this folder")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
@@ -254,7 +257,8 @@ def cmd_compare(args) -> int:
 def _add_sweep(sub):
     p = sub.add_parser("sweep", help="simulate every point of a scenario's sweep: block (resumable)")
     p.add_argument("scenario", help="scenario YAML file with a sweep: block")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS), help="override the scenario's replications (every point)")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
+        help="override the scenario's replications (every point)")
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed (shared by every point)")
     p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>-sweep)")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
@@ -262,7 +266,8 @@ def _add_sweep(sub):
         "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
     )
     p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted sweep starts over)")
-    p.add_argument("--batch-size", type=_int_in(1, MAX_REPLICATIONS), default=4, help="replications per cached batch (default 4)")
+    p.add_argument("--batch-size", type=_int_in(1, MAX_REPLICATIONS), default=4,
+        help="replications per cached batch (default 4)")
     p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
     _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -332,15 +337,19 @@ def _add_plan(sub):
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--target", required=True, help='e.g. "grr >= 0.90" or "touch_miss_rate[smb] < 0.05"')
     p.add_argument("--over", required=True, help="integer field path, e.g. team.pods.smb.headcount")
-    p.add_argument("--confidence", type=_real_in(0.0, 1.0), default=0.8, help="share of replications that must meet the target")
+    p.add_argument("--confidence", type=_real_in(0.0, 1.0), default=0.8,
+        help="share of replications that must meet the target")
     p.add_argument(
         "--criterion", choices=("share", "mean"), default="share",
         help="share: share of replications meeting the target >= confidence (default); "
         "mean: one-sided confidence bound on the mean meets it",
     )
-    p.add_argument("--min", type=_int_in(-MAX_PLAN_RANGE, MAX_PLAN_RANGE), default=0, dest="low", help="smallest value to consider (default 0)")
-    p.add_argument("--max", type=_int_in(-MAX_PLAN_RANGE, MAX_PLAN_RANGE), default=30, dest="high", help="largest value to consider (default 30)")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS), help="override the scenario's replications")
+    p.add_argument("--min", type=_int_in(-MAX_PLAN_RANGE, MAX_PLAN_RANGE), default=0, dest="low",
+        help="smallest value to consider (default 0)")
+    p.add_argument("--max", type=_int_in(-MAX_PLAN_RANGE, MAX_PLAN_RANGE), default=30, dest="high",
+        help="largest value to consider (default 30)")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
+        help="override the scenario's replications")
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
     p.add_argument("--out", "-o", help="also write plan.csv, summary.txt, manifest.json to this folder")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
@@ -453,7 +462,8 @@ def _add_fit(sub):
     p = sub.add_parser("fit", help="fit curves from a customer history or a cohort retention table")
     p.add_argument("data", help="customer history (CSV/Parquet) or cohort table (cohort, period, active)")
     p.add_argument("--out", "-o", required=True, help="output folder (curves.json or cohort_fit.json, fit_report.md, ...)")
-    p.add_argument("--until", type=_int_in(0, 10_000), help="cohort tables: calibrate on periods <= UNTIL only (back-test)")
+    p.add_argument("--until", type=_int_in(0, 10_000),
+        help="cohort tables: calibrate on periods <= UNTIL only (back-test)")
     p.add_argument("--horizon", type=_int_in(1, 10_000), help="cohort tables: project every cohort to this period")
     p.add_argument("--extract-date", help="histories: date of the extract (default: extract_date column, else the latest date)")
     p.add_argument("--drop-bad-rows", action="store_true", help="histories: drop invalid rows (and report how many) instead of failing")
@@ -464,7 +474,8 @@ def _add_fit(sub):
         help="histories: also refit each chosen curve and renewal model to N resamples of the customers and store "
         "the parameter sets (for parameter_uncertainty: bootstrap); costs about N refits per curve",
     )
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0, help="histories: seed of the bootstrap resamples (default 0)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0,
+        help="histories: seed of the bootstrap resamples (default 0)")
     p.add_argument("--families", help="histories: " + _families_help())
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -513,7 +524,8 @@ def _add_synth(sub):
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--out", "-o", required=True, help="history file to write (.csv or .parquet)")
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
-    p.add_argument("--months", type=_int_in(1, MAX_HORIZON_MONTHS), help="override the scenario's horizon_months (length of the history)")
+    p.add_argument("--months", type=_int_in(1, MAX_HORIZON_MONTHS),
+        help="override the scenario's horizon_months (length of the history)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
     _add_strict(p)
     p.set_defaults(func=cmd_synth)
@@ -548,8 +560,10 @@ def _add_touch_effects(sub):
     p.add_argument("--group", help="other tables: touch-model column")
     p.add_argument("--entry", help="other tables: left-truncation (entry time) column")
     p.add_argument("--reference", help="touch model to compare against (default: the most common)")
-    p.add_argument("--trim", type=_real_in(0.0, 0.4999), help="drop customers with a propensity below TRIM for any touch model")
-    p.add_argument("--truncate", type=_real_in(1e-9, 0.4999), help="clip weights at the TRUNCATE and 1-TRUNCATE quantiles (e.g. 0.01)")
+    p.add_argument("--trim", type=_real_in(0.0, 0.4999),
+        help="drop customers with a propensity below TRIM for any touch model")
+    p.add_argument("--truncate", type=_real_in(1e-9, 0.4999),
+        help="clip weights at the TRUNCATE and 1-TRUNCATE quantiles (e.g. 0.01)")
     p.add_argument("--out", "-o", help="output folder (default: results/<file stem>-touch-effects)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_touch_effects)
@@ -575,10 +589,13 @@ def _add_backtest(sub):
     )
     p.add_argument("history", help="customer-history file (.csv or .parquet)")
     p.add_argument("--cutoff", required=True, help="date (YYYY-MM-DD): everything after it is treated as unknown")
-    p.add_argument("--horizon", type=_int_in(1, MAX_HORIZON_MONTHS), required=True, help="months to forecast after the cutoff")
+    p.add_argument("--horizon", type=_int_in(1, MAX_HORIZON_MONTHS), required=True,
+        help="months to forecast after the cutoff")
     p.add_argument("--scenario", help="template scenario: touch models, team, contracts, renewal settings")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS), default=100, help="Monte Carlo replications (default 100)")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0, help="seed of the forecast and the baselines (default 0)")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS), default=100,
+        help="Monte Carlo replications (default 100)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0,
+        help="seed of the forecast and the baselines (default 0)")
     p.add_argument("--jobs", "-j", type=_jobs, default=1, help="worker processes (-1: every core)")
     p.add_argument("--families", help=_families_help())
     p.add_argument("--fixed-rate", action="store_true",

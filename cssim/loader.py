@@ -89,7 +89,8 @@ MAX_SCENARIO_BYTES = 2_000_000
 MAX_NESTING = 40
 
 # YAML 1.2 core schema scalars: ``1:30`` stays a string (not 90), ``yes``/``on`` stay strings (not true),
-# ``0o17`` is octal and ``017`` is 17, ``1_000`` is 1000; ``.inf``/``.nan`` are read as floats and refused by the schema.
+# ``0o17`` is octal and ``017`` is 17, ``1_000`` is 1000; ``.inf``/``.nan`` are read as floats and refused by
+# the schema.
 _CORE_RESOLVERS = [
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
     ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),

@@ -831,7 +831,9 @@ class PodSpec(Spec):
     customer_facing_share: Annotated[float, Real, Field(gt=0.0, le=1.0)] = Field(
         0.6, description="share of hours available for customer tasks"
     )
-    book_cap: Annotated[int, Whole, Field(ge=1, le=MAX_CUSTOMERS)] | None = Field(None, description="max accounts per CSM")
+    book_cap: Annotated[int, Whole, Field(ge=1, le=MAX_CUSTOMERS)] | None = Field(
+        None, description="max accounts per CSM"
+    )
     cost_per_year: NonNegativeFloat = Field(150_000.0, description="fully loaded cost per CSM")
     ramp_months: NonNegativeFloat = Field(3.0, description="new hires reach full productivity linearly")
     ramp_start_productivity: Annotated[float, Real, Field(gt=0.0, le=1.0)] = 0.25
@@ -852,8 +854,12 @@ class SweepSampleSpec(Spec):
     """Random sweep points: ``n`` draws, each field uniform on [low, high] (integers if both bounds are)."""
 
     n: Annotated[int, Whole, Field(ge=1, le=MAX_SWEEP_POINTS)]
-    ranges: dict[str, Annotated[list[Annotated[int, Whole] | FiniteFloat], Field(min_length=2, max_length=2)]] = Field(min_length=1)
-    seed: Annotated[int, Whole, Field(ge=0, le=MAX_SEED)] | None = Field(None, description="sample generator seed; default: the scenario seed")
+    ranges: dict[str, Annotated[list[Annotated[int, Whole] | FiniteFloat], Field(min_length=2, max_length=2)]] = Field(
+        min_length=1
+    )
+    seed: Annotated[int, Whole, Field(ge=0, le=MAX_SEED)] | None = Field(
+        None, description="sample generator seed; default: the scenario seed"
+    )
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -886,7 +892,9 @@ class SweepSpec(Spec):
         if self.sample is not None:
             points *= self.sample.n
         if points > MAX_SWEEP_POINTS:
-            sizes = " × ".join([str(len(v)) for v in self.grid.values()] + ([f"{self.sample.n} samples"] if self.sample else []))
+            sizes = " × ".join(
+                [str(len(v)) for v in self.grid.values()] + ([f"{self.sample.n} samples"] if self.sample else [])
+            )
             raise ValueError(f"{points:,} points ({sizes}); a sweep has at most {MAX_SWEEP_POINTS:,} points")
         return self
 
@@ -947,7 +955,9 @@ class Scenario(Spec):
 
     @model_validator(mode="after")
     def _size(self):
-        total = sum(seg.initial_customers + seg.new_logos_per_month * self.horizon_months for seg in self.segments.values())
+        total = sum(
+            seg.initial_customers + seg.new_logos_per_month * self.horizon_months for seg in self.segments.values()
+        )
         if total > MAX_TOTAL_CUSTOMERS:
             raise ValueError(
                 f"segments: about {total:,.0f} customers over the run (initial_customers + new_logos_per_month × "

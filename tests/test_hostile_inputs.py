@@ -89,7 +89,10 @@ ALIAS_BOMB = (
 )
 
 CURVES_OK = '{"format": "cssim-curves/1", "curves": {"smb/churn": {"spec": {"family": "exponential", "scale": 300}}}}'
-FITTED = seg(contract={"billing": "monthly"}, lifecycle={"churn": {"family": "fitted", "file": "curves.json", "key": "smb/churn"}})
+FITTED = seg(
+    contract={"billing": "monthly"},
+    lifecycle={"churn": {"family": "fitted", "file": "curves.json", "key": "smb/churn"}},
+)
 ACQ = '{"format": "%s", "segments": {"smb": {"start": "2027-01", "paths": [[1, 2, 3, 4, 5, %s]]}}}'
 BOOK_HEAD = "customer_id,arr,touch_model,tenure_days\n"
 RUN = ["run", "s.yaml", "-j", "1", "-q"]
@@ -270,7 +273,8 @@ CASES: dict[str, tuple[dict, list[str], list[str]]] = {
     "touch_effects_trim": ({"h.csv": HISTORY_HEAD}, ["touch-effects", "h.csv", "--trim", "0.7"], ["--trim"]),
     "unknown_flag": ({"s.yaml": scen()}, ["run", "s.yaml", "--replicatons", "3"], ["unrecognized arguments"]),
     # ---- faults around output
-    "out_is_a_file": ({"s.yaml": scen(), "r": "mine"}, [*RUN, "--out", "r", "--force"], ["r: exists and is not a folder"]),
+    "out_is_a_file": ({"s.yaml": scen(), "r": "mine"}, [*RUN, "--out", "r", "--force"],
+                      ["r: exists and is not a folder"]),
     "plan_cache_is_a_file": ({"s.yaml": scen()}, ["plan", "s.yaml", "--target", "grr >= 0.9", "--over",
                              "team.pods.smb_pod.headcount", "--cache", "s.yaml"], ["--cache s.yaml", "not a folder"]),
     "synth_out_under_a_file": ({"s.yaml": scen()}, ["synth", "s.yaml", "--out", "s.yaml/h.csv"],

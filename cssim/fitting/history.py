@@ -257,7 +257,8 @@ def read_history(
         parsed = parse_dates(raw[col], date_format)
         text = raw[col].str.strip()
         check_date_format(label, col, text, parsed, date_format)
-        flag((text != "") & parsed.isna(), col, lambda i, c=col: f"cannot parse {raw[c].iloc[i]!r} as a date; use {want}")
+        flag((text != "") & parsed.isna(), col,
+             lambda i, c=col: f"cannot parse {raw[c].iloc[i]!r} as a date; use {want}")
         if col == "signed_date":
             flag(text == "", col, lambda i: "empty; every row needs the date the customer signed (YYYY-MM-DD)")
         dates[col] = parsed
