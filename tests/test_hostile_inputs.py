@@ -250,6 +250,18 @@ CASES: dict[str, tuple[dict, list[str], list[str]]] = {
     # ---- cohort tables
     "cohort_infinite": ({"c.csv": "year,active\n0,1000\n1,inf\n2,400\n"}, ["fit", "c.csv", "--out", "fit"],
                         ["c.csv", "active"]),
+    "cohort_negative": ({"c.csv": "year,active\n0,1000\n1,-5\n2,400\n"}, ["fit", "c.csv", "--out", "fit"],
+                        ["c.csv", "row 3", "'active'", "negative"]),
+    "cohort_rising": ({"c.csv": "year,active\n0,1000\n1,1200\n2,400\n"}, ["fit", "c.csv", "--out", "fit"],
+                      ["c.csv", "row 3", "rises"]),
+    "cohort_overflow": ({"c.csv": "year,active\n0,1000\n1,1e400\n"}, ["fit", "c.csv", "--out", "fit"],
+                        ["row 3", "'1e400' is not a finite number"]),
+    "counts_month_13": ({"n.csv": "month,segment,new_logos\n2024-13,smb,3\n"},
+                        ["forecast-acquisition", "n.csv", "--out", "a.json"], ["n.csv", "row 2", "'month'", "2024-13"]),
+    "counts_boolean": ({"n.csv": "month,segment,new_logos\n2024-01,smb,true\n"},
+                       ["forecast-acquisition", "n.csv", "--out", "a.json"], ["n.csv", "row 2", "'true'"]),
+    "counts_infinite": ({"n.csv": "month,segment,new_logos\n2024-01,smb,inf\n"},
+                        ["forecast-acquisition", "n.csv", "--out", "a.json"], ["n.csv", "row 2", "'inf'"]),
     "cohort_symlink_loop": ({"c.csv": ("symlink", "c.csv")}, ["fit", "c.csv", "--out", "fit"],
                             ["c.csv", "symbolic link loop"]),
     # ---- command-line flags
