@@ -236,7 +236,14 @@ def cmd_compare(args) -> int:
 
     if len(args.scenarios) < 2:
         raise PlanError(f"compare needs at least two scenario files, got {len(args.scenarios)}")
-    scenarios = [load_scenario(path, strict=args.strict) for path in args.scenarios]
+    scenarios, problems = [], []
+    for path in args.scenarios:  # every file's problems, not only the first file's
+        try:
+            scenarios.append(load_scenario(path, strict=args.strict))
+        except CssimError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise CssimError.many(problems)
     out = Path(args.out) if args.out else None
     if out is not None:
         check_target(out, args.force)

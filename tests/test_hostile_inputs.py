@@ -513,3 +513,13 @@ def test_every_broken_reference_listed(tmp_path, monkeypatch, capsys):
         "team.pods.smb_pod.segments",
     ]
     assert all(line.startswith("cssim: error: s.yaml: ") for line in lines)
+
+
+def test_compare_lists_the_problems_of_every_file(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a.yaml").write_text(scen(horizon_months=0))
+    (tmp_path / "b.yaml").write_text(scen(**pod(headcount=True)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "a.yaml", "b.yaml", "-q", "-j", "1"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[2:4] for line in lines] == [["a.yaml", "horizon_months"],
+                                                        ["b.yaml", "team.pods.smb_pod.headcount"]]
