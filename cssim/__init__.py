@@ -9,8 +9,9 @@ Load a scenario, simulate it, read the results::
 """
 
 from .backtest import BacktestResults, backtest
+from .checks import model_checks, offered_load
 from .compare import ComparisonResults, compare
-from .errors import CssimError, DataError, PlanError, ScenarioError
+from .errors import CssimError, DataError, ModelWarning, PlanError, ScenarioError
 from .fitting.acquisition import fit_acquisition, write_forecast
 from .fitting.causal import TouchEffects, touch_effects
 from .fitting.cohorts import fit_cohorts, read_cohort_table
@@ -36,6 +37,7 @@ __all__ = [
     "DataError",
     "KPIS",
     "KPI_NAMES",
+    "ModelWarning",
     "PlanError",
     "PlanResults",
     "Scenario",
@@ -53,6 +55,8 @@ __all__ = [
     "fit_history",
     "load_curves",
     "load_scenario",
+    "model_checks",
+    "offered_load",
     "parse_target",
     "plan",
     "read_cohort_table",

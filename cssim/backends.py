@@ -37,6 +37,42 @@ def run_batch(scenario: Scenario, reps: Sequence[int]) -> list[dict]:
     return [run_replication(scenario, int(r))[0] for r in reps]
 
 
+#: Seconds between a worker's checks that the process that started it is still alive.
+PARENT_POLL_SECONDS = 1.0
+#: Seconds to wait for a Dask scheduler to answer (connection and handshake) before giving up.
+DASK_CONNECT_TIMEOUT = 10.0
+_WATCHDOG: list[int] = []  # the parent pid a worker's watchdog follows (empty in the main process)
+
+
+def _exit_with_parent(parent: int | None = None) -> None:
+    """In a worker process: exit as soon as ``parent`` (default: the current parent) is gone.
+
+    Started as the loky workers' initializer with the main process's pid, so a
+    worker that starts after ``kill -9`` of ``cssim run -j 2`` exits at once, and
+    one that is computing exits within :data:`PARENT_POLL_SECONDS`: an orphaned
+    worker is re-parented, so its parent pid changes; a daemon thread polls for
+    that and ends the process instead of leaving it to finish work nobody will read.
+    """
+    import os
+    import threading
+    import time
+
+    if _WATCHDOG:
+        return
+    parent = os.getppid() if parent is None else parent
+    _WATCHDOG.append(parent)
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="cssim-parent-watchdog", daemon=True).start()
+
+
 def _tagged(tag: int, scenario: Scenario, reps: Sequence[int]) -> tuple[int, list[dict]]:
     # joblib's unordered generator returns bare results; the tag says which task it was.
     return tag, run_batch(scenario, reps)
@@ -114,9 +150,13 @@ def execute(
         for i, task in enumerate(tasks):
             yield i, run_batch(task.scenario, task.reps)
         return
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, parallel_config
 
-    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    # Each worker watches its parent from the moment it starts (not only once it has a task).
+    import os
+
+    with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)):
+        parallel = Parallel(n_jobs=workers, return_as="generator_unordered")
     yield from parallel(delayed(_tagged)(i, t.scenario, t.reps) for i, t in enumerate(tasks))
 
 
@@ -142,14 +182,42 @@ def _dask_client(dask, jobs: int | None):
             client.close()
             cluster.close()
         return
-    try:
-        client = Client(dask, timeout="20s")
-    except (OSError, TimeoutError) as exc:
-        raise PlanError(f"--dask {dask}: cannot connect to the Dask scheduler ({exc})") from None
+    client = _connect(Client, dask, DASK_CONNECT_TIMEOUT)
+
     try:
         yield client
     finally:
         client.close()
+
+
+def _connect(client_class, address: str, timeout: float):
+    """A Client of the scheduler at ``address``, or a one-line PlanError within ``timeout`` seconds.
+
+    ``Client(timeout=...)`` bounds the TCP connection but not the handshake: a
+    socket that accepts and never answers like a scheduler would hold it for
+    minutes. The connection runs in a daemon thread that is abandoned at the deadline.
+    """
+    import threading
+
+    box: dict = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = client_class(address, timeout=f"{timeout}s")
+        except BaseException as exc:  # noqa: BLE001 - any failure means "no scheduler there"
+            box["error"] = exc
+
+    thread = threading.Thread(target=connect, name="cssim-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "client" in box:
+        return box["client"]
+    exc = box.get("error")
+    reason = (str(exc).splitlines() or [type(exc).__name__])[0] if exc is not None else "no answer"
+    raise PlanError(
+        f"--dask {address}: no Dask scheduler answered within {timeout:g} s ({reason}); give the address of a "
+        "running scheduler (tcp://host:8786) or 'local'"
+    )
 
 
 def _execute_dask(tasks: Sequence[Task], jobs: int | None, dask) -> Iterator[tuple[int, list[dict]]]:

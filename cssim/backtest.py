@@ -94,7 +94,7 @@ def _read(path) -> pd.DataFrame:
 def _dates(frame: pd.DataFrame, col: str) -> pd.Series:
     if col not in frame:
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
-    return pd.to_datetime(frame[col].replace("", None), errors="coerce")
+    return pd.to_datetime(frame[col].replace("", None), errors="coerce", format="ISO8601")  # validated by read_history
 
 
 def censor_history(raw: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataError
+from .files import regular_file
 
 __all__ = ["BOOK_STAGES", "read_book", "book_tenures"]
 
@@ -60,8 +61,9 @@ def read_book(path) -> tuple[list[dict], str]:
     """Rows of a starting-book CSV (see the module docstring) and the file's sha256."""
     path = Path(path)
     label = str(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise DataError(f"{label}: book file not found")
+    regular_file(path, label, "a book CSV (one row per customer)", error=DataError)
     data = path.read_bytes()
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)

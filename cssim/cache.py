@@ -9,7 +9,9 @@ stored batch, and any change to the scenario's content gives a new key.
 
 Each file is written to a temporary name in the same folder and renamed into
 place, so an interrupted write never leaves a truncated batch under a real
-key; a file that cannot be read is treated as missing (and recomputed).
+key. Each file carries a SHA-256 of its arrays (names, dtypes, shapes, bytes);
+a file that cannot be read, lacks the checksum or does not match it (an array
+removed, values changed) is treated as missing: deleted and recomputed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ __all__ = ["BatchCache", "DEFAULT_CACHE_NAME", "batch_key"]
 
 DEFAULT_CACHE_NAME = ".cssim-cache"
 _SEP = "::"
+_CHECKSUM = "__sha256__"
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of named arrays: names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def batch_key(scenario: Scenario, reps: Sequence[int]) -> str:
@@ -69,15 +82,20 @@ class BatchCache:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                stacked: dict[str, dict[str, np.ndarray]] = {}
-                for name in data.files:
-                    group, series = name.split(_SEP, 1)
-                    stacked.setdefault(group, {})[series] = data[name]
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-            path.unlink(missing_ok=True)
+                arrays = {name: data[name] for name in data.files}
+            stored = str(arrays.pop(_CHECKSUM))
+            if stored != _checksum(arrays):
+                raise ValueError("checksum mismatch")
+            stacked: dict[str, dict[str, np.ndarray]] = {}
+            for name, array in arrays.items():
+                group, series = name.split(_SEP, 1)
+                stacked.setdefault(group, {})[series] = array
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            path.unlink(missing_ok=True)  # damaged or from an older cssim: recompute
             return None
         n = len(reps)
         if any(a.shape[0] != n for series in stacked.values() for a in series.values()):
+            path.unlink(missing_ok=True)
             return None
         self.hits += 1
         return [{g: {s: a[i] for s, a in series.items()} for g, series in stacked.items()} for i in range(n)]
@@ -94,7 +112,7 @@ class BatchCache:
         tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+                np.savez(fh, **arrays, **{_CHECKSUM: np.array(_checksum(arrays))})
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

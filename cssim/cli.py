@@ -13,18 +13,96 @@ import sys
 from pathlib import Path
 
 from .errors import CssimError
+from .scenario import MAX_HORIZON_MONTHS, MAX_REPLICATIONS, MAX_SEED
 
 EXIT_USAGE = 2
+
+#: Upper limits of numeric flags (the scenario's own limits are in cssim.scenario).
+MAX_JOBS = 1024
+MAX_PATHS = 100_000
+MAX_BOOTSTRAP = 10_000
+MAX_PLAN_RANGE = 100_000
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: a whole number in [low, high] (not 1.5, not 'true')."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one in {low:,}..{high:,}") from None
+        if not low <= value <= high:
+            allowed = f"at least {low:,}" if high >= MAX_SEED else f"{low:,}..{high:,}"
+            raise argparse.ArgumentTypeError(f"{value:,} is not allowed; give a whole number, {allowed}")
+        return value
+
+    return parse
+
+
+def _real_in(low: float, high: float):
+    """An argparse type: a finite number in [low, high]."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}..{high:g}")
+        return value
+
+    return parse
+
+
+def _jobs(text: str) -> int:
+    value = _int_in(-1, MAX_JOBS)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 workers; give -1 (all cores) or 1 or more")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with cssim's error format: one line ``cssim: error: …``, exit code 2."""
+
+    def error(self, message: str):
+        name = self.prog.removeprefix("cssim").strip()
+        self.exit(EXIT_USAGE, f"cssim: error: {name + ': ' if name else ''}{message}\n")
+
+
+def _add_date_format(p) -> None:
+    p.add_argument(
+        "--date-format", metavar="FORMAT", type=_date_format,
+        help="strftime format of the file's dates, e.g. %%d/%%m/%%Y (default: ISO 8601, YYYY-MM-DD; never guessed)",
+    )
+
+
+def _date_format(text: str) -> str:
+    import datetime as dt
+
+    if "%" not in text or not any(code in text for code in ("%d", "%j")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date format; give strftime codes, e.g. %d/%m/%Y")
+    try:
+        dt.date(2024, 2, 5).strftime(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return text
+
+
+def _add_strict(p) -> None:
+    p.add_argument("--strict", action="store_true", help="treat model-check warnings as errors (exit 2)")
 
 
 def _add_run(sub):
     p = sub.add_parser("run", help="simulate a scenario and write a results folder")
     p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("--replications", "-n", type=int, help="override the scenario's replications")
-    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
+        help="override the scenario's replications")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
     p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>)")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
-    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
     _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument(
@@ -33,6 +111,7 @@ def _add_run(sub):
         help="also run without parameter uncertainty on the same seeds; write uncertainty.csv (interval width "
         "with and without, share from estimation error)",
     )
+    _add_strict(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -54,7 +133,7 @@ def cmd_run(args) -> int:
         overrides["replications"] = args.replications
     if args.seed is not None:
         overrides["seed"] = args.seed
-    scenario = load_scenario(args.scenario, overrides)
+    scenario = load_scenario(args.scenario, overrides, strict=args.strict)
     out = Path(args.out) if args.out else Path("results") / scenario.name
     check_target(out, args.force)
     extra, decomposition = {}, None
@@ -82,17 +161,21 @@ def cmd_run(args) -> int:
 def _add_validate(sub):
     p = sub.add_parser("validate", help="check a scenario file and report problems")
     p.add_argument("scenario")
+    _add_strict(p)
     p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(args) -> int:
+    from .checks import offered_load
     from .loader import load_scenario, scenario_hash
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, strict=args.strict)
     print(
         f"{args.scenario}: ok — scenario {scenario.name!r}, {len(scenario.segments)} segments, "
         f"{len(scenario.touch_models)} touch models, {len(scenario.team.pods)} pods, hash {scenario_hash(scenario)}"
     )
+    for load in offered_load(scenario).values():
+        print(f"  {load.describe()}")
     return 0
 
 
@@ -131,14 +214,17 @@ def _add_compare(sub):
         "compare", help="compare scenarios on the same random customers (paired differences to the first)"
     )
     p.add_argument("scenarios", nargs="+", help="two or more scenario files; the first is the reference")
-    p.add_argument("--replications", "-n", type=int, help="replications (default: the first scenario's)")
-    p.add_argument("--seed", type=int, help="seed shared by every scenario (default: the first scenario's)")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
+        help="replications (default: the first scenario's)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED),
+        help="seed shared by every scenario (default: the first scenario's)")
     p.add_argument("--by-segment", action="store_true", help="also compare every segment and pod")
     p.add_argument("--out", "-o", help="also write comparison.csv, differences.csv, summary.txt to this folder")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
-    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
     _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_strict(p)
     p.set_defaults(func=cmd_compare)
 
 
@@ -150,7 +236,14 @@ def cmd_compare(args) -> int:
 
     if len(args.scenarios) < 2:
         raise PlanError(f"compare needs at least two scenario files, got {len(args.scenarios)}")
-    scenarios = [load_scenario(path) for path in args.scenarios]
+    scenarios, problems = [], []
+    for path in args.scenarios:  # every file's problems, not only the first file's
+        try:
+            scenarios.append(load_scenario(path, strict=args.strict))
+        except CssimError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise CssimError.many(problems)
     out = Path(args.out) if args.out else None
     if out is not None:
         check_target(out, args.force)
@@ -171,18 +264,21 @@ def cmd_compare(args) -> int:
 def _add_sweep(sub):
     p = sub.add_parser("sweep", help="simulate every point of a scenario's sweep: block (resumable)")
     p.add_argument("scenario", help="scenario YAML file with a sweep: block")
-    p.add_argument("--replications", "-n", type=int, help="override the scenario's replications (every point)")
-    p.add_argument("--seed", type=int, help="override the scenario's seed (shared by every point)")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
+        help="override the scenario's replications (every point)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed (shared by every point)")
     p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>-sweep)")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
     p.add_argument(
         "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
     )
     p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted sweep starts over)")
-    p.add_argument("--batch-size", type=int, default=4, help="replications per cached batch (default 4)")
-    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    p.add_argument("--batch-size", type=_int_in(1, MAX_REPLICATIONS), default=4,
+        help="replications per cached batch (default 4)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
     _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    _add_strict(p)
     p.set_defaults(func=cmd_sweep)
 
 
@@ -211,17 +307,19 @@ def _interrupted(cache: Path | None) -> int:
 def cmd_sweep(args) -> int:
     from .errors import PlanError
     from .loader import load_scenario
-    from .output import check_target
+    from .output import check_dir_option, check_target
     from .sweep import sweep
 
     if args.batch_size < 1:
         raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, strict=args.strict)
     if scenario.sweep is None:
         raise PlanError(f"{args.scenario}: no sweep: block; add one, e.g. sweep: {{grid: {{team.pods.smb.headcount: [2, 3, 4]}}}}")
     out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sweep"
     check_target(out, args.force)
     cache = _cache_dir(args, out)
+    if cache is not None:
+        check_dir_option(cache, "--cache")
     try:
         result = sweep(
             scenario, replications=args.replications, seed=args.seed, jobs=args.jobs, dask=args.dask,
@@ -246,35 +344,42 @@ def _add_plan(sub):
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--target", required=True, help='e.g. "grr >= 0.90" or "touch_miss_rate[smb] < 0.05"')
     p.add_argument("--over", required=True, help="integer field path, e.g. team.pods.smb.headcount")
-    p.add_argument("--confidence", type=float, default=0.8, help="share of replications that must meet the target")
+    p.add_argument("--confidence", type=_real_in(0.0, 1.0), default=0.8,
+        help="share of replications that must meet the target")
     p.add_argument(
         "--criterion", choices=("share", "mean"), default="share",
         help="share: share of replications meeting the target >= confidence (default); "
         "mean: one-sided confidence bound on the mean meets it",
     )
-    p.add_argument("--min", type=int, default=0, dest="low", help="smallest value to consider (default 0)")
-    p.add_argument("--max", type=int, default=30, dest="high", help="largest value to consider (default 30)")
-    p.add_argument("--replications", "-n", type=int, help="override the scenario's replications")
-    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--min", type=_int_in(-MAX_PLAN_RANGE, MAX_PLAN_RANGE), default=0, dest="low",
+        help="smallest value to consider (default 0)")
+    p.add_argument("--max", type=_int_in(-MAX_PLAN_RANGE, MAX_PLAN_RANGE), default=30, dest="high",
+        help="largest value to consider (default 30)")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
+        help="override the scenario's replications")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
     p.add_argument("--out", "-o", help="also write plan.csv, summary.txt, manifest.json to this folder")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
     p.add_argument("--cache", help="folder of finished batches to reuse between runs")
-    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
     _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    _add_strict(p)
     p.set_defaults(func=cmd_plan)
 
 
 def cmd_plan(args) -> int:
     from .loader import load_scenario
-    from .output import check_target
+    from .output import check_dir_option, check_target
     from .plan import parse_target, plan
 
     target = parse_target(args.target)  # fail on a bad target before loading or simulating
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, strict=args.strict, varied=(args.over,))
     out = Path(args.out) if args.out else None
     if out is not None:
         check_target(out, args.force)
+    if args.cache:
+        check_dir_option(Path(args.cache), "--cache")
     try:
         result = plan(
             scenario, target, over=args.over, confidence=args.confidence, low=args.low, high=args.high,
@@ -300,9 +405,9 @@ def _add_acquisition(sub):
     p.add_argument("--out", "-o", required=True, help="forecast JSON to write")
     p.add_argument("--history", action="store_true", help="DATA is a customer history: count signed dates")
     p.add_argument("--through", help="last complete month of a history (YYYY-MM); later signings are dropped")
-    p.add_argument("--horizon", type=int, default=36, help="months to forecast (default 36)")
-    p.add_argument("--paths", type=int, default=500, help="simulated paths per segment (default 500)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--horizon", type=_int_in(1, MAX_HORIZON_MONTHS), default=36, help="months to forecast (default 36)")
+    p.add_argument("--paths", type=_int_in(1, MAX_PATHS), default=500, help="simulated paths per segment (default 500)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0)
     p.add_argument("--force", action="store_true", help="replace an existing forecast file")
     p.set_defaults(func=cmd_acquisition)
 
@@ -364,17 +469,20 @@ def _add_fit(sub):
     p = sub.add_parser("fit", help="fit curves from a customer history or a cohort retention table")
     p.add_argument("data", help="customer history (CSV/Parquet) or cohort table (cohort, period, active)")
     p.add_argument("--out", "-o", required=True, help="output folder (curves.json or cohort_fit.json, fit_report.md, ...)")
-    p.add_argument("--until", type=int, help="cohort tables: calibrate on periods <= UNTIL only (back-test)")
-    p.add_argument("--horizon", type=int, help="cohort tables: project every cohort to this period")
+    p.add_argument("--until", type=_int_in(0, 10_000),
+        help="cohort tables: calibrate on periods <= UNTIL only (back-test)")
+    p.add_argument("--horizon", type=_int_in(1, 10_000), help="cohort tables: project every cohort to this period")
     p.add_argument("--extract-date", help="histories: date of the extract (default: extract_date column, else the latest date)")
     p.add_argument("--drop-bad-rows", action="store_true", help="histories: drop invalid rows (and report how many) instead of failing")
+    _add_date_format(p)
     p.add_argument("--scenario", help="histories: a scenario whose segments are the only ones allowed in the file")
     p.add_argument(
-        "--bootstrap", type=int, default=0, metavar="N",
+        "--bootstrap", type=_int_in(0, MAX_BOOTSTRAP), default=0, metavar="N",
         help="histories: also refit each chosen curve and renewal model to N resamples of the customers and store "
         "the parameter sets (for parameter_uncertainty: bootstrap); costs about N refits per curve",
     )
-    p.add_argument("--seed", type=int, default=0, help="histories: seed of the bootstrap resamples (default 0)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0,
+        help="histories: seed of the bootstrap resamples (default 0)")
     p.add_argument("--families", help="histories: " + _families_help())
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -390,10 +498,9 @@ def cmd_fit(args) -> int:
         raise CssimError(f"--bootstrap: {args.bootstrap}; give 0 (none) or more refits")
     if args.seed < 0:
         raise CssimError(f"--seed: {args.seed}; give a whole number >= 0")
-    if path.is_dir():
-        raise CssimError(f"{path}: is a directory, expected a customer history or a cohort table (CSV or Parquet)")
-    if not path.is_file():
-        raise CssimError(f"{path}: file not found")
+    from .files import regular_file
+
+    regular_file(path, str(path), "a customer history or a cohort table (CSV or Parquet)")
     if looks_like_cohort_table(path):
         try:
             from .fitting.cohorts import fit_cohort_file
@@ -415,7 +522,7 @@ def cmd_fit(args) -> int:
     return fit_history_file(
         path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
         segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
-        families=families,
+        families=families, date_format=args.date_format,
     )
 
 
@@ -423,9 +530,11 @@ def _add_synth(sub):
     p = sub.add_parser("synth", help="simulate one replication of a scenario and write it as a customer-history file")
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--out", "-o", required=True, help="history file to write (.csv or .parquet)")
-    p.add_argument("--seed", type=int, help="override the scenario's seed")
-    p.add_argument("--months", type=int, help="override the scenario's horizon_months (length of the history)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
+    p.add_argument("--months", type=_int_in(1, MAX_HORIZON_MONTHS),
+        help="override the scenario's horizon_months (length of the history)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
+    _add_strict(p)
     p.set_defaults(func=cmd_synth)
 
 
@@ -437,7 +546,7 @@ def cmd_synth(args) -> int:
     out = Path(args.out)
     check_file_target(out, args.force)
     overrides = {"horizon_months": args.months} if args.months is not None else {}
-    scenario = load_scenario(args.scenario, overrides)
+    scenario = load_scenario(args.scenario, overrides, strict=args.strict)
     frame = synthesize_history(scenario, seed=args.seed)
     write_history(frame, out, force=args.force)
     churned = int((frame["churn_date"] != "").sum())
@@ -458,8 +567,10 @@ def _add_touch_effects(sub):
     p.add_argument("--group", help="other tables: touch-model column")
     p.add_argument("--entry", help="other tables: left-truncation (entry time) column")
     p.add_argument("--reference", help="touch model to compare against (default: the most common)")
-    p.add_argument("--trim", type=float, help="drop customers with a propensity below TRIM for any touch model")
-    p.add_argument("--truncate", type=float, help="clip weights at the TRUNCATE and 1-TRUNCATE quantiles (e.g. 0.01)")
+    p.add_argument("--trim", type=_real_in(0.0, 0.4999),
+        help="drop customers with a propensity below TRIM for any touch model")
+    p.add_argument("--truncate", type=_real_in(1e-9, 0.4999),
+        help="clip weights at the TRUNCATE and 1-TRUNCATE quantiles (e.g. 0.01)")
     p.add_argument("--out", "-o", help="output folder (default: results/<file stem>-touch-effects)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_touch_effects)
@@ -485,11 +596,14 @@ def _add_backtest(sub):
     )
     p.add_argument("history", help="customer-history file (.csv or .parquet)")
     p.add_argument("--cutoff", required=True, help="date (YYYY-MM-DD): everything after it is treated as unknown")
-    p.add_argument("--horizon", type=int, required=True, help="months to forecast after the cutoff")
+    p.add_argument("--horizon", type=_int_in(1, MAX_HORIZON_MONTHS), required=True,
+        help="months to forecast after the cutoff")
     p.add_argument("--scenario", help="template scenario: touch models, team, contracts, renewal settings")
-    p.add_argument("--replications", "-n", type=int, default=100, help="Monte Carlo replications (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the forecast and the baselines (default 0)")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (-1: every core)")
+    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS), default=100,
+        help="Monte Carlo replications (default 100)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0,
+        help="seed of the forecast and the baselines (default 0)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=1, help="worker processes (-1: every core)")
     p.add_argument("--families", help=_families_help())
     p.add_argument("--fixed-rate", action="store_true",
                    help="new logos at the point estimate of the pre-cutoff rate (default: rate drawn from its posterior)")
@@ -498,7 +612,7 @@ def _add_backtest(sub):
                    "estimation covariance, and the forecast is run again at the point estimates (cssim_point) to "
                    "show how much of the interval is estimation error; bootstrap: one refit to resampled customers "
                    "per replication instead (see --bootstrap); none: point estimates only")
-    p.add_argument("--bootstrap", type=int, default=None, metavar="N",
+    p.add_argument("--bootstrap", type=_int_in(2, MAX_BOOTSTRAP), default=None, metavar="N",
                    help="with --parameter-uncertainty bootstrap: refits per curve (default 200; costs N refits each)")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
@@ -530,7 +644,7 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cssim", description="Forecast what a customer-success policy does to a B2B SaaS business."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -546,7 +660,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad flag (one line already printed), or --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     import warnings
 
     try:
@@ -554,11 +671,17 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             return args.func(args)
     except CssimError as exc:
-        print(f"cssim: error: {exc}", file=sys.stderr)
+        for line in exc.problems:
+            print(f"cssim: error: {line}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cssim: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

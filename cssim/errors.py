@@ -8,7 +8,20 @@ from __future__ import annotations
 
 
 class CssimError(Exception):
-    """Base class for errors caused by user input (not by a bug in cssim)."""
+    """Base class for errors caused by user input (not by a bug in cssim).
+
+    ``problems`` lists every problem found, one line each (the message is
+    the lines joined); most errors have one.
+    """
+
+    @property
+    def problems(self) -> list[str]:
+        return str(self).splitlines() or [""]
+
+    @classmethod
+    def many(cls, lines: list[str]) -> CssimError:
+        """One error reporting every line of ``lines`` (each a complete one-line message)."""
+        return cls("\n".join(lines))
 
 
 class ScenarioError(CssimError):
@@ -21,3 +34,7 @@ class DataError(CssimError):
 
 class PlanError(CssimError):
     """A sweep, comparison or planning request cannot be carried out."""
+
+
+class ModelWarning(UserWarning):
+    """The scenario is valid but its forecast would mislead (:mod:`cssim.checks`); ``--strict`` makes it an error."""

@@ -21,8 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
+
+from .errors import CssimError
+from .files import regular_file
 
 FORMAT = "cssim.acquisition_forecast"
 VERSION = 1
@@ -53,10 +57,16 @@ def read_forecast(file: str | Path, key: str) -> dict:
     the file and field it came from).
     """
     path = Path(file)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise ValueError(f"acquisition forecast file {str(file)!r} not found")
     try:
+        regular_file(path, str(file), "an acquisition forecast written by cssim forecast-acquisition")
+    except CssimError as exc:
+        raise ValueError(str(exc)) from None
+    try:
         digest, data = _read(str(path.resolve()), path.stat().st_mtime_ns)
+    except RecursionError:
+        raise ValueError(f"{file}: cannot read acquisition forecast (nested too deeply)") from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"{file}: cannot read acquisition forecast ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -72,4 +82,11 @@ def read_forecast(file: str | Path, key: str) -> dict:
         month_index(seg["start"])
     except (KeyError, ValueError):
         raise ValueError(f"{file}: forecast {key!r} has no valid 'start' month (YYYY-MM)") from None
-    return {"start": seg["start"], "paths": [[float(x) for x in p] for p in paths], "sha256": digest}
+    try:
+        values = [[float(x) for x in p] for p in paths]
+    except (TypeError, ValueError):
+        raise ValueError(f"{file}: forecast {key!r} has a path value that is not a number") from None
+    if not all(math.isfinite(x) and x >= 0 for p in values for x in p):
+        raise ValueError(f"{file}: forecast {key!r} has a path value that is negative or not finite; "
+                         "new logos per month are finite numbers >= 0")
+    return {"start": seg["start"], "paths": values, "sha256": digest}

@@ -11,13 +11,16 @@ import difflib
 import hashlib
 import json
 import typing
+import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import ScenarioError
+from .checks import model_checks
+from .errors import ModelWarning, ScenarioError
+from .files import regular_file
 from .scenario import Scenario
 
 __all__ = [
@@ -80,13 +83,40 @@ def set_path(data: dict, path: str, value: Any) -> dict:
     return out
 
 
+#: Largest scenario file read (bytes); a scenario is a few kilobytes.
+MAX_SCENARIO_BYTES = 2_000_000
+#: Deepest nesting of mappings and lists in a scenario (the schema itself is about 8 deep).
+MAX_NESTING = 40
+
+# YAML 1.2 core schema scalars: ``1:30`` stays a string (not 90), ``yes``/``on`` stay strings (not true),
+# ``0o17`` is octal and ``017`` is 17, ``1_000`` is 1000; ``.inf``/``.nan`` are read as floats and refused by
+# the schema.
+_CORE_RESOLVERS = [
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
+]
+
+
 class _ScenarioLoader(yaml.SafeLoader):
-    """Safe YAML loader for scenarios: a key given twice is an error, and dates stay strings so
-    that the schema (not the YAML parser) checks them and can name the field."""
+    """Safe YAML loader for scenarios.
+
+    - a key given twice in one mapping is an error (a merge key ``<<:`` may be overridden);
+    - scalars follow the YAML 1.2 core schema, so ``1:30`` is the string "1:30" (not 90) and
+      ``yes``/``on`` are strings (not booleans); the schema then names the field;
+    - dates stay strings so that the schema (not the YAML parser) checks them.
+    """
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, str) and key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -95,29 +125,70 @@ class _ScenarioLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node):
+        text = self.construct_scalar(node).replace("_", "")
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text)
 
+
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:int", _ScenarioLoader.construct_yaml_int)
 _ScenarioLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (
+        "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+    )]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+for _tag, _rx, _first in _CORE_RESOLVERS:
+    _ScenarioLoader.add_implicit_resolver(_tag, __import__("re").compile(_rx), _first)
+
+
+def _depth(node: yaml.Node) -> int:
+    """Nesting depth of a composed YAML node (iterative: a deep file cannot exhaust the stack here)."""
+    deepest, stack, seen = 0, [(node, 1)], set()
+    while stack:
+        current, depth = stack.pop()
+        if id(current) in seen:  # an alias shares its anchor's node
+            continue
+        seen.add(id(current))
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            break
+        if isinstance(current, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in current.value for child in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in current.value)
+    return deepest
 
 
 def _read_yaml(path: Path, label: str) -> dict:
-    if not path.exists():
-        raise ScenarioError(f"{label}: file not found")
-    if path.is_dir():
-        raise ScenarioError(f"{label}: is a directory, expected a YAML scenario file")
+    regular_file(path, label, "a YAML scenario file", error=ScenarioError, max_bytes=MAX_SCENARIO_BYTES)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{label}: cannot read file ({exc})") from None
     try:
-        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _ScenarioLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None and _depth(node) > MAX_NESTING:
+                raise ScenarioError(
+                    f"{label}: nested more than {MAX_NESTING} levels deep; a scenario is a few levels of mappings"
+                )
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(f"{label}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(
+            f"{label}: nested too deeply to read; a scenario is a few levels of mappings"
+        ) from None
     except ValueError as exc:  # a scalar the YAML resolver accepted but could not construct
         raise ScenarioError(f"{label}: not valid YAML: {exc}") from None
     if data is None:
@@ -127,6 +198,14 @@ def _read_yaml(path: Path, label: str) -> dict:
             f"{label}: expected a mapping of scenario fields at the top level, got {type(data).__name__}"
         )
     return data
+
+
+def _absolute(path: Path) -> str:
+    """``path`` resolved (symlinks followed), or made absolute if it cannot be (a symlink loop: reported on read)."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return str(path.absolute())
 
 
 def _anchor_files(data: dict, base: Path) -> None:
@@ -147,13 +226,14 @@ def _anchor_files(data: dict, base: Path) -> None:
             refs.append(delay)
         for ref in refs:
             if isinstance(ref, dict) and isinstance(ref.get("file"), str) and not Path(ref["file"]).is_absolute():
-                ref["file"] = str((base / ref["file"]).resolve())
+                ref["file"] = _absolute(base / ref["file"])
 
 
 def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     """Read ``path`` and resolve its ``extends`` chain into one plain dict (not yet validated)."""
     path = Path(path)
     label = str(path)
+    regular_file(path, label, "a YAML scenario file", error=ScenarioError, max_bytes=MAX_SCENARIO_BYTES)
     resolved = path.resolve()
     if resolved in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, resolved))
@@ -166,7 +246,10 @@ def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     if not isinstance(parent, str) or not parent.strip():
         raise ScenarioError(f"{label}: extends: expected a file name (string), got {parent!r}")
     parent_path = path.parent / parent
-    if not parent_path.exists():
+    if Path(parent).suffix.lower() not in (".yaml", ".yml"):
+        # Never read (and so never quote) a file that is not a scenario.
+        raise ScenarioError(f"{label}: extends: {parent!r} is not a scenario file; give a .yaml or .yml file")
+    if not parent_path.exists() and not parent_path.is_symlink():
         raise ScenarioError(f"{label}: extends: file {parent!r} not found (looked for {parent_path})")
     base = read_scenario_dict(parent_path, (*_chain, resolved))
     return deep_merge(base, data)
@@ -277,22 +360,46 @@ def _families() -> str:
 
 
 def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
-    """Validate a plain dict into a :class:`Scenario`, raising :class:`ScenarioError` on one line."""
+    """Validate a plain dict into a :class:`Scenario`.
+
+    Raises :class:`ScenarioError` listing every problem pydantic finds, one line each
+    (``ScenarioError.problems``), each naming ``source`` and the field.
+    """
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         # An unknown key first: a misspelt field also shows up as a missing one, and the typo is the cause.
         errors = sorted(exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden")
-        first = _describe(errors[0])
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise ScenarioError(f"{source}: {first}{more}".replace("\n", " ")) from None
+        # A misspelt field is also reported missing under its right name: the typo says it all.
+        meant = set()
+        for err in errors:
+            loc = tuple(err.get("loc", ()))
+            if err.get("type") == "extra_forbidden" and loc:
+                hint = difflib.get_close_matches(str(loc[-1]), _fields_at(Scenario, loc[:-1]), n=1)
+                meant.update((*loc[:-1], h) for h in hint)
+        errors = [e for e in errors if not (e.get("type") == "missing" and tuple(e.get("loc", ())) in meant)]
+        lines = []
+        for err in errors:
+            for part in _describe(err).splitlines():  # a validator may report several problems, one per line
+                line = f"{source}: {part}"
+                if line not in lines:
+                    lines.append(line)
+        raise ScenarioError.many(lines) from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: nested too deeply to validate") from None
 
 
-def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Load, resolve ``extends`` and validate a scenario file.
+def load_scenario(
+    path: str | Path, overrides: dict[str, Any] | None = None, strict: bool = False, varied: tuple[str, ...] = ()
+) -> Scenario:
+    """Load, resolve ``extends``, validate and check a scenario file.
 
     ``overrides`` maps dotted field paths to values (e.g. ``{"seed": 3}``) and
-    is applied after the file, before validation.
+    is applied after the file, before validation. The model checks
+    (:func:`cssim.checks.model_checks`) are issued as
+    :class:`~cssim.errors.ModelWarning` each; with ``strict`` they are errors
+    (one :class:`ScenarioError` listing them all). ``varied`` names fields a
+    search will change (``cssim plan --over``): findings on them are left out.
     """
     data = read_scenario_dict(path)
     for key, value in (overrides or {}).items():
@@ -300,7 +407,16 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
             data = set_path(data, key, value)
         except ScenarioError as exc:
             raise ScenarioError(f"{path}: override {exc}") from None
-    return scenario_from_dict(data, source=str(path))
+    scenario = scenario_from_dict(data, source=str(path))
+    findings = model_checks(scenario, str(path))
+    for field in varied:
+        parent = field.rsplit(".", 1)[0]
+        findings = [line for line in findings if not line.startswith(f"{path}: {parent}:")]
+    if strict and findings:
+        raise ScenarioError.many([f"{line} (--strict)" for line in findings])
+    for line in findings:
+        warnings.warn(line, ModelWarning, stacklevel=2)
+    return scenario
 
 
 def scenario_hash(scenario: Scenario) -> str:

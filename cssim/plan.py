@@ -88,6 +88,29 @@ class Target:
         return f"{self.kpi}{scope} {self.op} {self.value:g}"
 
 
+#: KPIs that are shares (0..1); every other KPI is at least 0 (NRR is a ratio that may exceed 1).
+SHARE_KPIS = (
+    "grr", "logo_retention", "renewal_rate", "renewal_grr", "monthly_logo_churn", "touch_miss_rate", "csm_utilisation",
+)
+
+
+def _check_range(text: str, kpi: str, op: str, value: float) -> None:
+    """Refuse a target no outcome can meet, or every outcome meets (e.g. ``grr >= 90``: a percent typed as a number)."""
+    low, high = (0.0, 1.0) if kpi in SHARE_KPIS else (0.0, math.inf)
+    never = (op in (">=",) and value > high) or (op == ">" and value >= high) or \
+        (op == "<=" and value < low) or (op == "<" and value <= low)
+    always = (op in ("<=",) and value >= high) or (op == "<" and value > high) or \
+        (op == ">=" and value <= low) or (op == ">" and value < low)
+    if not (never or always):
+        return
+    hint = ""
+    if kpi in SHARE_KPIS and 1.0 < value <= 100.0:
+        hint = f"; {kpi} is a share: write {value / 100:g} or {value:g}%"
+    what = "no outcome can meet it" if never else "every outcome meets it"
+    span = f"{low:g}..{high:g}" if math.isfinite(high) else f"at least {low:g}"
+    raise PlanError(f"target {text!r}: {kpi} is {span}, so {what}{hint}")
+
+
 def parse_target(text: str, scopes: list[str] | None = None) -> Target:
     """Parse ``"kpi[scope] OP value"``; OP is one of ``>= <= > <``; value may end in ``%``.
 
@@ -115,6 +138,7 @@ def parse_target(text: str, scopes: list[str] | None = None) -> Target:
         raise PlanError(f"target {text!r}: {raw!r} is not a number") from None
     if not math.isfinite(value):
         raise PlanError(f"target {text!r}: the value must be a finite number, got {raw!r}")
+    _check_range(text, kpi, op, value)
     scope = scope if scope else "all"
     if scopes is not None and scope not in scopes:
         raise PlanError(f"target {text!r}: unknown scope {scope!r} for {kpi}; known: {', '.join(scopes)}")

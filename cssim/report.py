@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import CssimError
+from .output import add_to_manifest
 from .ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
 from .results import SimulationResults, _fmt
 
@@ -436,4 +437,5 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> tuple[Pat
     page, title = PAGES[kind](folder, out, written)
     text = page.html(title) if out.suffix.lower() in (".html", ".htm") else page.markdown()
     out.write_text(text)
+    add_to_manifest(folder, [out, *written])
     return out, written

@@ -15,21 +15,71 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_serializer, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from . import curves as _curves
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveFloat = Annotated[float, Field(gt=0.0)]
-NonNegativeFloat = Annotated[float, Field(ge=0.0)]
-Ratio = Annotated[float, Field(gt=0.0, description="multiplier; 1 means no effect")]
+# --------------------------------------------------------------------------- limits
+# Sizes are checked on load, before any work, so that a typo (10⁹ customers) fails in one line instead of
+# running for ever. Documented in README.md ("Limits").
+
+#: Customers at the start of one segment (``initial_customers``, or rows of a book).
+MAX_CUSTOMERS = 1_000_000
+#: Mean new logos per month of one segment.
+MAX_NEW_LOGOS_PER_MONTH = 100_000
+#: Customers over the whole run, all segments: initial + new logos per month × horizon.
+MAX_TOTAL_CUSTOMERS = 5_000_000
+#: CSMs in one pod (``headcount``, and each hire's ``count``).
+MAX_HEADCOUNT = 10_000
+#: Replications of one run.
+MAX_REPLICATIONS = 100_000
+#: Months simulated.
+MAX_HORIZON_MONTHS = 240
+#: Points of a sweep (grid × sample).
+MAX_SWEEP_POINTS = 10_000
+#: Shortest cadence (days) and highest rate of a per-customer event (a year): at most daily, so a typo
+#: (``every_days: 0.001``) cannot make a run that never ends.
+MIN_EVERY_DAYS = 1.0
+#: Shortest median time of a curve (days): states that flip faster than every few hours would loop for ever.
+MIN_CURVE_MEDIAN_DAYS = 0.1
+MAX_RATE_PER_YEAR = 365.0
+#: Seeds are non-negative integers below 2⁶³.
+MAX_SEED = 2**63 - 1
+#: Calendar range of ``start_date``: the run must end inside the dates pandas can hold (up to 2262).
+MIN_START_DATE, MAX_START_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 1)
+
+
+def _strict_number(value, kind: str):
+    """Counts and reals are numbers: a boolean (``true``, ``yes``) or text (``"1:30"``) is refused, not coerced."""
+    import numbers
+
+    if isinstance(value, bool):
+        raise ValueError(f"Input should be a valid {kind}, not a boolean")
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"Input should be a valid {kind}, not text")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+Whole = BeforeValidator(lambda v: _strict_number(v, "integer"))
+Real = BeforeValidator(lambda v: _strict_number(v, "number"))
+
+Count = Annotated[int, Whole, Field(ge=0)]
+Probability = Annotated[float, Real, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Real, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Real, Field(ge=0.0)]
+FiniteFloat = Annotated[float, Real]
+Ratio = Annotated[float, Real, Field(gt=0.0, description="multiplier; 1 means no effect")]
 
 
 class Spec(BaseModel):
-    """Base for every scenario section: unknown keys are errors, not silently ignored."""
+    """Base for every scenario section: unknown keys are errors, not silently ignored; reals are finite."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- curves
@@ -47,9 +97,9 @@ class ParameterUncertainty(Spec):
     of the ``bootstrap`` rows chosen uniformly.
     """
 
-    estimates: list[float] = Field(min_length=1, description="the point estimates on the block's scale")
-    covariance: list[list[float]] = Field(description="covariance of the estimates")
-    bootstrap: list[list[float]] | None = Field(
+    estimates: list[FiniteFloat] = Field(min_length=1, description="the point estimates on the block's scale")
+    covariance: list[list[FiniteFloat]] = Field(description="covariance of the estimates")
+    bootstrap: list[list[FiniteFloat]] | None = Field(
         None, exclude_if=_is_none, description="bootstrap parameter sets (same scale), one row per refit"
     )
 
@@ -381,7 +431,7 @@ class ContractSpec(Spec):
     churn follows ``lifecycle.churn`` and ARR is re-priced every ``term_months``.
     """
 
-    term_months: Annotated[int, Field(ge=1, le=60)] = 12
+    term_months: Annotated[int, Whole, Field(ge=1, le=60)] = 12
     billing: Literal["annual", "monthly"] = "annual"
 
 
@@ -408,7 +458,7 @@ class LifecycleSpec(Spec):
     at_risk_churn_hazard_ratio: Ratio = Field(
         3.0, description="churn hazard multiplier while at-risk (monthly billing)"
     )
-    champion_change_per_year: NonNegativeFloat = Field(
+    champion_change_per_year: Annotated[float, Real, Field(ge=0.0, le=MAX_RATE_PER_YEAR)] = Field(
         0.1, description="rate of triggered risk events (champion leaves); each makes the account at-risk"
     )
 
@@ -464,7 +514,7 @@ class RenewalSpec(Spec):
     healthy: Probability = 0.93
     at_risk: Probability = 0.55
     not_activated_odds_ratio: Ratio = 0.4
-    window_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+    window_fraction: Annotated[float, Real, Field(gt=0.0, lt=1.0)] = Field(
         1.0 / 3.0, description="renewal window opens this fraction of the term before expiry"
     )
     uncertainty: RenewalUncertainty | None = Field(
@@ -536,7 +586,7 @@ class ExpansionSpec(Spec):
     contraction_probability: dict[Literal["healthy", "at_risk"], Probability] = Field(
         default_factory=lambda: {"healthy": 0.04, "at_risk": 0.25}
     )
-    contraction_mean_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    contraction_mean_fraction: Annotated[float, Real, Field(gt=0.0, lt=1.0)] = 0.2
 
 
 class WinbackSpec(Spec):
@@ -613,14 +663,16 @@ class BookSpec(Spec):
 class SegmentSpec(Spec):
     """One customer segment: who arrives, what they pay, how their life unfolds."""
 
-    initial_customers: Annotated[int, Field(ge=0)] = 0
+    initial_customers: Annotated[int, Whole, Field(ge=0, le=MAX_CUSTOMERS)] = 0
     initial_tenure_months: NonNegativeFloat = Field(
         36.0, description="initial book's tenure is uniform on [0, this] at the start"
     )
     book: BookSpec | None = Field(
         None, description="explicit initial customers from a file (replaces initial_customers and initial_tenure_months)"
     )
-    new_logos_per_month: NonNegativeFloat = Field(0.0, description="Poisson mean")
+    new_logos_per_month: Annotated[float, Real, Field(ge=0.0, le=MAX_NEW_LOGOS_PER_MONTH)] = Field(
+        0.0, description="Poisson mean"
+    )
     acquisition: AcquisitionSpec | None = Field(
         None, description="new logos from a fitted forecast file instead of new_logos_per_month"
     )
@@ -698,11 +750,15 @@ class TaskSpec(Spec):
     """
 
     trigger: Trigger
-    every_days: PositiveFloat | None = Field(None, description="cadence trigger: interval")
-    rate_per_year: PositiveFloat | None = Field(None, description="poisson trigger: rate")
+    every_days: Annotated[float, Real, Field(ge=MIN_EVERY_DAYS)] | None = Field(
+        None, description="cadence trigger: interval (at least a day)"
+    )
+    rate_per_year: Annotated[float, Real, Field(gt=0.0, le=MAX_RATE_PER_YEAR)] | None = Field(
+        None, description="poisson trigger: rate (at most daily)"
+    )
     hours: NonNegativeFloat = 1.0
     hours_distribution: Literal["fixed", "exponential"] = "fixed"
-    priority: Annotated[int, Field(ge=0, le=100)] = 5
+    priority: Annotated[int, Whole, Field(ge=0, le=100)] = 5
     due_days: NonNegativeFloat | None = None
     deadline_days: PositiveFloat | None = None
     reach: Probability = 1.0
@@ -762,24 +818,26 @@ class PolicySpec(Spec):
 
 
 class HireSpec(Spec):
-    month: Annotated[int, Field(ge=0)]
-    count: Annotated[int, Field(ge=1)]
+    month: Annotated[int, Whole, Field(ge=0)]
+    count: Annotated[int, Whole, Field(ge=1, le=MAX_HEADCOUNT)]
 
 
 class PodSpec(Spec):
     """CSMs serving some segments; capacity is what links headcount to retention."""
 
     segments: list[str] = Field(min_length=1)
-    headcount: Annotated[int, Field(ge=0)]
+    headcount: Annotated[int, Whole, Field(ge=0, le=MAX_HEADCOUNT)]
     hours_per_week: PositiveFloat = 40.0
-    customer_facing_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+    customer_facing_share: Annotated[float, Real, Field(gt=0.0, le=1.0)] = Field(
         0.6, description="share of hours available for customer tasks"
     )
-    book_cap: Annotated[int, Field(ge=1)] | None = Field(None, description="max accounts per CSM")
+    book_cap: Annotated[int, Whole, Field(ge=1, le=MAX_CUSTOMERS)] | None = Field(
+        None, description="max accounts per CSM"
+    )
     cost_per_year: NonNegativeFloat = Field(150_000.0, description="fully loaded cost per CSM")
     ramp_months: NonNegativeFloat = Field(3.0, description="new hires reach full productivity linearly")
-    ramp_start_productivity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25
-    attrition_per_year: NonNegativeFloat = 0.0
+    ramp_start_productivity: Annotated[float, Real, Field(gt=0.0, le=1.0)] = 0.25
+    attrition_per_year: Annotated[float, Real, Field(ge=0.0, le=MAX_RATE_PER_YEAR)] = 0.0
     backfill_days: PositiveFloat = 60.0
     handoff_risk: Probability = Field(0.15, description="chance a handed-off account becomes at-risk")
     hires: list[HireSpec] = Field(default_factory=list)
@@ -795,9 +853,13 @@ class TeamSpec(Spec):
 class SweepSampleSpec(Spec):
     """Random sweep points: ``n`` draws, each field uniform on [low, high] (integers if both bounds are)."""
 
-    n: Annotated[int, Field(ge=1, le=10_000)]
-    ranges: dict[str, Annotated[list[int | float], Field(min_length=2, max_length=2)]] = Field(min_length=1)
-    seed: Annotated[int, Field(ge=0)] | None = Field(None, description="sample generator seed; default: the scenario seed")
+    n: Annotated[int, Whole, Field(ge=1, le=MAX_SWEEP_POINTS)]
+    ranges: dict[str, Annotated[list[Annotated[int, Whole] | FiniteFloat], Field(min_length=2, max_length=2)]] = Field(
+        min_length=1
+    )
+    seed: Annotated[int, Whole, Field(ge=0, le=MAX_SEED)] | None = Field(
+        None, description="sample generator seed; default: the scenario seed"
+    )
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -822,9 +884,18 @@ class SweepSpec(Spec):
     def _not_empty(self):
         if not self.grid and self.sample is None:
             raise ValueError("empty sweep: give a grid of field paths to value lists (or a sample)")
+        points = 1
         for path, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid.{path}: empty list of values; give at least one")
+            points *= len(values)
+        if self.sample is not None:
+            points *= self.sample.n
+        if points > MAX_SWEEP_POINTS:
+            sizes = " × ".join(
+                [str(len(v)) for v in self.grid.values()] + ([f"{self.sample.n} samples"] if self.sample else [])
+            )
+            raise ValueError(f"{points:,} points ({sizes}); a sweep has at most {MAX_SWEEP_POINTS:,} points")
         return self
 
 
@@ -845,10 +916,10 @@ class Scenario(Spec):
 
     name: str = "scenario"
     description: str = ""
-    horizon_months: Annotated[int, Field(ge=1, le=240)] = 36
+    horizon_months: Annotated[int, Whole, Field(ge=1, le=MAX_HORIZON_MONTHS)] = 36
     start_date: dt.date = dt.date(2027, 1, 1)
-    seed: Annotated[int, Field(ge=0)] = 0
-    replications: Annotated[int, Field(ge=1, le=100_000)] = 100
+    seed: Annotated[int, Whole, Field(ge=0, le=MAX_SEED)] = 0
+    replications: Annotated[int, Whole, Field(ge=1, le=MAX_REPLICATIONS)] = 100
     segments: dict[str, SegmentSpec] = Field(min_length=1)
     touch_models: dict[str, TouchModelSpec] = Field(min_length=1)
     policy: PolicySpec = Field(default_factory=PolicySpec)
@@ -862,23 +933,57 @@ class Scenario(Spec):
         "default: asymptotic if any of them carries uncertainty, else none (see cssim.uncertainty)",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # The name is the default results folder (results/<name>): it must stay a plain folder name.
+        import re
+
+        if not re.fullmatch(r"\w[\w.\- ]{0,99}", value) or ".." in value:
+            raise ValueError(
+                f"not a safe folder name ({value!r}); the name becomes results/<name>: use letters, digits, "
+                "'_', '-', '.' and spaces (no '/', no '..', not starting with '.' or '-'), at most 100 characters"
+            )
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _date_range(cls, value: dt.date) -> dt.date:
+        if not MIN_START_DATE <= value <= MAX_START_DATE:
+            raise ValueError(f"{value} is outside {MIN_START_DATE}..{MAX_START_DATE} (the run must end before 2262)")
+        return value
+
+    @model_validator(mode="after")
+    def _size(self):
+        total = sum(
+            seg.initial_customers + seg.new_logos_per_month * self.horizon_months for seg in self.segments.values()
+        )
+        if total > MAX_TOTAL_CUSTOMERS:
+            raise ValueError(
+                f"segments: about {total:,.0f} customers over the run (initial_customers + new_logos_per_month × "
+                f"horizon_months, all segments); at most {MAX_TOTAL_CUSTOMERS:,} are simulated"
+            )
+        return self
+
     @model_validator(mode="after")
     def _references(self):
+        # Every broken reference is reported (one line each), not only the first.
+        problems: list[str] = []
         models = sorted(self.touch_models)
         for name, seg in self.segments.items():
             if seg.touch_model not in self.touch_models:
-                raise ValueError(
+                problems.append(
                     f"segments.{name}.touch_model: unknown touch model {seg.touch_model!r}; "
                     f"defined: {', '.join(models)}"
                 )
         for i, route in enumerate(self.policy.routes):
             if route.touch_model not in self.touch_models:
-                raise ValueError(
+                problems.append(
                     f"policy.routes.{i}.touch_model: unknown touch model {route.touch_model!r}; "
                     f"defined: {', '.join(models)}"
                 )
             if route.segment is not None and route.segment not in self.segments:
-                raise ValueError(
+                problems.append(
                     f"policy.routes.{i}.segment: unknown segment {route.segment!r}; "
                     f"defined: {', '.join(sorted(self.segments))}"
                 )
@@ -886,22 +991,43 @@ class Scenario(Spec):
         for pod_name, pod in self.team.pods.items():
             for seg in pod.segments:
                 if seg not in self.segments:
-                    raise ValueError(
+                    problems.append(
                         f"team.pods.{pod_name}.segments: unknown segment {seg!r}; "
                         f"defined: {', '.join(sorted(self.segments))}"
                     )
                 if seg in owner:
-                    raise ValueError(
+                    problems.append(
                         f"team.pods.{pod_name}.segments: segment {seg!r} is already served by pod "
                         f"{owner[seg]!r}; each segment has at most one pod"
                     )
-                owner[seg] = pod_name
+                else:
+                    owner[seg] = pod_name
             for hire in pod.hires:
                 if hire.month >= self.horizon_months:
-                    raise ValueError(
+                    problems.append(
                         f"team.pods.{pod_name}.hires: month {hire.month} is outside the horizon "
                         f"(0..{self.horizon_months - 1})"
                     )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _curve_times(self):
+        import math
+
+        problems = []
+        for _, _, path, spec in self.curve_specs():
+            if isinstance(spec, NeverCurve):
+                continue
+            median = spec.build().inv_cumhaz(math.log(2.0))
+            if not median >= MIN_CURVE_MEDIAN_DAYS:
+                problems.append(
+                    f"{path}: median time {median:.3g} days; a curve's median must be at least "
+                    f"{MIN_CURVE_MEDIAN_DAYS:g} day (shorter states would flip without end)"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -935,6 +1061,11 @@ class Scenario(Spec):
                     f"segments.{name}: initial_customers ({seg.initial_customers}) disagrees with the book "
                     f"({len(seg.book.rows)} rows in {seg.book.file}); give one or the other"
                 )
+            if len(seg.book.rows) > MAX_CUSTOMERS:
+                raise ValueError(
+                    f"segments.{name}.book: {seg.book.file} has {len(seg.book.rows):,} customers; at most "
+                    f"{MAX_CUSTOMERS:,} per segment"
+                )
             seg.initial_customers = len(seg.book.rows)
         return self
 
@@ -961,6 +1092,12 @@ class Scenario(Spec):
                     "refit with a longer horizon or change start_date / horizon_months"
                 )
             acq.offset = offset
+            most = max(max(p[offset:offset + self.horizon_months]) for p in acq.paths)
+            if most > MAX_NEW_LOGOS_PER_MONTH:
+                raise ValueError(
+                    f"segments.{name}.acquisition: the forecast in {acq.file} ({acq.key!r}) reaches {most:,.0f} new "
+                    f"logos in a month; at most {MAX_NEW_LOGOS_PER_MONTH:,}"
+                )
         return self
 
     @model_validator(mode="after")

@@ -142,7 +142,7 @@ def check_sweep(scenario: Scenario) -> list[dict[str, Any]]:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
-            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            msg = err.get("msg", "invalid").removeprefix("Value error, ").splitlines()[0]
             raise ValueError(f"sweep.grid: point {i} ({_describe_values(values)}) is not a valid scenario: {loc}: {msg}") from None
     return assignments
 

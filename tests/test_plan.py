@@ -181,7 +181,8 @@ def test_target_met_treats_nan_as_not_met():
     ],
 )
 def test_cli_plan_errors_are_one_line_exit_2(tmp_path, capsys, args, message):
-    path = write_yaml(tmp_path / "cap.yaml", capacity_scenario(hours_for(3), 0))
+    # Enough CSMs that the scenario itself draws no model-check warning: only the error is printed.
+    path = write_yaml(tmp_path / "cap.yaml", capacity_scenario(hours_for(3), 5))
     assert main(["plan", str(path), *args, "--jobs", "1", "-q", "-n", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cssim: error:") and err.count("\n") == 1 and message in err

@@ -50,9 +50,12 @@ SIGNED_COLUMNS = ("signed", "signed_date", "signed_at", "signed_on")
 
 
 def _parse_month(value: str) -> int:
+    """Month index of ``YYYY-MM`` or an ISO date (``YYYY-MM-DD``); anything else is a ValueError (never guessed)."""
+    import datetime as dt
+
     v = str(value).strip()
-    ts = pd.Timestamp(v + "-01" if len(v) == 7 else v)  # YYYY-MM or a full date
-    return ts.year * 12 + ts.month - 1
+    d = dt.date.fromisoformat(v + "-01" if len(v) == 7 else v[:10] if len(v) > 10 and v[10] in "T " else v)
+    return d.year * 12 + d.month - 1
 
 
 def read_monthly_counts(source) -> pd.DataFrame:
@@ -136,11 +139,14 @@ def counts_from_history(source, through: str | None = None) -> pd.DataFrame:
         try:
             months.append(_parse_month(v))
         except (ValueError, TypeError):
-            raise DataError(f"{label}: row {i + 2}, column {col!r}: cannot parse {v!r} as a date") from None
+            raise DataError(f"{label}: row {i + 2}, column {col!r}: {v!r} is not an ISO date (YYYY-MM-DD)") from None
     df = pd.DataFrame({"m": months, "segment": seg.to_numpy()})
     if "episode" in raw.columns:
         df = df[pd.to_numeric(raw["episode"], errors="coerce").fillna(0).to_numpy() == 0]
-    last = _parse_month(through) if through is not None else int(df["m"].max())
+    try:
+        last = _parse_month(through) if through is not None else int(df["m"].max())
+    except (ValueError, TypeError):
+        raise DataError(f"--through: {through!r} is not a month; give YYYY-MM (e.g. 2029-12)") from None
     df = df[df["m"] <= last]
     out = {}
     for s, g in df.groupby("segment", sort=False):

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
+from ..files import regular_file
 from .history import History, read_history
 from .univariate import FAMILY_ORDER, TRANSITIONS, UnivariateFit, durations
 
@@ -273,7 +274,7 @@ def looks_like_cohort_table(path) -> bool:
 
 def fit_history_file(
     path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
-    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None,
+    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None, date_format: str | None = None,
 ) -> int:
     """``cssim fit`` for a customer history: read, fit, write the folder, print a summary."""
     from ..output import check_target
@@ -284,9 +285,12 @@ def fit_history_file(
     except ValueError as exc:
         raise DataError(str(exc)) from None
     check_target(Path(out_dir), force)
-    h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
+    h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date,
+                     date_format=date_format)
     if h.dropped:
-        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept)")
+        shown = ", ".join(map(str, h.dropped_lines[:20])) + (", ..." if len(h.dropped_lines) > 20 else "")
+        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept): "
+              f"line{'s' if h.dropped != 1 else ''} {shown}")
     results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families)
     write_history_fit(results, out_dir, force=force)
     for key, f in results.fits.items():
@@ -315,11 +319,16 @@ def fit_history_file(
 _CACHE: dict[tuple[str, int], tuple[str, dict]] = {}
 
 
+#: Largest curves file read (bytes); bootstrap sets make them large, not this large.
+MAX_JSON_BYTES = 200_000_000
+
+
 def load_curves(path) -> dict:
     """Read a ``curves.json``; raises :class:`DataError` (one line) if it is missing or not a curves file."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists() and not p.is_symlink():
         raise DataError(f"{path}: curves file not found")
+    regular_file(p, str(path), "a curves file written by cssim fit", error=DataError, max_bytes=MAX_JSON_BYTES)
     key = (str(p.resolve()), p.stat().st_mtime_ns)
     if key not in _CACHE:
         raw = p.read_bytes()
@@ -327,6 +336,8 @@ def load_curves(path) -> dict:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: not a cssim curves file (not JSON: {exc})") from None
+        except RecursionError:
+            raise DataError(f"{path}: not a cssim curves file (nested too deeply)") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("curves"), dict):
             raise DataError(f"{path}: not a cssim curves file (no 'format: {FORMAT}'); write one with `cssim fit HISTORY`")
         _CACHE.clear()

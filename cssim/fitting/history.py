@@ -40,6 +40,7 @@ Assumptions
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..files import regular_file
+from .tables import check_date_format, parse_dates
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -119,6 +122,7 @@ class History:
     extract_date: pd.Timestamp
     dropped: int = 0
     problems: list[str] = field(default_factory=list)
+    dropped_lines: list[int] = field(default_factory=list)  # file lines (header is line 1) of dropped rows
     renewals: pd.DataFrame | None = None  # one row per renewal_log entry, when the file has that column
 
     @property
@@ -140,10 +144,7 @@ class _Bad:
 
 def _read_raw(path: Path) -> pd.DataFrame:
     label = str(path)
-    if not path.exists():
-        raise DataError(f"{label}: file not found")
-    if path.is_dir():
-        raise DataError(f"{label}: is a directory, expected a customer-history CSV or Parquet file")
+    regular_file(path, label, "a customer-history CSV or Parquet file", error=DataError)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(path)
@@ -160,21 +161,12 @@ def _read_raw(path: Path) -> pd.DataFrame:
         raise DataError(f"{label}: cannot read as CSV or Parquet ({str(exc).splitlines()[0]})") from None
 
 
-def _parse_dates(values: pd.Series) -> pd.Series:
-    """Parse date strings; empty → NaT; unparseable → the sentinel ``pd.NaT`` flagged separately."""
-    s = values.str.strip()
-    out = pd.to_datetime(s.where(s != ""), errors="coerce", format="ISO8601")
-    retry = out.isna() & (s != "")
-    if retry.any():
-        out.loc[retry] = pd.to_datetime(s[retry], errors="coerce", format="mixed")
-    return out.dt.normalize()
-
-
 def read_history(
     path,
     segments=None,
     drop_bad_rows: bool = False,
     extract_date=None,
+    date_format: str | None = None,
 ) -> History:
     """Read and validate a customer-history file (CSV or Parquet).
 
@@ -190,7 +182,11 @@ def read_history(
     extract_date : date-like, optional
         When the data were extracted: customers without ``churn_date`` are
         active then. Default: an ``extract_date`` column, else the latest
-        date in the file.
+        date in the file; inferred so, no date may lie after today.
+    date_format : str, optional
+        strftime format of every date column (e.g. ``%d/%m/%Y``); default
+        ISO 8601. Dates are never guessed: a column in another format, or in
+        two formats, is refused naming the column and a line.
 
     Raises
     ------
@@ -251,15 +247,18 @@ def read_history(
     else:
         arr = pd.Series(np.full(n, np.nan))
 
-    # Dates.
+    # Dates: one format per file (ISO unless date_format), never guessed.
+    want = repr(date_format) if date_format else "YYYY-MM-DD"
     dates = {}
     for col in DATE_COLUMNS:
         if col not in raw.columns:
             dates[col] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
             continue
-        parsed = _parse_dates(raw[col])
+        parsed = parse_dates(raw[col], date_format)
         text = raw[col].str.strip()
-        flag((text != "") & parsed.isna(), col, lambda i, c=col: f"cannot parse {raw[c].iloc[i]!r} as a date; use YYYY-MM-DD")
+        check_date_format(label, col, text, parsed, date_format)
+        flag((text != "") & parsed.isna(), col,
+             lambda i, c=col: f"cannot parse {raw[c].iloc[i]!r} as a date; use {want}")
         if col == "signed_date":
             flag(text == "", col, lambda i: "empty; every row needs the date the customer signed (YYYY-MM-DD)")
         dates[col] = parsed
@@ -297,7 +296,7 @@ def read_history(
     if "renewal_log" in raw.columns:
         for i, text in enumerate(raw["renewal_log"]):
             try:
-                for entry in _parse_renewal_log(text):
+                for entry in _parse_renewal_log(text, date_format):
                     renewal_events.append((i, *entry))
             except ValueError as exc:
                 bad.append(_Bad(i, cid.iloc[i], "renewal_log", str(exc)))
@@ -309,9 +308,10 @@ def read_history(
         except (ValueError, TypeError):
             raise DataError(f"{label}: extract date {extract_date!r} is not a date; use YYYY-MM-DD") from None
     elif "extract_date" in raw.columns:
-        ex = _parse_dates(raw["extract_date"])
+        ex = parse_dates(raw["extract_date"], date_format)
+        check_date_format(label, "extract_date", raw["extract_date"], ex, date_format)
         flag((raw["extract_date"].str.strip() != "") & ex.isna(), "extract_date",
-             lambda i: f"cannot parse {raw['extract_date'].iloc[i]!r} as a date; use YYYY-MM-DD")
+             lambda i: f"cannot parse {raw['extract_date'].iloc[i]!r} as a date; use {want}")
         values = ex.dropna().unique()
         if len(values) > 1:
             raise DataError(
@@ -322,7 +322,17 @@ def read_history(
     else:
         extract = None
     if extract is None:
-        latest = max((d.max() for d in dates.values() if d.notna().any()), default=pd.NaT)
+        # No extract date given: the latest date stands in for it, but a date after today cannot be in an
+        # extract (a typo such as 2099 would otherwise stretch every customer's censoring time).
+        today = pd.Timestamp.today().normalize()
+        for col in DATE_COLUMNS:
+            if col != "observed_from":
+                flag(dates[col] > today, col, lambda i, c=col: (
+                    f"{dates[c].iloc[i].date()} is after today ({today.date()}) and the file has no extract_date; "
+                    "fix the date, or give the extract date (--extract-date or an extract_date column)"
+                ))
+        known = [d[d <= today] for d in dates.values()]
+        latest = max((d.max() for d in known if d.notna().any()), default=pd.NaT)
         if pd.isna(latest):
             raise DataError(f"{label}: no parseable dates; cannot tell the extract date (pass --extract-date)")
         extract = pd.Timestamp(latest)
@@ -371,10 +381,11 @@ def read_history(
     if frame.empty:
         raise DataError(f"{label}: every row is bad ({len(bad_rows)} rows); nothing to fit")
     renewals = _renewal_table(renewal_events, cid, episode, set(bad_rows)) if "renewal_log" in raw.columns else None
-    return History(frame, label, _sha256(path), extract, dropped=len(bad_rows), problems=problems, renewals=renewals)
+    return History(frame, label, _sha256(path), extract, dropped=len(bad_rows), problems=problems, renewals=renewals,
+                   dropped_lines=[r + 2 for r in bad_rows])
 
 
-def _parse_renewal_log(text: str) -> list[tuple]:
+def _parse_renewal_log(text: str, date_format: str | None = None) -> list[tuple]:
     """``"2026-01-10 renewed; 2027-01-10 lost at_risk touched"`` → [(date, renewed, at_risk, onboarding, touched)]."""
     out = []
     for part in str(text).split(";"):
@@ -382,12 +393,15 @@ def _parse_renewal_log(text: str) -> list[tuple]:
         if not tokens:
             continue
         try:
-            day = pd.Timestamp(tokens[0]).normalize()
-        except (ValueError, TypeError):
+            day = pd.Timestamp(
+                dt.datetime.strptime(tokens[0], date_format) if date_format else dt.date.fromisoformat(tokens[0])
+            ).normalize()
+        except ValueError:
             day = pd.NaT
         if pd.isna(day):
             raise ValueError(f"cannot parse {tokens[0]!r} as a date in entry {part.strip()!r}; "
-                             "entries are 'YYYY-MM-DD renewed|lost [at_risk] [onboarding] [touched]' separated by ';'")
+                             "entries are 'YYYY-MM-DD renewed|lost [at_risk] [onboarding] [touched]' separated by ';'"
+                             + (f" (dates in {date_format!r})" if date_format else ""))
         if len(tokens) < 2 or tokens[1].lower() not in RENEWAL_OUTCOMES:
             got = repr(tokens[1]) if len(tokens) > 1 else "nothing"
             raise ValueError(f"entry {part.strip()!r}: outcome is {got}; use renewed or lost")
