@@ -134,6 +134,8 @@ def _add_compare(sub):
     p.add_argument("--replications", "-n", type=int, help="replications (default: the first scenario's)")
     p.add_argument("--seed", type=int, help="seed shared by every scenario (default: the first scenario's)")
     p.add_argument("--by-segment", action="store_true", help="also compare every segment and pod")
+    p.add_argument("--show-all", action="store_true",
+                   help="also print KPI rows that are identical in every scenario (hidden by default)")
     p.add_argument("--out", "-o", help="also write comparison.csv, differences.csv, summary.txt to this folder")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
     p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
@@ -159,12 +161,13 @@ def cmd_compare(args) -> int:
         progress=not args.quiet,
     )
     scope = None if args.by_segment else "all"
-    summary = result.summary(scope)
+    summary = result.summary(scope, show_all=args.show_all)
     print(summary)
     if out is not None:
-        tables = {"comparison.csv": result.table(scope), "differences.csv": result.differences(scope)}
+        tables = {"comparison.csv": result.table(scope), "differences.csv": result.differences(scope),
+                  "tradeoff.csv": result.tradeoff()}
         _write_tables(out, args.force, tables, summary, result.manifest)
-        print(f"\nwrote {out}/ (comparison.csv, differences.csv, summary.txt, manifest.json)")
+        print(f"\nwrote {out}/ (comparison.csv, differences.csv, tradeoff.csv, summary.txt, manifest.json)")
     return 0
 
 

@@ -152,9 +152,7 @@ def _scopes(scenario: Scenario, kpi: str) -> list[str]:
 
 def _retained_arr(res: SimulationResults) -> np.ndarray:
     """Annual ARR retained from window cohorts (start − churn − contraction), per replication."""
-    w = res.arrays["window"]
-    years = w["start_arr"].shape[1] if res.scenario.horizon_months >= 12 else res.scenario.horizon_months / 12.0
-    return (w["start_arr"] - w["churned_arr"] - w["contraction_arr"]).sum(axis=(1, 2)) / years
+    return res.retained_arr()
 
 
 def min_replications(confidence: float, criterion: str = "share") -> int:

@@ -105,13 +105,13 @@ KPI_LABELS = {
     "renewal_grr": "Renewal GRR",
     "renewal_nrr": "Renewal NRR",
     "monthly_logo_churn": "Monthly logo churn",
-    "ending_arr": "Ending ARR",
+    "ending_arr": "Ending ARR (run-rate at end)",
     "ending_logos": "Ending logos",
-    "new_arr": "New ARR",
-    "expansion_arr": "Expansion ARR",
-    "contraction_arr": "Contraction ARR",
-    "churned_arr": "Churned ARR",
-    "lifetime_value": "Customer lifetime value",
+    "new_arr": "New ARR (horizon total)",
+    "expansion_arr": "Expansion ARR (horizon total)",
+    "contraction_arr": "Contraction ARR (horizon total)",
+    "churned_arr": "Churned ARR (horizon total)",
+    "lifetime_value": "Customer lifetime value (per customer)",
     "touches_delivered": "Touches delivered",
     "touches_late": "Touches late",
     "touches_missed": "Touches missed",
@@ -119,8 +119,8 @@ KPI_LABELS = {
     "mean_wait_days": "Mean wait for CSM",
     "csm_utilisation": "CSM utilisation",
     "accounts_per_csm": "Accounts per CSM",
-    "arr_per_csm": "ARR per CSM",
-    "csm_cost": "CSM cost",
+    "arr_per_csm": "ARR per CSM (run-rate)",
+    "csm_cost": "CSM cost (horizon total)",
     "cost_per_retained_arr": "CSM cost per retained ARR $",
 }
 #: KPIs a forest plot shows by default (when present): ratios, so one axis in percentage points.
@@ -855,6 +855,8 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
         order = list(kpis)
     else:
         order = list(dict.fromkeys(d["kpi"]))
+    d = d[np.isfinite(d["mean"].to_numpy(dtype=float))]  # undefined for this scope (e.g. no renewals due)
+    order = [k for k in order if k in set(d["kpi"])]
     if d.empty:
         raise ValueError("differences table: no rows to plot")
     units = set(d["unit"]) if "unit" in d.columns else {"ratio"}

@@ -335,23 +335,69 @@ def _comparison_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pag
             row[n] = _fmt(t.loc[(k, n), "mean"], t.loc[(k, n), "unit"]) if (k, n) in t.index else "n/a"
         rows.append(row)
     page.table(pd.DataFrame(rows))
-    page.h(2, "Paired differences")
+    page.h(2, "Paired differences (all customers)")
     d = diffs[diffs["scope"] == "all"]
-    rows = []
-    for r in d.itertuples():
-        if r.kpi not in HEADLINE:
-            continue
-        f = (lambda v, u=r.unit: f"{v * 100:+.2f} pts" if u == "ratio" else ("+" if v >= 0 else "-") + _fmt(abs(v), u))
-        rows.append({"scenario": r.scenario, "KPI": _label(r.kpi), "difference": f(r.diff),
-                     f"{level} % interval": f"{f(r.ci_lo)} – {f(r.ci_hi)}",
-                     "distinguishable": "yes" if str(r.distinguishable) == "True" else "no"})
-    page.table(pd.DataFrame(rows))
+    page.table(_difference_rows(d, level, kpis=HEADLINE))
+    for line in manifest.get("tradeoff", []):
+        page.p(line)
     if d["kpi"].isin(plots.FOREST_KPIS).any():
         _figure(page, out, "forest", plots.forest(diffs), "Paired differences, ratios", written)
     if d["kpi"].isin(plots.FOREST_MONEY_KPIS).any():
         _figure(page, out, "forest-money", plots.forest(diffs, kpis=plots.FOREST_MONEY_KPIS),
                 "Paired differences, dollars", written)
+    scopes = [sc for sc in dict.fromkeys(diffs["scope"]) if sc != "all"]
+    if scopes:
+        first = (manifest.get("scenarios") or [{}])[0].get("scenario", {})
+        segments = set(first.get("segments", {}))
+        pods = set(first.get("team", {}).get("pods", {}))
+        page.h(2, "By segment and pod")
+        page.p("Each segment's (and pod's) KPIs that differ between the scenarios; rows whose difference is exactly "
+               "0 in every replication are left out. Distinguishable differences first.")
+        for sc in scopes:
+            kinds = [k for k, names in (("segment", segments), ("pod", pods)) if sc in names]
+            page.h(3, f"{' and '.join(kinds).capitalize() or 'Scope'} {sc}")
+            sub = diffs[diffs["scope"] == sc]
+            rows = _difference_rows(sub, level)
+            if rows.empty:
+                page.p(f"No KPI of {sc} differs between the scenarios.")
+                continue
+            page.table(rows)
+            if sub["kpi"].isin(plots.FOREST_KPIS).any() and _moves(sub[sub["kpi"].isin(plots.FOREST_KPIS)]).any():
+                _figure(page, out, f"forest-{_slug(sc)}", plots.forest(diffs, scope=sc),
+                        f"Paired differences, {sc}, ratios", written)
+            money = sub[sub["kpi"].isin(plots.FOREST_MONEY_KPIS)]
+            if len(money) and _moves(money).any():
+                _figure(page, out, f"forest-money-{_slug(sc)}", plots.forest(diffs, kpis=plots.FOREST_MONEY_KPIS,
+                                                                             scope=sc),
+                        f"Paired differences, {sc}, dollars", written)
     return page, title
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-") or "scope"
+
+
+def _moves(d: pd.DataFrame) -> pd.Series:
+    """Rows whose paired difference is not exactly 0 in every replication (or is undefined)."""
+    zero = (d["diff"] == 0) & (d["ci_lo"].fillna(0) == 0) & (d["ci_hi"].fillna(0) == 0)
+    return ~zero & d["diff"].notna()
+
+
+def _difference_rows(d: pd.DataFrame, level: int, kpis=None) -> pd.DataFrame:
+    """Readable paired differences: only rows that move, distinguishable ones first."""
+    if kpis is not None:
+        d = d[d["kpi"].isin(kpis)]
+    d = d[_moves(d)]
+    dist = d["distinguishable"].astype(str) == "True"
+    d = pd.concat([d[dist], d[~dist]])
+    rows = []
+    for r, real in zip(d.itertuples(), pd.concat([dist[dist], dist[~dist]]), strict=True):
+        f = (lambda v, u=r.unit: "n/a" if not np.isfinite(v) else
+             f"{v * 100:+.2f} pts" if u == "ratio" else ("+" if v >= 0 else "-") + _fmt(abs(v), u))
+        rows.append({"scenario": r.scenario, "KPI": _label(r.kpi), "difference": f(r.diff),
+                     f"{level} % interval": f"{f(r.ci_lo)} – {f(r.ci_hi)}",
+                     "distinguishable": "yes" if real else "no"})
+    return pd.DataFrame(rows)
 
 
 def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
@@ -371,7 +417,10 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
     page.p(f"Confidence {manifest.get('confidence')} ({manifest.get('criterion')} criterion), "
            f"{manifest.get('replications')} replications per value, seed {manifest.get('seed')}. "
            f"{_versions(manifest)}.")
-    ax = plots.headcount_frontier(table, kpi=target.kpi, target=target.value, chosen=answer,
+    if manifest.get("no_response"):
+        page.p("This lever does not move this KPI over the range searched: the paired change between the two ends "
+               "has a 90 % interval that includes 0 (see below).")
+    ax = plots.headcount_frontier(table, kpi=target.kpi, target=target.value, chosen=answer, scope=target.scope,
                                   xlabel=manifest["over"].split(".")[-1].replace("_", " ").capitalize()
                                   if not manifest["over"].endswith("headcount") else "CSM headcount")
     _figure(page, out, "frontier", ax, "KPI and CSM cost by value", written)
