@@ -22,6 +22,7 @@ from .output import write_results
 from .plan import PlanResults, Target, parse_target, plan
 from .results import SimulationResults
 from .scenario import Scenario
+from .sensitivity import SensitivityResults, sensitivity
 from .simulate import simulate
 from .sweep import SweepResults, sweep, sweep_points
 from .synth import synthesize_history
@@ -40,6 +41,7 @@ __all__ = [
     "PlanResults",
     "Scenario",
     "ScenarioError",
+    "SensitivityResults",
     "SimulationResults",
     "SweepResults",
     "Target",
@@ -59,6 +61,7 @@ __all__ = [
     "read_history",
     "scenario_from_dict",
     "scenario_hash",
+    "sensitivity",
     "simulate",
     "sweep",
     "sweep_points",

@@ -1,7 +1,7 @@
 """One-page summaries of results folders, for people who never open a notebook.
 
 ``cssim report RESULTS_DIR`` reads a folder written by ``cssim run`` (or
-``cssim compare --out``, ``cssim plan --out``, ``cssim sweep``), draws the key
+``cssim compare --out``, ``cssim plan --out``, ``cssim sweep``, ``cssim sensitivity``), draws the key
 figures as PNGs beside the report and writes a Markdown (``.md``) or HTML
 (``.html``) page that embeds them. Nothing is simulated again: a run's folder
 is read back into a :class:`FolderResults` — a :class:`SimulationResults`
@@ -36,6 +36,7 @@ KIND_FILES = {
     "comparison": ("comparison.csv", "differences.csv"),
     "plan": ("plan.csv",),
     "sweep": ("sweep.csv", "points.csv"),
+    "sensitivity": ("sensitivity.csv", "points.csv"),
 }
 HEADLINE = ("grr", "nrr", "logo_retention", "renewal_rate", "ending_arr", "ending_logos", "new_arr",
             "churned_arr", "expansion_arr", "touch_miss_rate", "csm_utilisation", "csm_cost",
@@ -44,7 +45,7 @@ HEADLINE = ("grr", "nrr", "logo_retention", "renewal_rate", "ending_arr", "endin
 
 def _not_results(folder: Path, why: str) -> CssimError:
     return CssimError(f"{folder}: not a cssim results folder ({why}); pass a folder written by cssim run, "
-                      "compare --out, plan --out or sweep")
+                      "compare --out, plan --out, sweep or sensitivity")
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -64,7 +65,7 @@ def read_manifest(folder: str | Path) -> dict:
 
 
 def folder_kind(folder: str | Path) -> str:
-    """``run``, ``comparison``, ``plan`` or ``sweep``; CssimError for anything else."""
+    """``run``, ``comparison``, ``plan``, ``sweep`` or ``sensitivity``; CssimError for anything else."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     kind = manifest.get("kind", "run")
@@ -466,7 +467,65 @@ def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, st
     return page, title
 
 
-PAGES = {"run": _run_page, "comparison": _comparison_page, "plan": _plan_page, "sweep": _sweep_page}
+def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
+    from . import plots
+    from .metrics import KPIS
+
+    manifest = read_manifest(folder)
+    table = pd.read_csv(folder / "sensitivity.csv", keep_default_na=True)
+    table["field"] = table["field"].fillna("")
+    points = pd.read_csv(folder / "points.csv")
+    units = {k.name: k.unit for k in KPIS}
+    title = f"cssim report — what drives the forecast of {manifest.get('scenario_name', 'scenario')}"
+    page = _Page()
+    page.h(1, title)
+    counts = points["method"].value_counts()
+    page.p(f"{len(manifest.get('problem', {}).get('names', []))} assumptions varied; {len(points)} points "
+           f"({', '.join(f'{m}: {counts[m]}' for m in ('oat', 'morris', 'sobol') if m in counts)}) × "
+           f"{manifest.get('replications')} replications, seed {manifest.get('seed')} (common random numbers: every "
+           f"point sees the same customers). Intervals are 90 %. {_versions(manifest)}.")
+    page.p("Sobol' ST: share of the output's variance due to the assumption, interactions included (an interval "
+           "reaching 0: not shown to matter). Morris mu*: mean absolute effect of moving the assumption across part of "
+           "its range. Swing: the output with the assumption at its high minus at its low value, others at base.")
+    outputs = list(dict.fromkeys(zip(table["kpi"], table["scope"], strict=True)))
+    for kpi, scope in outputs:
+        sub = table[(table["kpi"] == kpi) & (table["scope"] == scope)]
+        unit = units.get(kpi, "ratio")
+        name = _label(kpi) + ("" if scope == "all" else f" ({scope})")
+        page.h(2, name)
+        rows = []
+        for f in [f for f in dict.fromkeys(sub["field"]) if f]:
+            row = {"assumption": f}
+            for method, index, head in (("sobol", "ST", "Sobol' ST"), ("morris", "mu_star", "Morris mu*"),
+                                        ("oat", "swing", "swing high − low")):
+                r = sub[(sub["method"] == method) & (sub["index"] == index) & (sub["field"] == f)]
+                if not len(r):
+                    continue
+                r = r.iloc[0]
+                if method == "sobol":
+                    row[head] = f"{r['estimate']:.2f} [{r['ci_lo']:.2f}, {r['ci_hi']:.2f}]"
+                    row["_key"] = r["estimate"]
+                else:
+                    show = (lambda v: f"{v * 100:+.2f} pts" if unit == "ratio" else
+                            ("+" if v >= 0 else "-") + _fmt(abs(v), unit)) if method == "oat" else (
+                        lambda v: _fmt(v, unit))
+                    row[head] = f"{show(r['estimate'])} [{show(r['ci_lo'])}, {show(r['ci_hi'])}]"
+                    row.setdefault("_key", abs(r["estimate"]))
+            rows.append(row)
+        frame = pd.DataFrame(rows).sort_values("_key", ascending=False, kind="stable").drop(columns="_key")
+        page.table(frame)
+        slug = _slug(f"{kpi}-{scope}")
+        if (sub["method"] == "oat").any():
+            _figure(page, out, f"tornado-{slug}", plots.tornado(table, kpi=kpi, scope=scope),
+                    f"Tornado chart, {name}", written)
+        if (sub["method"] == "sobol").any() and sub[sub["method"] == "sobol"]["estimate"].notna().all():
+            _figure(page, out, f"sobol-{slug}", plots.sobol_bars(table, kpi=kpi, scope=scope),
+                    f"Sobol' indices, {name}", written)
+    return page, title
+
+
+PAGES = {"run": _run_page, "comparison": _comparison_page, "plan": _plan_page, "sweep": _sweep_page,
+         "sensitivity": _sensitivity_page}
 
 
 def write_report(folder: str | Path, out: str | Path | None = None) -> tuple[Path, list[Path]]:
