@@ -425,6 +425,24 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
                                   xlabel=manifest["over"].split(".")[-1].replace("_", " ").capitalize()
                                   if not manifest["over"].endswith("headcount") else "CSM headcount")
     _figure(page, out, "frontier", ax, "KPI and CSM cost by value", written)
+    if "kpi_at_confidence" in table.columns:
+        from .metrics import KPIS
+
+        unit = next(k.unit for k in KPIS if k.name == target.kpi)
+        pct = int(round(100 * float(manifest.get("confidence", 0.8))))
+        label = manifest.get("scope_label", target.kpi)
+        at = f"{label} met in {pct} % of replications" if manifest.get("criterion") == "share" else \
+            f"{label}, one-sided {pct} % bound on the mean"
+        marg = lambda v: "" if not np.isfinite(v) else ("+" if v >= 0 else "-") + _fmt(abs(v), "currency")  # noqa: E731
+        rows = [{manifest["over"]: int(r.value), at: _fmt(r.kpi_at_confidence, unit),
+                 "mean [90 % CI of the mean]": f"{_fmt(r.mean, unit)} [{_fmt(r.ci_lo, unit)}, {_fmt(r.ci_hi, unit)}]",
+                 "share of replications meeting it": f"{r.share_met * 100:.0f} %", "meets": "yes" if r.meets else "no",
+                 "CSM cost per year (all pods)": _fmt(r.csm_cost_per_year, "currency"),
+                 "Δ retained ARR per year per +1 [90 % CI]": "" if not np.isfinite(r.marginal_arr_per_csm) else
+                 f"{marg(r.marginal_arr_per_csm)} [{marg(r.marginal_arr_per_csm_lo)}, {marg(r.marginal_arr_per_csm_hi)}]"}
+                for r in table.itertuples()]
+        page.h(2, "What each value gives")
+        page.table(pd.DataFrame(rows))
     summary = folder / "summary.txt"
     if summary.is_file():
         page.h(2, "Evaluated values")
