@@ -791,6 +791,7 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     ax = _new_ax(ax)
     unit, fmt = _kpi_formatter(kpi)
     name = KPI_LABELS.get(kpi, kpi) + (f" ({scope.replace('_', ' ')})" if scope != "all" else "")
+    scoped = name + (" (all customers)" if scope == "all" else "")
     kpi_color, cost_color = "#1f5a96", "#d9822b"
     mid, lo, hi = (t[c].to_numpy(dtype=float) for c in ("mean", "lo", "hi"))
     ax.errorbar(t["value"].to_numpy(dtype=float), mid, yerr=np.vstack([mid - lo, hi - mid]), color=kpi_color,
@@ -822,7 +823,7 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, len(h1 + h2)))
-    ax.set_title(f"{name} and CSM cost by headcount")
+    ax.set_title(f"{scoped} and CSM cost (all pods) by headcount")
     return ax
 
 

@@ -423,7 +423,7 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
                "has a 90 % interval that includes 0 (see below).")
     ax = plots.headcount_frontier(table, kpi=target.kpi, target=target.value, chosen=answer, scope=target.scope,
                                   xlabel=manifest["over"].split(".")[-1].replace("_", " ").capitalize()
-                                  if not manifest["over"].endswith("headcount") else "CSM headcount")
+                                  if not manifest["over"].endswith("headcount") else f"CSM headcount ({manifest['over']})")
     _figure(page, out, "frontier", ax, "KPI and CSM cost by value", written)
     if "kpi_at_confidence" in table.columns:
         from .metrics import KPIS
