@@ -924,8 +924,13 @@ def _sensitivity_rows(table, kpi: str, scope: str, method: str) -> pd.DataFrame:
 
 
 def _field_label(path: str) -> str:
-    parts = path.split(".")
-    return ".".join(parts[-3:]) if len(parts) > 3 else path
+    """A dotted field path without the schema's container names: ``smb.lifecycle.churn.scale``,
+    ``pods.smb.cost_per_year``, ``low_touch.renewal_call.renewal_odds``."""
+    for prefix in ("segments.", "touch_models.", "team."):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+            break
+    return path.replace(".tasks.", ".").replace(".effects.", ".")
 
 
 def _output_name(kpi: str, scope: str) -> str:
