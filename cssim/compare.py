@@ -165,7 +165,8 @@ class ComparisonResults:
             a, b = base.align(alt)
             same &= ((a == b) | (a.isna() & b.isna())).reindex(base.index, fill_value=False)
         identical = same.groupby(level=[0, 1], sort=False).all()
-        real = diffs.groupby(["kpi", "scope"], sort=False)["distinguishable"].any() if len(diffs) else pd.Series(dtype=bool)
+        real = (diffs.groupby(["kpi", "scope"], sort=False)["distinguishable"].any() if len(diffs)
+                else pd.Series(dtype=bool))
         rows = []
         for i, key in enumerate(keys):
             ident = bool(identical.get(key, False))
@@ -230,10 +231,11 @@ class ComparisonResults:
             def m(v, lo, hi, suffix=""):
                 return f"{_fmt_diff(v, 'currency')}{suffix} [{_fmt_diff(lo, 'currency')}, {_fmt_diff(hi, 'currency')}]"
 
+            kept = m(r.d_retained_arr_per_year, r.d_retained_arr_per_year_lo, r.d_retained_arr_per_year_hi, "/yr")
             head = (f"Trade-off {r.scenario} vs {r.reference} (all customers, {pct}% intervals): CSM cost "
                     f"{m(r.d_cost_per_year, r.d_cost_per_year_lo, r.d_cost_per_year_hi, '/yr')}, ending ARR "
                     f"{m(r.d_ending_arr, r.d_ending_arr_lo, r.d_ending_arr_hi)}, retained ARR "
-                    f"{m(r.d_retained_arr_per_year, r.d_retained_arr_per_year_lo, r.d_retained_arr_per_year_hi, '/yr')}")
+                    f"{kept}")
             if not np.isfinite(r.arr_per_cost_dollar):
                 tail = "the cost change is within noise, so no ARR per CSM dollar"
             else:
@@ -295,7 +297,8 @@ class ComparisonResults:
                 cells.append(f"{text + mark:>44}")
             lines.append(f"{kpi_label(row.kpi):<{width}}{row.scope:<14}" + "".join(cells))
         if len(hidden) and not show_all:
-            lines.append(f"{len(hidden)} of {len(shown)} rows hidden: the same in every scenario and every replication.")
+            lines.append(f"{len(hidden)} of {len(shown)} rows hidden: the same in every scenario and every "
+                         f"replication.")
         for n in self.names[1:]:
             sub = diffs[diffs["scenario"] == n] if len(diffs) else diffs
             k = int(sub["distinguishable"].sum()) if len(sub) else 0

@@ -963,8 +963,9 @@ def tornado(table, kpi: str = "grr", scope: str = "all", ax=None):
                     label=name if y == 0 else None)
         # The swing's paired 90 % interval (same customers at low and high), drawn around the high end.
         if np.isfinite(sw.ci_lo):
-            ax.errorbar(hi_r.estimate * scale, y, xerr=[[(sw.estimate - sw.ci_lo) * scale], [(sw.ci_hi - sw.estimate) * scale]],
-                        color="#222222", capsize=4, linewidth=1.2, label="90 % interval of the swing" if y == 0 else None)
+            err = [[(sw.estimate - sw.ci_lo) * scale], [(sw.ci_hi - sw.estimate) * scale]]
+            ax.errorbar(hi_r.estimate * scale, y, xerr=err, color="#222222", capsize=4, linewidth=1.2,
+                        label="90 % interval of the swing" if y == 0 else None)
         fmt = (lambda v: f"{v * 100:+.2f} pts") if unit == "ratio" else (
             (lambda v: ("+" if v >= 0 else "-") + money(abs(v))) if unit == "currency" else (lambda v: f"{v:+.3g}"))
         text = (f"swing {fmt(sw.estimate)} [{fmt(sw.ci_lo)}, {fmt(sw.ci_hi)}]" if np.isfinite(sw.ci_lo)
@@ -1004,7 +1005,8 @@ def sobol_bars(table, kpi: str = "grr", scope: str = "all", ax=None):
     fields = list(st["estimate"].abs().sort_values(kind="stable").index)
     ax = _new_ax(ax, figsize=(9.0, max(3.0, 0.7 * len(fields) + 2.0)))
     y = np.arange(len(fields), dtype=float)
-    for frame, offset, color, label in ((st, 0.18, "#1f5a96", "total order ST"), (s1, -0.18, "#8fb3d9", "first order S1")):
+    bars = ((st, 0.18, "#1f5a96", "total order ST"), (s1, -0.18, "#8fb3d9", "first order S1"))
+    for frame, offset, color, label in bars:
         est = frame.loc[fields, "estimate"].to_numpy(dtype=float)
         lo = frame.loc[fields, "ci_lo"].to_numpy(dtype=float)
         hi = frame.loc[fields, "ci_hi"].to_numpy(dtype=float)

@@ -423,7 +423,8 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
                "has a 90 % interval that includes 0 (see below).")
     ax = plots.headcount_frontier(table, kpi=target.kpi, target=target.value, chosen=answer, scope=target.scope,
                                   xlabel=manifest["over"].split(".")[-1].replace("_", " ").capitalize()
-                                  if not manifest["over"].endswith("headcount") else f"CSM headcount ({manifest['over']})")
+                                  if not manifest["over"].endswith("headcount")
+                                  else f"CSM headcount ({manifest['over']})")
     _figure(page, out, "frontier", ax, "KPI and CSM cost by value", written)
     if "kpi_at_confidence" in table.columns:
         from .metrics import KPIS
@@ -439,7 +440,8 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
                  "share of replications meeting it": f"{r.share_met * 100:.0f} %", "meets": "yes" if r.meets else "no",
                  "CSM cost per year (all pods)": _fmt(r.csm_cost_per_year, "currency"),
                  "Δ retained ARR per year per +1 [90 % CI]": "" if not np.isfinite(r.marginal_arr_per_csm) else
-                 f"{marg(r.marginal_arr_per_csm)} [{marg(r.marginal_arr_per_csm_lo)}, {marg(r.marginal_arr_per_csm_hi)}]"}
+                 f"{marg(r.marginal_arr_per_csm)} [{marg(r.marginal_arr_per_csm_lo)}, "
+                 f"{marg(r.marginal_arr_per_csm_hi)}]"}
                 for r in table.itertuples()]
         page.h(2, "What each value gives")
         page.table(pd.DataFrame(rows))

@@ -318,7 +318,8 @@ class SensitivityResults:
         counts = self.points["method"].value_counts()
         lines = [
             f"Sensitivity of {self.scenario.name!r}: {len(self.fields)} fields, {len(self.points)} points "
-            f"({', '.join(f'{m} {counts[m]}' for m in ('oat', 'morris', 'sobol') if m in counts)}) × {n} replications, "
+            f"({', '.join(f'{m} {counts[m]}' for m in ('oat', 'morris', 'sobol') if m in counts)}) "
+            f"× {n} replications, "
             f"seed {self.scenario.seed} (common random numbers); 90% intervals; batches computed "
             f"{self.batches.get('computed', 0)}, from cache {self.batches.get('cached', 0)}.",
         ]
@@ -451,7 +452,8 @@ def _analyse(res: SensitivityResults) -> pd.DataFrame:
                 continue
             boot = int(np.random.SeedSequence(seed, spawn_key=(_BOOT_KEY,)).generate_state(1)[0]) or 1
             if method == "morris":
-                si = morris_analyze.analyze(_unit_problem(problem), x, y, num_levels=res.scenario.sensitivity.morris_levels,
+                si = morris_analyze.analyze(_unit_problem(problem), x, y,
+                                            num_levels=res.scenario.sensitivity.morris_levels,
                                             conf_level=LEVEL, num_resamples=1000, seed=boot)
                 for i, f in enumerate(res.fields):
                     ms, conf = float(si["mu_star"][i]), float(si["mu_star_conf"][i])
@@ -475,7 +477,8 @@ def _analyse(res: SensitivityResults) -> pd.DataFrame:
         for method, index in (("oat", "swing"), ("morris", "mu_star"), ("sobol", "ST")):
             sel = frame["method"] == method
             ranks = _rank(frame[sel], index)
-            frame.loc[sel & (frame["field"] != ""), "rank"] = frame.loc[sel & (frame["field"] != ""), "field"].map(ranks)
+            named = sel & (frame["field"] != "")
+            frame.loc[named, "rank"] = frame.loc[named, "field"].map(ranks)
         frame.insert(1, "kpi", kpi)
         frame.insert(2, "scope", scope)
         rows.extend(frame.to_dict("records"))

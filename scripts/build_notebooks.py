@@ -334,7 +334,9 @@ plots.headcount_frontier(swept, kpi=target.kpi, scope=target.scope, target=targe
                          xlabel=f"{POD} CSM headcount").figure
 """),
     md("## Marginal cost and ARR retained per extra CSM (between evaluated values)"),
-    code('result.table[["value", "kpi_at_confidence", "mean", "share_met", "csm_cost_per_year", "retained_arr", "marginal_cost_per_csm", "marginal_arr_per_csm", "marginal_arr_per_csm_lo", "marginal_arr_per_csm_hi"]]'),
+    code('result.table[["value", "kpi_at_confidence", "mean", "share_met", "csm_cost_per_year", "retained_arr",\n'
+         '              "marginal_cost_per_csm", "marginal_arr_per_csm", "marginal_arr_per_csm_lo",\n'
+         '              "marginal_arr_per_csm_hi"]]'),
     md("The same frontier for gross revenue retention (all customers):"),
     code('plots.headcount_frontier(swept, kpi="grr", xlabel=f"{POD} CSM headcount").figure'),
 ]

@@ -238,7 +238,8 @@ def test_a_lever_that_does_not_move_the_kpi_is_detected_early(tmp_path, capsys):
     assert code == 1 and "does not move this KPI" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, needed", [(["-n", "1"], 11), (["-n", "10"], 11), (["--confidence", "0.9", "-n", "21"], 22),
+@pytest.mark.parametrize("args, needed", [(["-n", "1"], 11), (["-n", "10"], 11),
+                                          (["--confidence", "0.9", "-n", "21"], 22),
                                           (["--criterion", "mean", "-n", "1"], 2)])
 def test_too_few_replications_are_refused_with_the_number_needed(tmp_path, capsys, args, needed):
     path = write_yaml(tmp_path / "cap.yaml", capacity_scenario(hours_for(3), 1))
