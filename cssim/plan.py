@@ -295,6 +295,9 @@ class PlanResults:
                         if self.answer is None else f"the target is met across the range, so {self.answer} is enough")
                 lines.append(f"This lever does not move this KPI: {change}; the interval includes 0, so the change "
                              f"is within noise. Search stopped after {self.n_evaluated} values; {then}.")
+                hint = self._scope_hint()
+                if hint:
+                    lines.append(hint)
             elif self.answer is None:
                 lines.append(f"{change}, not enough to reach the target within the range.")
             elif r["ci_lo"] <= 0.0 <= r["ci_hi"]:
@@ -328,6 +331,20 @@ class PlanResults:
         lines.append("Retained ARR: annual ARR kept from each window's starting customers (all customers); "
                      "Δ per +1: paired difference to the previous value tried, per unit of the field.")
         return "\n".join(lines)
+
+
+    def _scope_hint(self) -> str:
+        """For a pod's field and an all-customer target: the segments that pod serves, to target instead."""
+        parts = self.over.split(".")
+        if self.target.scope != "all" or len(parts) < 3 or parts[:2] != ["team", "pods"] or not self.results:
+            return ""
+        pod = next(iter(self.results.values())).scenario.team.pods.get(parts[2])
+        by = next(k.by for k in KPIS if k.name == self.target.kpi)
+        if pod is None or by != "segment" or not pod.segments:
+            return ""
+        scoped = ", ".join(f"{self.target.kpi}[{s}]" for s in pod.segments)
+        return (f"Pod {parts[2]} serves {', '.join(pod.segments)}; the all-customer KPI may hide its effect — "
+                f"a target on {scoped} asks about the customers this lever reaches.")
 
 
 def _fmt_change(value: float, unit: str) -> str:

@@ -232,6 +232,7 @@ def test_a_lever_that_does_not_move_the_kpi_is_detected_early(tmp_path, capsys):
     assert result.response["diff"] == 0.0
     text = result.summary()
     assert "This lever does not move this KPI" in text and "grr (all customers)" in text
+    assert "Pod acct serves acct" in text and "grr[acct]" in text
     path = write_yaml(tmp_path / "flat.yaml", data)
     code = main(["plan", str(path), "--target", "grr >= 0.99", "--over", "team.pods.acct.headcount", "--jobs", "1",
                  "-q"])

@@ -183,3 +183,14 @@ def test_a_scenario_without_the_block_is_refused(tmp_path, capsys):
     assert "no sensitivity: block" in capsys.readouterr().err
     with pytest.raises(ScenarioError):
         scenario_from_dict({**driver_scenario(), "sensitivity": {"fields": {}}})
+
+
+def test_plots_put_the_driver_on_top_with_its_interval(analysed):
+    ax = analysed.plot_tornado("grr")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] == "acct.renewal.healthy" and labels[0] == "pods.acct.cost_per_year"  # largest swing on top
+    texts = [t.get_text() for t in ax.texts]
+    assert any(t.startswith("swing +") and "pts [" in t for t in texts)
+    ax = analysed.plot_sobol("grr")
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "acct.renewal.healthy"
+    assert any(t.startswith("ST 0.00 [0.00, 0.00]") for t in (x.get_text() for x in ax.texts))
