@@ -355,6 +355,11 @@ class SensitivityResults:
                 inert = [row.field for row in r.itertuples() if row.sobol_ST_lo <= 0.0]
                 if inert:
                     lines.append(f"  ST interval includes 0 (not shown to matter): {', '.join(inert)}")
+                t = self.table()
+                sob = t[(t["method"] == "sobol") & (t["kpi"] == kpi) & (t["scope"] == scope)]["estimate"]
+                if ((sob > 1.05) | (sob < -0.05)).any():
+                    lines.append(f"  Sobol' estimates outside [0, 1]: sobol_n {self.scenario.sensitivity.sobol_n} is too "
+                                 f"few points for stable indices; raise it (each doubling halves the error's variance).")
         return "\n".join(lines)
 
     def plot_tornado(self, kpi: str = "grr", scope: str = "all", ax=None):
