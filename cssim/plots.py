@@ -902,7 +902,7 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
     if units == {"currency"} and not relative:
         _money_axis(ax.xaxis)
     ax.set_xlabel(xlabel)
-    ax.set_title("Paired differences with intervals" + (f" — {scope.replace('_', ' ')}" if scope != "all" else ""))
+    ax.set_title("Paired differences with intervals — " + (scope.replace("_", " ") if scope != "all" else "all customers"))
     if scenarios != [None]:
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=min(n, 3), title=None)
         ax.set_title(ax.get_title(), pad=12 + 22 * ((n + 2) // 3))

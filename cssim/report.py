@@ -346,7 +346,9 @@ def _comparison_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pag
     if d["kpi"].isin(plots.FOREST_MONEY_KPIS).any():
         _figure(page, out, "forest-money", plots.forest(diffs, kpis=plots.FOREST_MONEY_KPIS),
                 "Paired differences, dollars", written)
-    scopes = [sc for sc in dict.fromkeys(diffs["scope"]) if sc != "all"]
+    # Scopes with the most differences distinguishable from noise first: where the policy acts.
+    real = diffs.assign(_d=diffs["distinguishable"].astype(str) == "True").groupby("scope", sort=False)["_d"].sum()
+    scopes = sorted((sc for sc in dict.fromkeys(diffs["scope"]) if sc != "all"), key=lambda sc: -int(real.get(sc, 0)))
     if scopes:
         first = (manifest.get("scenarios") or [{}])[0].get("scenario", {})
         segments = set(first.get("segments", {}))
@@ -381,7 +383,8 @@ def _slug(text: str) -> str:
 def _moves(d: pd.DataFrame) -> pd.Series:
     """Rows whose paired difference is not exactly 0 in every replication (or is undefined)."""
     zero = (d["diff"] == 0) & (d["ci_lo"].fillna(0) == 0) & (d["ci_hi"].fillna(0) == 0)
-    return ~zero & d["diff"].notna()
+    one_sided = d["reference_mean"].isna() != d["mean"].isna()  # defined in one scenario only (e.g. a pod removed)
+    return (~zero & d["diff"].notna()) | one_sided
 
 
 def _difference_rows(d: pd.DataFrame, level: int, kpis=None) -> pd.DataFrame:
@@ -395,6 +398,11 @@ def _difference_rows(d: pd.DataFrame, level: int, kpis=None) -> pd.DataFrame:
     for r, real in zip(d.itertuples(), pd.concat([dist[dist], dist[~dist]]), strict=True):
         f = (lambda v, u=r.unit: "n/a" if not np.isfinite(v) else
              f"{v * 100:+.2f} pts" if u == "ratio" else ("+" if v >= 0 else "-") + _fmt(abs(v), u))
+        if not np.isfinite(r.diff):
+            which = r.reference if np.isfinite(r.reference_mean) else r.scenario
+            rows.append({"scenario": r.scenario, "KPI": _label(r.kpi), "difference": "n/a",
+                         f"{level} % interval": f"defined only in {which}", "distinguishable": "—"})
+            continue
         rows.append({"scenario": r.scenario, "KPI": _label(r.kpi), "difference": f(r.diff),
                      f"{level} % interval": f"{f(r.ci_lo)} – {f(r.ci_hi)}",
                      "distinguishable": "yes" if real else "no"})
