@@ -542,6 +542,11 @@ def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pa
             rows.append(row)
         frame = pd.DataFrame(rows).sort_values("_key", ascending=False, kind="stable").drop(columns="_key")
         page.table(frame)
+        sobol = sub[sub["method"] == "sobol"]["estimate"]
+        if ((sobol > 1.05) | (sobol < -0.05)).any():
+            n = manifest.get("scenario", {}).get("sensitivity", {}).get("sobol_n", "?")
+            page.p(f"Sobol' estimates outside [0, 1]: {n} base points are too few for stable indices; the ranking "
+                   "stands where the intervals separate, the values do not — raise sobol_n.")
         slug = _slug(f"{kpi}-{scope}")
         if (sub["method"] == "oat").any():
             _figure(page, out, f"tornado-{slug}", plots.tornado(table, kpi=kpi, scope=scope),
