@@ -484,7 +484,7 @@ def plan(
     if low > high:
         raise PlanError(f"--min {low} is above --max {high}")
     base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
-    if over.split(".", 1)[0] in ("seed", "replications", "sweep"):
+    if over.split(".", 1)[0] in ("seed", "replications", "sweep", "sensitivity"):
         raise PlanError(f"--over {over}: cannot search over {over.split('.', 1)[0]!r}")
     try:
         current = resolve_path(base, over)

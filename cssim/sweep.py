@@ -46,7 +46,8 @@ _SAMPLE_KEY = 0x5EE9
 # Fields a sweep may not vary: the seed and replications are what common random numbers share.
 _FIXED = {"seed": "every point shares the seed (common random numbers)",
           "replications": "every point runs the same replications",
-          "sweep": "a sweep cannot sweep itself"}
+          "sweep": "a sweep cannot sweep itself",
+          "sensitivity": "not a scenario assumption"}
 DEFAULT_BATCH = 4
 
 
