@@ -293,8 +293,10 @@ PLAN = [
 
 A sweep over a pod's headcount shows the whole frontier (KPI with its interval, CSM cost);
 `cssim.plan` finds the smallest headcount that meets a target with a stated confidence
-(bracketing and bisection, every value on the same customers). The marginal ARR retained
-per extra CSM is in the plan's table.
+(the current value, the far end of the range, then bisection; every value on the same
+customers). Its table gives, for each value tried, the KPI met at that confidence, the CSM
+cost per year and the ARR retained per extra CSM with its interval; a headcount that does
+not move the KPI is reported as such after two values.
 """),
     params("""
 SCENARIO = "../scenarios/baseline.yaml"
