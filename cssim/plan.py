@@ -196,7 +196,12 @@ def kpi_at_confidence(target: Target, criterion: str, confidence: float, values:
     ranked = np.sort(np.where(np.isfinite(v), v, worst))
     if target.higher_is_better:
         ranked = ranked[::-1]
-    k = max(1, int(math.ceil(confidence * v.size - 1e-9)))
+    # The fewest replications whose share reaches the confidence, with the same tolerance as _meets.
+    k = max(1, int(math.ceil(confidence * v.size)))
+    while k > 1 and (k - 1) / v.size >= confidence - 1e-12:
+        k -= 1
+    while k < v.size and k / v.size < confidence - 1e-12:
+        k += 1
     x = float(ranked[k - 1])
     return x if np.isfinite(x) else np.nan
 

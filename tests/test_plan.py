@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cssim import PlanError, plan, scenario_from_dict
 from cssim.cli import main
@@ -249,3 +251,19 @@ def test_too_few_replications_are_refused_with_the_number_needed(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"use at least {needed} (-n {needed})" in err
     assert min_replications(0.8) == 11 and 0.8**11 <= 0.1 < 0.8**10
+
+
+@given(
+    values=st.lists(st.one_of(st.floats(0.0, 1.0), st.just(float("nan"))), min_size=1, max_size=40),
+    threshold=st.floats(0.0, 1.0),
+    confidence=st.floats(0.05, 0.95),
+    op=st.sampled_from([">=", "<=", ">", "<"]),
+)
+def test_the_kpi_at_confidence_decides_the_share_criterion(values, threshold, confidence, op):
+    """A value meets the target exactly when its KPI at the chosen confidence does (NaN never meets)."""
+    from cssim.plan import _meets
+
+    v = np.array(values)
+    target = Target("grr", op, threshold)
+    at = kpi_at_confidence(target, "share", confidence, v)
+    assert _meets(target, "share", confidence, v) == bool(np.isfinite(at) and target.met(np.array([at]))[0])
