@@ -59,12 +59,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
+from SALib.analyze import morris as morris_analyze
+from SALib.analyze import sobol as sobol_analyze
+from SALib.sample import morris as morris_sample
+from SALib.sample import sobol as sobol_sample
 from scipy import stats
 
 from .errors import PlanError, ScenarioError
+from .loader import load_scenario, scenario_hash
 from .metrics import KPI_NAMES, KPIS
 from .results import SimulationResults, _fmt
 from .scenario import Scenario
+from .simulate import versions
+from .sweep import _with_run_settings, point_scenario, resolve_path, run_points
 
 __all__ = ["SensitivityResults", "sensitivity", "check_sensitivity", "sensitivity_problem", "parse_output"]
 
@@ -157,8 +164,6 @@ def check_sensitivity(scenario: Scenario) -> None:
 
     Raises ValueError (one line) naming the field.
     """
-    from .sweep import point_scenario, resolve_path
-
     spec = scenario.sensitivity
     base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
     for path, f in spec.fields.items():
@@ -193,15 +198,10 @@ class _Design:
 
 
 def _designs(scenario: Scenario) -> tuple[list[_Design], dict]:
-    from SALib.sample import morris as morris_sample
-    from SALib.sample import sobol as sobol_sample
-
     spec = scenario.sensitivity
     problem = sensitivity_problem(scenario)
     seed = spec.seed if spec.seed is not None else scenario.seed
     base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
-    from .sweep import resolve_path
-
     current = [resolve_path(base, p) for p in problem["names"]]
     designs = []
     if "oat" in spec.methods:
@@ -417,9 +417,6 @@ def _rank(frame: pd.DataFrame, index: str) -> dict[str, int]:
 
 
 def _analyse(res: SensitivityResults) -> pd.DataFrame:
-    from SALib.analyze import morris as morris_analyze
-    from SALib.analyze import sobol as sobol_analyze
-
     problem = res.manifest["problem"]
     seed = res.manifest["sample_seed"]
     pts = res.points
@@ -521,10 +518,6 @@ def sensitivity(
     on_batch : callable, optional
         ``on_batch(done, total)`` after each computed batch.
     """
-    from .loader import load_scenario, scenario_hash
-    from .simulate import versions
-    from .sweep import _with_run_settings, point_scenario, run_points
-
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     if scenario.sensitivity is None:
