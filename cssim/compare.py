@@ -94,27 +94,33 @@ class ComparisonResults:
         return self.names[0]
 
     def table(self, scope: str | None = "all") -> pd.DataFrame:
-        """KPIs of each scenario: scenario, kpi, scope, unit, mean, lo, hi, ci_lo, ci_hi, n.
+        """KPIs of each scenario: scenario, kpi, scope, unit, basis, mean, lo, hi, ci_lo, ci_hi, n.
+
+        ``basis`` says what a money KPI's dollars are (``horizon total``, ``annual
+        run-rate at horizon end``, ``per customer``); empty for other KPIs.
 
         ``scope="all"`` (default) gives whole-business KPIs; ``None`` adds every
         segment and pod.
         """
         frames = []
+        from .metrics import MONEY_BASIS
+
         for name, res in zip(self.names, self.results, strict=True):
             t = res.kpis(self.level, scope=scope)
             t.insert(0, "scenario", name)
+            t.insert(t.columns.get_loc("unit") + 1, "basis", t["kpi"].map(MONEY_BASIS).fillna(""))
             frames.append(t)
         return pd.concat(frames, ignore_index=True)
 
     def differences(self, scope: str | None = "all") -> pd.DataFrame:
         """Paired difference of every KPI to the first scenario, replication by replication.
 
-        Columns: scenario, reference, kpi, scope, unit, reference_mean, mean,
+        Columns: scenario, reference, kpi, scope, unit, basis, reference_mean, mean,
         diff (scenario − reference), ci_lo, ci_hi (t-interval of the mean
         paired difference at ``level``), n, distinguishable (the interval
         excludes 0).
         """
-        from .metrics import KPIS
+        from .metrics import KPIS, MONEY_BASIS
 
         units = {k.name: k.unit for k in KPIS}
         base = self._by_rep(0, scope)
@@ -132,6 +138,7 @@ class ComparisonResults:
                         "kpi": kpi,
                         "scope": sc,
                         "unit": units[kpi],
+                        "basis": MONEY_BASIS.get(kpi, ""),
                         "reference_mean": float(np.nanmean(g["value_ref"])) if g["value_ref"].notna().any() else np.nan,
                         "mean": float(np.nanmean(g["value_alt"])) if g["value_alt"].notna().any() else np.nan,
                         **d,

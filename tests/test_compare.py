@@ -103,6 +103,9 @@ def test_tables_and_summary(comparison):
     assert {"enterprise", "smb"} <= set(full["scope"])
     d = comparison.differences(scope=None)
     assert {"scenario", "reference", "kpi", "scope", "diff", "ci_lo", "ci_hi", "distinguishable"} <= set(d.columns)
+    basis = dict(zip(d["kpi"], d["basis"], strict=False))
+    assert basis["csm_cost"] == "horizon total" and basis["ending_arr"] == "annual run-rate at horizon end"
+    assert basis["grr"] == "" and set(full["basis"]) >= {"horizon total", ""}
     s = comparison.summary()
     assert "stronger − tiny" in s
     assert "stronger vs tiny:" in s and "differences distinguishable from noise" in s
