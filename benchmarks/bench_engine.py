@@ -1,81 +1,114 @@
-"""Engine speed and scale: events per second against bare SimPy, replication times, peak memory.
+"""Engine cost per customer-year against a bare SimPy loop timed in the same run, and the engine's wall-time goals.
 
-Prints three tables:
+Prints four tables:
 
-1. the engine's event rate on one replication of ``scenarios/baseline.yaml``
-   against a bare SimPy loop (processes that only ``yield env.timeout``)
-   processing the same number of events in the same run — the issue's goal is
-   cssim at ≥ 50 % of the bare rate;
-2. wall time of single replications of the baseline;
-3. a 20,000-customer, 5-year scenario derived from the baseline (every
-   segment's initial book, new logos, headcount and hires scaled up), timed
-   in a fresh subprocess that also reports its peak resident memory.
+1. cost per customer-year of one baseline replication, expressed in bare-SimPy
+   events: (CPU µs per customer-year) ÷ (CPU µs per event of a bare SimPy loop
+   of 1,000 processes that only ``yield env.timeout``), both timed in this run
+   (goal: at most 30);
+2. the same ratio for the baseline scaled to 1,000 … 100,000 initial
+   customers, one replication each in a fresh subprocess with its peak memory
+   (goal: the largest within 1.3× of the smallest);
+3. wall times of what users run: the demo (``cssim run`` of the baseline, 40
+   replications on 2 workers; goal ≤ 8 s), one replication of 20,000 customers
+   × 60 months (≤ 10 s), 100,000 customers × 36 months (≤ 60 s, ≤ 2 GB);
+4. with ``--plan``, the README's ``cssim plan`` example (goal ≤ 1 minute).
 
-An "event" is one SimPy event processed by ``Environment.step`` (timeouts,
-process starts and resumptions, interrupts), counted from the environment's
-event-id counter minus the events still queued at the horizon.
+A customer-year is one customer active for one year (Σ month-end active logos
+÷ 12). Bare SimPy's events are counted with its public ``peek``/``step``.
+The machine may be shared: CPU times are steadier than wall times, and the
+ratios compare two timings taken side by side.
 
-Run: ``python benchmarks/bench_engine.py [--reps N] [--skip-large] [--profile]``. The
-machine's other load makes the figures noisy; compare runs on an idle machine.
+Run: ``python benchmarks/bench_engine.py [--reps 3] [--sizes 1000 10000 100000] [--skip-large] [--plan] [--profile]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BASELINE = ROOT / "scenarios" / "baseline.yaml"
-LARGE_CUSTOMERS = 20_000
-LARGE_MONTHS = 60
+from _montecarlo import BASELINE, ROOT, baseline_dict, in_subprocess, scaled
+
+BARE_PROCESSES = 1000
+BARE_EVENTS = 200_000
+PLAN_EXAMPLE = [
+    "plan", str(BASELINE), "--target", "touch_miss_rate[smb] <= 0.05", "--over", "team.pods.smb.headcount",
+    "--replications", "8", "--quiet",
+]
 
 
-def processed_events(env) -> int:
-    """Events processed so far: ids handed out minus events still in the queue."""
-    scheduled = next(env._eid)  # SimPy's event-id counter (itertools.count)
-    return scheduled - len(env._queue)
-
-
-def run_engine(scenario, rep: int) -> tuple[float, int]:
-    """Wall seconds (construction + run) and processed events of one replication."""
-    from cssim.engine import Engine
-
-    t0 = time.perf_counter()
-    engine = Engine(scenario, rep)
-    engine.run()
-    return time.perf_counter() - t0, processed_events(engine.env)
-
-
-def run_bare(n_events: int, n_procs: int = 1000) -> tuple[float, int]:
-    """A bare SimPy loop: ``n_procs`` processes sleeping exponential times until ``n_events`` are processed."""
+def bare_us_per_event(n_procs: int = BARE_PROCESSES, n_events: int = BARE_EVENTS) -> float:
+    """CPU µs per event of ``n_procs`` SimPy processes sleeping exponential times (events counted by ``step``)."""
     import random
 
     import simpy
 
     rnd = random.Random(0)
     delays = [rnd.expovariate(1.0) for _ in range(4096)]
-    per_proc = max(1, n_events // n_procs - 2)  # + start and end event of each process
+    per_proc = n_events // n_procs
 
     def proc(env, offset):
         timeout = env.timeout
         for i in range(per_proc):
             yield timeout(delays[(offset + i) & 4095])
 
-    t0 = time.perf_counter()
     env = simpy.Environment()
     for p in range(n_procs):
         env.process(proc(env, p * 7))
-    env.run()
-    return time.perf_counter() - t0, processed_events(env)
+    inf = float("inf")
+    steps = 0
+    t0 = time.process_time()
+    while env.peek() < inf:
+        env.step()
+        steps += 1
+    return (time.process_time() - t0) / steps * 1e6
 
 
-def print_profile(scenario, top: int = 12) -> None:
-    """cProfile one replication: share of time inside SimPy itself vs cssim's model code, and the top functions."""
+def engine_us_per_customer_year(scenario, rep: int) -> tuple[float, float, float]:
+    """CPU µs per customer-year, CPU seconds and customer-years of one replication (construction included)."""
+    from cssim.engine import Engine
+
+    t0 = time.process_time()
+    arrays = Engine(scenario, rep).run().arrays()
+    cpu = time.process_time() - t0
+    customer_years = float(arrays["segment"]["active"].sum() / 12.0)
+    return cpu / customer_years * 1e6, cpu, customer_years
+
+
+CHILD = """
+import json, time
+from cssim import scenario_from_dict
+from cssim.engine import Engine
+data = json.loads({data!r})
+s = scenario_from_dict(data, source="scaled baseline")
+w0, c0 = time.perf_counter(), time.process_time()
+arrays = Engine(s, 0).run().arrays()
+wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+sys_bare = __import__("bench_engine").bare_us_per_event()
+print(json.dumps({{"wall": wall, "cpu": cpu, "customer_years": float(arrays["segment"]["active"].sum() / 12.0),
+                   "bare": sys_bare}}))
+"""
+
+
+def run_scaled(initial: int, months: int | None = None) -> dict:
+    """One replication of the baseline scaled to ``initial`` customers (and ``months``), in a fresh process."""
+    base = baseline_dict()
+    total = sum(seg.get("initial_customers", 0) for seg in base["segments"].values())
+    data = scaled(base, initial / total)
+    if months is not None:
+        data["horizon_months"] = months
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n" + CHILD.format(
+        data=json.dumps(data, default=str)
+    )
+    return in_subprocess(code)
+
+
+def print_profile(scenario, top: int = 15) -> None:
+    """cProfile one baseline replication: the functions with the most own time."""
     import cProfile
     import pstats
 
@@ -87,113 +120,78 @@ def print_profile(scenario, top: int = 12) -> None:
     prof.disable()
     stats = pstats.Stats(prof)
     total = stats.total_tt
-    by_area: dict[str, float] = {}
-    for (path, _line, _name), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
-        area = "simpy" if "simpy" in path else "cssim" if "cssim" in path else "builtins/numpy"
-        by_area[area] = by_area.get(area, 0.0) + tt
-    print("Profile of one baseline replication (cProfile; own time, profiler overhead included)")
-    for area, tt in sorted(by_area.items(), key=lambda kv: -kv[1]):
-        print(f"   {area:<15} {tt / total:>6.1%}")
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]
+    print("Profile of one baseline replication (cProfile; own time, profiler overhead included)")
     for (path, line, name), (_cc, nc, tt, ct, _callers) in rows:
         print(f"   {tt / total:>6.1%} own {ct / total:>6.1%} cum {nc:>8,} calls  {Path(path).name}:{line} {name}")
 
 
-def large_scenario_dict() -> dict:
-    """The baseline scaled to a 20,000-customer initial book over 5 years."""
-    from cssim.loader import read_scenario_dict, set_path
-
-    data = read_scenario_dict(BASELINE)
-    total = sum(seg.get("initial_customers", 0) for seg in data["segments"].values())
-    factor = LARGE_CUSTOMERS / total
-    data = set_path(data, "horizon_months", LARGE_MONTHS)
-    for name, seg in data["segments"].items():
-        data = set_path(data, f"segments.{name}.initial_customers", round(seg.get("initial_customers", 0) * factor))
-        data = set_path(data, f"segments.{name}.new_logos_per_month", seg.get("new_logos_per_month", 0) * factor)
-    for name, pod in data.get("team", {}).get("pods", {}).items():
-        data = set_path(data, f"team.pods.{name}.headcount", max(1, round(pod["headcount"] * factor)))
-        hires = [{**h, "count": max(1, round(h["count"] * factor))} for h in pod.get("hires", [])]
-        data = set_path(data, f"team.pods.{name}.hires", hires)
-    return data
-
-
-def _child_large() -> None:
-    """Subprocess body: run the large scenario once and print JSON figures."""
-    import resource
-
-    from cssim.loader import scenario_from_dict
-
-    scenario = scenario_from_dict(large_scenario_dict(), source="large")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    seconds, events = run_engine(scenario, 0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    customers = sum(s.initial_customers for s in scenario.segments.values())
-    new = sum(s.new_logos_per_month for s in scenario.segments.values()) * scenario.horizon_months
-    print(json.dumps({
-        "seconds": seconds, "events": events, "rss_before_mb": before, "peak_rss_mb": peak,
-        "initial_customers": customers, "expected_new_logos": new, "months": scenario.horizon_months,
-    }))
+def timed_command(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "cssim.cli", *args], cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - t0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="baseline replications to time (default 3)")
-    parser.add_argument("--skip-large", action="store_true", help="skip the 20,000-customer scenario")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--skip-large", action="store_true", help="skip tables 2 and 3's large scenarios")
+    parser.add_argument("--plan", action="store_true", help="time the README's plan example too")
     parser.add_argument("--profile", action="store_true", help="print where one baseline replication spends its time")
     args = parser.parse_args()
 
     import cssim
 
     scenario = cssim.load_scenario(BASELINE)
-    run_engine(scenario, 0)  # warm caches and imports
+    engine_us_per_customer_year(scenario, 0)  # warm caches and imports
 
-    print("1. Event rate: one baseline replication vs a bare SimPy loop with the same number of events")
-    rows = []
+    print("1. Cost per customer-year of the baseline, in bare-SimPy events (CPU time; goal ≤ 30)")
+    print(f"{'rep':>4} {'customer-years':>15} {'cssim CPU s':>12} {'µs/customer-year':>17} "
+          f"{'bare µs/event':>14} {'bare events/customer-year':>26}")
+    ratios = []
     for rep in range(args.reps):
-        t_eng, n_eng = run_engine(scenario, rep)
-        t_bare, n_bare = run_bare(n_eng)
-        rows.append((rep, n_eng, t_eng, n_bare, t_bare))
-    print(f"{'rep':>4} | {'events':>9} {'cssim s':>8} {'µs/event':>9} {'events/s':>10} | "
-          f"{'bare events':>11} {'bare s':>7} {'µs/event':>9} | {'cssim/bare rate':>15}")
-    print("-" * 100)
-    for rep, n_eng, t_eng, n_bare, t_bare in rows:
-        rate, bare_rate = n_eng / t_eng, n_bare / t_bare
-        print(f"{rep:>4} | {n_eng:>9,} {t_eng:>8.2f} {1e6 / rate:>9.2f} {rate:>10,.0f} | "
-              f"{n_bare:>11,} {t_bare:>7.2f} {1e6 / bare_rate:>9.2f} | {rate / bare_rate:>14.1%}")
-    ratios = [(n / t) / (nb / tb) for _, n, t, nb, tb in rows]
-    print(f"cssim runs at {sum(ratios) / len(ratios):.1%} of bare SimPy's event rate (goal ≥ 50 %).")
+        bare = bare_us_per_event()
+        per_cy, cpu, cy = engine_us_per_customer_year(scenario, rep)
+        ratios.append(per_cy / bare)
+        print(f"{rep:>4} {cy:>15,.0f} {cpu:>12.3f} {per_cy:>17.1f} {bare:>14.2f} {ratios[-1]:>26.1f}")
+    ratios.sort()
+    print(f"median: {ratios[len(ratios) // 2]:.1f} bare-SimPy events per customer-year")
     print()
-
-    times = [r[2] for r in rows]
-    mean = sum(times) / len(times)
-    sd = math.sqrt(sum((t - mean) ** 2 for t in times) / max(1, len(times) - 1))
-    n_customers = sum(s.initial_customers for s in scenario.segments.values())
-    print("2. One replication of scenarios/baseline.yaml")
-    print(f"   {n_customers:,} initial customers, {scenario.horizon_months} months: "
-          f"{mean:.2f} s per replication (sd {sd:.2f} s over {len(times)}); "
-          f"{scenario.replications} replications ≈ {mean * scenario.replications:.0f} s on one core")
-    print()
-
     if args.profile:
         print_profile(scenario)
         print()
     if args.skip_large:
         return
-    print(f"3. Large scenario: baseline scaled to {LARGE_CUSTOMERS:,} initial customers, {LARGE_MONTHS} months "
-          "(fresh subprocess)")
-    out = subprocess.run(
-        [sys.executable, __file__, "--child-large"], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    fig = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"   initial customers {fig['initial_customers']:,}, ~{fig['expected_new_logos']:,.0f} new logos expected")
-    print(f"   time            {fig['seconds']:.1f} s for one replication")
-    print(f"   events          {fig['events']:,} ({1e6 * fig['seconds'] / fig['events']:.2f} µs/event)")
-    print(f"   peak RSS        {fig['peak_rss_mb']:.0f} MB (of which {fig['rss_before_mb']:.0f} MB "
-          "interpreter, libraries and scenario before the run)")
+
+    print("2. Scaling: the baseline scaled to N initial customers, 36 months, one replication per fresh process")
+    print(f"{'customers':>10} {'customer-years':>15} {'CPU s':>8} {'µs/customer-year':>17} {'bare µs/event':>14} "
+          f"{'bare events/cy':>15} {'peak RSS MiB':>13}")
+    scale = []
+    for n in args.sizes:
+        r = run_scaled(n)
+        per = r["cpu"] / r["customer_years"] * 1e6
+        scale.append(per / r["bare"])
+        print(f"{n:>10,} {r['customer_years']:>15,.0f} {r['cpu']:>8.1f} {per:>17.1f} {r['bare']:>14.2f} "
+              f"{scale[-1]:>15.1f} {r['peak_rss_mib']:>13.0f}", flush=True)
+    print(f"largest / smallest: {scale[-1] / scale[0]:.2f}x (goal ≤ 1.3x)")
+    print()
+
+    print("3. Wall times (goals: demo ≤ 8 s; 20,000 × 60 months ≤ 10 s; 100,000 × 36 months ≤ 60 s and ≤ 2 GB)")
+    demo = timed_command(["run", str(BASELINE), "--out", str(ROOT / "results" / ".bench-demo"), "--force",
+                          "--quiet", "--jobs", "2"])
+    print(f"   demo: cssim run baseline, 40 replications, 2 workers   {demo:6.1f} s")
+    large = run_scaled(20_000, months=60)
+    print(f"   20,000 customers × 60 months, one replication         {large['wall']:6.1f} s "
+          f"(CPU {large['cpu']:.1f} s, peak {large['peak_rss_mib']:.0f} MiB)")
+    huge = run_scaled(100_000, months=36)
+    print(f"   100,000 customers × 36 months, one replication        {huge['wall']:6.1f} s "
+          f"(CPU {huge['cpu']:.1f} s, peak {huge['peak_rss_mib']:.0f} MiB)")
+    if args.plan:
+        print()
+        print("4. The README's plan example (8 replications, 2 workers; goal ≤ 60 s)")
+        print(f"   cssim {' '.join(PLAN_EXAMPLE[:1])} … {timed_command(PLAN_EXAMPLE + ['--jobs', '2']):.1f} s")
 
 
 if __name__ == "__main__":
-    if "--child-large" in sys.argv:
-        _child_large()
-    else:
-        main()
+    main()

@@ -28,7 +28,7 @@ from .sweep import SweepResults, sweep, sweep_points
 from .synth import synthesize_history
 from .uncertainty import UncertaintyDecomposition, decompose, with_uncertainty
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BacktestResults",

@@ -58,7 +58,6 @@ class Pod:
 
     def __init__(self, engine, index: int, name: str, spec):
         self.engine = engine
-        self.env = engine.env
         self.index = index
         self.name = name
         self.spec = spec
@@ -75,7 +74,7 @@ class Pod:
         for _ in range(spec.headcount):
             self._add_csm(hired=-INF)
         for hire in spec.hires:
-            self.env.process(self._hire_at(hire.month * DAYS_PER_MONTH, hire.count))
+            engine.at(hire.month * DAYS_PER_MONTH, self._on_hire, hire.count)
 
     # ---------------------------------------------------------------- staffing
 
@@ -87,20 +86,18 @@ class Pod:
         if self.spec.attrition_per_year > 0:
             stay = self.rng.exponential(365.25 / self.spec.attrition_per_year)
             start = max(hired, 0.0)
-            ev = self.env.timeout(start - self.env.now + stay, value=csm)
-            ev.callbacks.append(self._on_leave)
+            self.engine.at(start + stay, self._on_leave, csm)
         self._fill_books()
         self._dispatch()
         return csm
 
-    def _hire_at(self, when: float, count: int):
-        yield self.env.timeout(when - self.env.now)
-        for _ in range(count):
-            self._add_csm(hired=self.env.now)
+    def _on_hire(self, ev) -> None:
+        for _ in range(ev.value):
+            self._add_csm(hired=self.engine.now)
 
     def _on_leave(self, ev) -> None:
         csm: CSM = ev.value
-        now = self.env.now
+        now = self.engine.now
         csm.active = False
         self.csms.remove(csm)
         if csm in self.idle:
@@ -112,11 +109,14 @@ class Pod:
         csm.customers.clear()
         for customer in reversed(orphans):
             customer.csm = None
+            self.engine.csm_changed(customer, -1)
             self.assign(customer, front=True)
         for customer in orphans:
             self.engine.handoff(customer)
-        backfill = self.env.timeout(self.spec.backfill_days)
-        backfill.callbacks.append(lambda _ev: self._add_csm(hired=self.env.now))
+        self.engine.at(now + self.spec.backfill_days, self._on_backfill)
+
+    def _on_backfill(self, _ev) -> None:
+        self._add_csm(hired=self.engine.now)
 
     def productivity(self, csm: CSM, now: float) -> float:
         if self.ramp_days <= 0 or now - csm.hired >= self.ramp_days:
@@ -142,6 +142,7 @@ class Pod:
             return
         best.customers[customer] = None
         customer.csm = best
+        self.engine.csm_changed(customer, 1)
 
     def release(self, customer) -> None:
         """``customer`` no longer needs a CSM (churned or moved to tech-touch)."""
@@ -149,6 +150,7 @@ class Pod:
         if csm is not None:
             csm.customers.pop(customer, None)
             customer.csm = None
+            self.engine.csm_changed(customer, -1)
             self._fill_books()
 
     def _fill_books(self) -> None:
@@ -165,6 +167,9 @@ class Pod:
     # ---------------------------------------------------------------- work
 
     def submit(self, job: Job) -> None:
+        if self.idle and not self.queue:  # a CSM is free and nobody waits: start at once
+            self._start(job, self.engine.now)
+            return
         self.seq += 1
         heapq.heappush(self.queue, (job.task.priority, job.deadline, self.seq, job))
         self._dispatch()
@@ -174,34 +179,39 @@ class Pod:
             job = heapq.heappop(self.queue)[3]
             if not job.customer.alive:
                 continue
-            now = self.env.now
+            now = self.engine.now
             if job.deadline < now:
                 self.engine.task_missed(job)
                 continue
-            csm = self.idle.pop()
-            duration = job.hours / (self.rate * self.productivity(csm, now))
-            csm.busy_until = now + duration
-            self.engine.task_started(job, self.index, now, duration)
-            ev = self.env.timeout(duration, value=(csm, job))
-            ev.callbacks.append(self._on_done)
+            self._start(job, now)
+
+    def _start(self, job: Job, now: float) -> None:
+        csm = self.idle.pop()
+        duration = job.hours / (self.rate * self.productivity(csm, now))
+        csm.busy_until = now + duration
+        self.engine.task_started(job, self.index, now, duration)
+        self.engine.at(now + duration, self._on_done, (csm, job))
 
     def _on_done(self, ev) -> None:
         csm, job = ev.value
         self.engine.task_done(job)
         if csm.leaving:
-            csm.left = self.env.now
+            csm.left = self.engine.now
         else:
             self.idle.append(csm)
         self._dispatch()
 
     def live_backlog(self) -> int:
-        now = self.env.now
+        now = self.engine.now
         return sum(1 for *_, job in self.queue if job.customer.alive and job.deadline >= now)
 
     def expire_backlog(self) -> None:
-        """At the horizon: count queued tasks whose deadline has passed as missed."""
-        now = self.env.now
+        """At the horizon: queued tasks whose deadline has passed are missed; the rest are left waiting."""
+        now = self.engine.now
         for *_, job in self.queue:
-            if job.customer.alive and job.deadline < now:
-                self.engine.task_missed(job)
+            if job.customer.alive:
+                if job.deadline < now:
+                    self.engine.task_missed(job)
+                else:
+                    self.engine.task_waiting(job)
         self.queue.clear()

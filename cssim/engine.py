@@ -1,4 +1,4 @@
-"""The SimPy engine: each customer is a process, each CSM pod a capacity.
+"""The engine: customers are records in one calendar, CSM pods are SimPy capacities.
 
 One replication of a scenario: customers arrive, move through signing →
 onboarding → growth → maturity, fall at-risk and recover, renew or churn, and
@@ -8,14 +8,27 @@ touch that waits past its deadline for a busy CSM has no effect. The engine
 does no I/O and no plotting: it returns a :class:`~cssim.ledger.Ledger` of
 monthly aggregates (and, on request, flat per-customer records).
 
+Only what interacts or changes state is an event. A customer is not a SimPy
+process but a record with a few clocks (the next time each of its transitions
+or tasks is due); one heap of customers keyed by their earliest clock is the
+calendar, and SimPy wakes it through ordinary timeouts. The CSM pods, their
+hires and attrition, arrivals, win-backs and month ends stay SimPy events.
+Tech-touch programs (tasks without CSM time on a cadence or at random) are
+schedules drawn in advance: send times are fixed, reach is drawn per send, and
+the reached sends' effect windows enter the hazard multipliers directly.
+
 Assumptions
 -----------
-- Each customer process sleeps until the earliest of its clocks (stage,
-  health, churn, renewal, task cadences); a delivered touch recomputes the
-  affected hazard clocks exactly through H and H⁻¹ and wakes the process if
-  an event moved earlier.
+- Each customer wakes at the earliest of its clocks (stage, health, churn,
+  renewal, task cadences, program schedule); a delivered touch recomputes the
+  affected hazard clocks exactly through H and H⁻¹ and moves the customer
+  earlier in the calendar if an event moved earlier.
 - The hazard budget of every transition is one unit-exponential draw per
   customer and episode, so policies differ only through the multipliers.
+- Program schedules are drawn half a year ahead (``LOOKAHEAD_DAYS``); hazard
+  clocks are solved exactly up to that point and re-solved when the next part
+  of the schedule is drawn, so the result is the same as sending each program
+  touch as an event.
 - Initial customers have uniform tenure on ``[0, initial_tenure_months]``;
   their stage is sampled from the same curves and their clocks are
   conditioned on the time already spent. A segment's ``book`` lists them
@@ -25,9 +38,10 @@ Assumptions
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import count
 from statistics import NormalDist
 
 import simpy
@@ -44,21 +58,10 @@ STAGES = ("signing", "onboarding", "growth", "maturity")
 SIGNING, ONBOARDING, GROWTH, MATURITY = range(4)
 EFFECTS = EFFECT_NAMES
 E_ONB, E_GROW, E_ATR, E_REC, E_CHURN, E_RENEW, E_EXP = range(7)
-_HAZARD_EFFECTS = range(5)
 _NORMAL = NormalDist()
-_second = itemgetter(1)
-
-
-class _MonthEnd(simpy.Timeout):
-    """A timeout processed before ordinary events scheduled for the same instant (SimPy's URGENT)."""
-
-    def __init__(self, env: simpy.Environment, delay: float):
-        self.env = env
-        self.callbacks = []
-        self._value = None
-        self._delay = delay
-        self._ok = True
-        env.schedule(self, simpy.events.URGENT, delay)
+_PER_DAY = 1.0 / DAYS_PER_MONTH  # months per day
+_EPS = 1e-9  # clocks due within this many days of now fire now (float rounding of timeouts)
+LOOKAHEAD_DAYS = DAYS_PER_YEAR / 2  # how far ahead program schedules are drawn
 
 
 def _logit(p: float) -> float:
@@ -85,6 +88,11 @@ class Task:
     effect_days: float
     has_effect: bool
 
+    def __post_init__(self):
+        # A program on a cadence or at random needs no CSM time, so its sends are drawn in advance.
+        self.scheduled = self.hours == 0.0 and self.trigger in ("cadence", "poisson")
+        self.touched = tuple(i for i, r in enumerate(self.effects) if r != 1.0)
+
 
 @dataclass(eq=False)
 class TouchModel:
@@ -105,12 +113,18 @@ class Segment:
     term: float
     monthly: bool
     curves: dict
+    draws: S.SegmentDraws
 
 
 class HazardClock:
-    """Remaining hazard budget of one transition, and the multipliers last used."""
+    """Remaining hazard budget of one transition at ``t_last``.
 
-    __slots__ = ("curve", "entered", "budget", "t_last", "effect", "base", "pieces")
+    ``exact`` is false when the clock's time is only a lower bound: a touch that can only delay the event
+    (a hazard ratio below 1) arrived after the last solve, or part of a program schedule it depends on is
+    not drawn yet. Such a clock is solved again when it comes due, instead of on every touch.
+    """
+
+    __slots__ = ("curve", "entered", "budget", "t_last", "effect", "base", "exact")
 
     def __init__(self, curve, entered, budget, t_last, effect, base):
         self.curve = curve
@@ -119,7 +133,26 @@ class HazardClock:
         self.t_last = t_last
         self.effect = effect
         self.base = base
-        self.pieces = ((INF, base),)
+        self.exact = True
+
+
+class Program:
+    """A customer's schedule of one program task, drawn up to ``until``.
+
+    Reached sends add effect windows to the customer's windows of the task as
+    they are drawn; ``pending`` holds drawn sends not yet booked in the ledger
+    (they are booked once the simulation has passed them, and dropped if the
+    customer leaves or changes touch model first).
+    """
+
+    __slots__ = ("task", "next", "until", "pending", "last_reached")
+
+    def __init__(self, task: Task, first: float):
+        self.task = task
+        self.next = first
+        self.until = first
+        self.pending: list[tuple[float, bool]] = []
+        self.last_reached = None
 
 
 class Customer:
@@ -127,8 +160,7 @@ class Customer:
 
     __slots__ = (
         "cid", "k", "episode", "seg", "tm", "arr", "alive", "stage", "at_risk", "csm", "pod",
-        "proc", "clocks", "hz", "effects", "draws", "wake_at", "poked", "signed", "window",
-        "window_arr", "rec",
+        "clocks", "hz", "win", "progs", "sync_at", "draws", "next", "ver", "signed", "window", "window_arr", "rec",
     )  # fmt: skip
 
     def __init__(self, cid, k, episode, seg, draws):
@@ -142,12 +174,14 @@ class Customer:
         self.at_risk = False
         self.csm = None
         self.pod = None
-        self.proc = None
         self.clocks: dict = {}
         self.hz: dict[str, HazardClock] = {}
-        self.effects: dict[int, tuple[float, tuple]] = {}
-        self.wake_at = INF
-        self.poked = False
+        # task index -> (its hazard/odds ratios, merged effect windows [[start, stop], ...] in time order)
+        self.win: dict[int, tuple[tuple, list]] = {}
+        self.progs: list[Program] = []
+        self.sync_at = INF  # when the program schedules drawn so far run short
+        self.next = INF  # time of this customer's live calendar entry
+        self.ver = 0  # calendar entries with another version are stale
         self.window = -1
         self.window_arr = 0.0
         self.rec = None
@@ -196,25 +230,29 @@ class Engine:
         self.seed = scenario.seed
         self.rep = rep
         self.env = simpy.Environment()
+        self.now = 0.0
         self.months = scenario.horizon_months
         self.end = self.months * DAYS_PER_MONTH
         if self.months >= MONTHS_PER_WINDOW:
             self.window_len, self.n_windows = MONTHS_PER_WINDOW, self.months // MONTHS_PER_WINDOW
         else:
             self.window_len, self.n_windows = self.months, 1
+        # Month ends are the first events scheduled, so at an instant shared with other events they come
+        # first: a change booked at exactly (m + 1) months belongs to month m + 1.
+        for m in range(self.months - 1):
+            self.env.timeout((m + 1) * DAYS_PER_MONTH, value=m).callbacks.append(self._month_end)
         # Estimation uncertainty (cssim.uncertainty): with parameter_uncertainty on, curves, renewal models and
         # touch effects that carry uncertainty get this replication's draw, each from its own stream keyed by
         # (seed, rep, KIND_PARAMS, ...) so process-noise streams are untouched; otherwise the values as written.
         params = ReplicationParameters(scenario, rep)
         self.touch_models = compile_touch_models(scenario, params)
-        self.pods: list[Pod] = []
-        pods_by_name = {}
         self.ledger = Ledger(self.months, len(scenario.segments), len(scenario.team.pods), self.n_windows)
-        L = self.ledger.seg
-        self._new_logos, self._new_arr = L["new_logos"], L["new_arr"]
+        self.L = self.ledger.seg
         self.routes = [
             (r.segment, r.arr_at_least, r.arr_below, self.touch_models[r.touch_model]) for r in scenario.policy.routes
         ]
+        self.pods: list[Pod] = []
+        pods_by_name = {}
         for i, (name, spec) in enumerate(scenario.team.pods.items()):
             pod = Pod(self, i, name, spec)
             self.pods.append(pod)
@@ -225,11 +263,12 @@ class Engine:
             life = spec.lifecycle
             renewal = params.renewal(name, spec.renewal)
             pod_name = scenario.pod_of(name)
+            key = S.name_key(name)
             self.segments.append(
                 Segment(
                     index=i,
                     name=name,
-                    key=S.name_key(name),
+                    key=key,
                     spec=spec,
                     touch_model=self.touch_models[spec.touch_model],
                     pod=pods_by_name.get(pod_name) if pod_name else None,
@@ -246,23 +285,52 @@ class Engine:
                         "logit_at_risk": _logit(renewal.at_risk),
                         "log_or_not_activated": math.log(renewal.not_activated_odds_ratio),
                     },
+                    draws=S.SegmentDraws(self.seed, (rep, S.KIND_CUSTOMER, key)),
                 )
             )
         self.active: dict[tuple, Customer] = {}
         self.window = 0
         self.records: list[dict] | None = [] if record else None
+        self.calendar: list = []  # heap of (time, seq, version, customer)
+        self._seq = count()
         for seg in self.segments:
             for k in range(seg.spec.initial_customers):
                 self._spawn(seg, k, initial=True)
             self.env.process(self._arrivals(seg))
         self._open_window(0)
-        self.env.process(self._ticker())
 
     # ------------------------------------------------------------------ running
 
     def run(self) -> Ledger:
-        self.env.run(until=self.end)
-        self._snapshot(self.months - 1)
+        """Process the calendar and SimPy's queue together, always taking the earlier event.
+
+        At a tie SimPy's event goes first (month ends were scheduled before anything else). SimPy's own
+        clock catches up at its next event; the engine's ``now`` is the time of whatever is processed.
+        """
+        env, cal, end = self.env, self.calendar, self.end
+        pop, peek, step = heapq.heappop, env.peek, env.step
+        while True:
+            while cal and cal[0][2] != cal[0][3].ver:  # stale entries (moved or churned customers)
+                pop(cal)
+            t_cal = cal[0][0] if cal else INF
+            t_sim = peek()
+            if t_cal < t_sim:
+                if t_cal >= end:
+                    break
+                self.now = t_cal
+                self._wake(pop(cal)[3], t_cal)
+            else:
+                if t_sim >= end:
+                    break
+                self.now = t_sim
+                step()
+        self.now = end
+        for c in self.active.values():  # program sends of the last stretch
+            for prog in c.progs:
+                if prog.until < end:
+                    self._draw_sends(c, prog, end)
+                self._book_sends(c, prog, end)
+        self._snapshot_pods(self.months - 1)
         if self.window < self.n_windows:
             self._close_window(self.window)
         for pod in self.pods:
@@ -274,7 +342,7 @@ class Engine:
         return self.ledger
 
     def _month(self, t: float) -> int:
-        m = int(t / DAYS_PER_MONTH)
+        m = int(t * _PER_DAY)
         return m if m < self.months else self.months - 1
 
     def _arrivals(self, seg: Segment):
@@ -289,7 +357,7 @@ class Engine:
             counts = [math.floor(max(x, 0.0) + rng.random()) for x in path]
         times = []
         for m, n in enumerate(counts):
-            times.extend(sorted((m + rng.random(n)) * DAYS_PER_MONTH))
+            times.extend(sorted(((m + rng.random(n)) * DAYS_PER_MONTH).tolist()))
         k = seg.spec.initial_customers
         env = self.env
         for t in times:
@@ -297,18 +365,60 @@ class Engine:
             self._spawn(seg, k)
             k += 1
 
-    def _ticker(self):
-        env = self.env
-        for m in range(self.months - 1):
-            # Month end comes before any other event at the same instant: ``_month`` books an
-            # event at exactly (m + 1) months into month m + 1, so the month-m snapshot must not see it.
-            yield _MonthEnd(env, (m + 1) * DAYS_PER_MONTH - env.now)
-            self._snapshot(m)
-            if (m + 1) % self.window_len == 0 and self.window < self.n_windows:
-                self._close_window(self.window)
-                if self.window + 1 < self.n_windows:
-                    self._open_window(self.window + 1)
-                self.window += 1
+    def _month_end(self, ev) -> None:
+        m = ev.value
+        self._snapshot_pods(m)
+        if (m + 1) % self.window_len == 0 and self.window < self.n_windows:
+            self._close_window(self.window)
+            if self.window + 1 < self.n_windows:
+                self._open_window(self.window + 1)
+            self.window += 1
+
+    # ------------------------------------------------------------------ calendar
+
+    def at(self, t: float, callback, value=None) -> None:
+        """Call ``callback(event)`` at absolute time ``t`` (a SimPy timeout; ``event.value`` is ``value``)."""
+        self.env.timeout(t - self.env.now, value=value).callbacks.append(callback)
+
+    def _schedule(self, c: Customer) -> None:
+        """File ``c`` in the calendar at its earliest clock if that is earlier than its current entry.
+
+        A clock that moved later leaves the earlier entry in place: it wakes ``c``, finds nothing due and
+        files ``c`` again at its real time, which is cheaper than re-filing on every change.
+        """
+        clocks = c.clocks
+        t = min(clocks.values()) if clocks else INF
+        if t < c.next:
+            if t < self.now:  # overdue (e.g. a starting book's passed deadline): due at once
+                t = self.now
+            c.ver += 1
+            c.next = t
+            heapq.heappush(self.calendar, (t, next(self._seq), c.ver, c))
+
+    def _wake(self, c: Customer, now: float) -> None:
+        """Fire ``c``'s due clocks in time order, then file it again at its next one."""
+        c.next = -INF  # while firing, changes to c's clocks need no re-filing
+        clocks = c.clocks
+        due = now + _EPS
+        fire = self._fire
+        get = clocks.__getitem__
+        t = INF
+        while clocks and c.alive:
+            kind = min(clocks, key=get)
+            t = clocks[kind]
+            if t > due:
+                break
+            fire(c, kind, now)
+            t = INF
+        if c.alive:
+            c.ver += 1
+            c.next = t
+            heapq.heappush(self.calendar, (t, next(self._seq), c.ver, c))
+
+    def _poke(self, c: Customer) -> None:
+        """One of ``c``'s clocks may have moved earlier (a touch from outside its own wake-up)."""
+        if c.alive:
+            self._schedule(c)
 
     # ------------------------------------------------------------------ customers
 
@@ -319,11 +429,11 @@ class Engine:
         return seg.touch_model
 
     def _spawn(self, seg: Segment, k: int, initial: bool = False, episode: int = 0, arr: float | None = None):
-        env = self.env
-        now = env.now
+        now = self.now
         spec = seg.spec
-        draws = S.CustomerDraws(self.seed, (self.rep, S.KIND_CUSTOMER, seg.key, k, episode))
-        c = Customer((seg.index, k), k, episode, seg, draws)
+        s = seg.index
+        draws = seg.draws.draws(k, episode)
+        c = Customer((s, k), k, episode, seg, draws)
         row = spec.book.rows[k] if initial and spec.book is not None else None  # explicit starting book
         if arr is None and row is not None:
             arr = row["arr"]
@@ -353,14 +463,18 @@ class Engine:
                 "renewals": [],
             }
         self.active[(c.cid, episode)] = c
+        L = self.L
+        m = self._month(now)
+        L["active"][m][s] += 1
+        L["signing"][m][s] += 1
+        L["arr"][m][s] += arr
         if not initial:
-            m = self._month(now)
             if episode == 0:
-                self._new_logos[m][seg.index] += 1
-                self._new_arr[m][seg.index] += arr
+                L["new_logos"][m][s] += 1
+                L["new_arr"][m][s] += arr
             else:
-                self.ledger.seg["winback_logos"][m][seg.index] += 1
-                self.ledger.seg["winback_arr"][m][seg.index] += arr
+                L["winback_logos"][m][s] += 1
+                L["winback_arr"][m][s] += arr
         c.tm = self.touch_models[row["touch_model"]] if row is not None and row["touch_model"] else self._route(seg, arr)
         c.pod = seg.pod
         if c.tm.uses_csm and c.pod is not None:
@@ -369,6 +483,8 @@ class Engine:
         curves = seg.curves
         kickoff = c.signed + life.signing_days
         clocks = c.clocks
+        # Task clocks and program schedules first: programs' effect windows enter every hazard solved below.
+        self._start_task_clocks(c, kickoff, initial)
         if row is not None and row["stage"] is not None:
             self._book_stage(c, row)
         elif kickoff > now:
@@ -401,15 +517,14 @@ class Engine:
             clocks["champion"] = now + draws.exp(S.CHAMPION) * DAYS_PER_YEAR / rate
         n = math.floor((now - c.signed) / seg.term) + 1
         self._set_renewal(c, c.signed + n * seg.term)
-        self._start_task_clocks(c, kickoff, initial)
-        c.proc = env.process(self._life(c))
+        self._schedule(c)
         return c
 
     # ------------------------------------------------------------------ explicit starting book
 
     def _book_stage(self, c: Customer, row: dict) -> None:
         """Put a book customer in its listed stage; the stage clock is conditioned on the days already spent."""
-        now = self.env.now
+        now = self.now
         life = c.seg.spec.lifecycle
         stage = row["stage"]
         spent = row["days_in_stage"]
@@ -427,20 +542,22 @@ class Engine:
 
     def _book_at_risk(self, c: Customer, row: dict) -> None:
         """A book customer listed at-risk: the recovery clock is conditioned on the days already at risk."""
-        now = self.env.now
+        now = self.now
         since = now - row["days_at_risk"] if row["days_at_risk"] is not None else now
-        c.at_risk = True
+        self._set_at_risk(c, True, now)
         if c.rec is not None:
             c.rec["at_risk_spells"].append([since, None, "initial"])
         self._start_hazard(c, "health", c.seg.curves["recovery"], since, c.draws.exp(S.RECOVERY), E_REC, 1.0)
         if "churn" in c.hz:
-            self._recompute(c, "churn", now, base=c.seg.spec.lifecycle.at_risk_churn_hazard_ratio)
+            self._solve(c, "churn", now, base=c.seg.spec.lifecycle.at_risk_churn_hazard_ratio)
+
+    # ------------------------------------------------------------------ clocks
 
     def _set_renewal(self, c: Customer, at: float) -> None:
         c.clocks["renewal"] = at
         if not c.seg.monthly and c.tm.by_trigger.get("renewal_window"):
             opens = at - c.seg.spec.renewal.window_fraction * c.seg.term
-            now = self.env.now
+            now = self.now
             if opens < now:
                 # Already inside the window (initial book, or a new touch model mid-term): spread
                 # the renewal work over the first half of what is left rather than piling it on today.
@@ -448,47 +565,36 @@ class Engine:
             c.clocks["window"] = opens
 
     def _start_task_clocks(self, c: Customer, kickoff: float, initial: bool) -> None:
-        now = self.env.now
+        now = self.now
+        clocks = c.clocks
         for task in c.tm.by_trigger.get("cadence", ()):
-            phase = c.draws.u(S.PHASE) * task.every
-            c.clocks[task] = now + phase if initial else max(now, kickoff) + task.every
+            first = now + c.draws.u(S.PHASE) * task.every if initial else max(now, kickoff) + task.every
+            if task.scheduled:
+                c.progs.append(Program(task, first))
+            else:
+                clocks[task] = first
         for task in c.tm.by_trigger.get("poisson", ()):
-            c.clocks[task] = now + c.draws.exp(S.POISSON) / task.rate_per_day
+            first = now + c.draws.exp(S.POISSON) / task.rate_per_day
+            if task.scheduled:
+                c.progs.append(Program(task, first))
+            else:
+                clocks[task] = first
+        if c.progs:
+            self._sync_programs(c, now)
 
     def _set_stage(self, c: Customer, stage: int, when: float) -> None:
+        L = self.L
+        m = self._month(self.now)
+        L[STAGES[c.stage]][m][c.seg.index] -= 1
+        L[STAGES[stage]][m][c.seg.index] += 1
         c.stage = stage
         if c.rec is not None:
             key = {ONBOARDING: "kickoff_day", GROWTH: "onboarded_day", MATURITY: "matured_day"}[stage]
             c.rec[key] = when
 
-    def _life(self, c: Customer):
-        env = self.env
-        clocks = c.clocks
-        fire = self._fire
-        timeout = env.timeout
-        while c.alive:
-            if clocks:
-                kind, t = min(clocks.items(), key=_second)
-            else:
-                kind, t = None, INF
-            now = env.now
-            if t <= now + 1e-9:
-                fire(c, kind, now)
-                continue
-            c.wake_at = t
-            c.poked = False
-            try:
-                yield timeout(t - now) if t < INF else env.event()
-            except simpy.Interrupt:
-                pass
-
-    def _poke(self, c: Customer) -> None:
-        """Wake ``c``'s process if one of its clocks moved earlier than its planned wake."""
-        if c.poked or not c.alive or c.proc is self.env.active_process:
-            return
-        if min(c.clocks.values(), default=INF) < c.wake_at and c.proc.is_alive:
-            c.poked = True
-            c.proc.interrupt()
+    def _set_at_risk(self, c: Customer, at_risk: bool, now: float) -> None:
+        c.at_risk = at_risk
+        self.L["at_risk"][self._month(now)][c.seg.index] += 1 if at_risk else -1
 
     def _fire(self, c: Customer, kind, now: float) -> None:
         clocks = c.clocks
@@ -499,13 +605,17 @@ class Engine:
             else:
                 clocks[task] = now + c.draws.exp(S.POISSON) / task.rate_per_day
             self._release(c, task)
-        elif kind == "stage":
-            self._advance_stage(c, now)
         elif kind == "health":
+            if not c.hz["health"].exact and self._not_yet(c, "health", now):
+                return
             if c.at_risk:
                 self._recover(c, now)
             else:
                 self._become_at_risk(c, now, "health")
+        elif kind == "stage":
+            if "stage" in c.hz and not c.hz["stage"].exact and self._not_yet(c, "stage", now):
+                return
+            self._advance_stage(c, now)
         elif kind == "renewal":
             self._renew(c, now)
         elif kind == "window":
@@ -521,6 +631,8 @@ class Engine:
             clocks["champion"] = now + c.draws.exp(S.CHAMPION) * DAYS_PER_YEAR / rate
             self._become_at_risk(c, now, "champion_left")
         elif kind == "churn":
+            if not c.hz["churn"].exact and self._not_yet(c, "churn", now):
+                return
             self._churn(c, now, "cancelled")
         else:  # pragma: no cover - a clock name without a handler is a bug
             raise RuntimeError(f"unknown clock {kind!r}")
@@ -544,74 +656,225 @@ class Engine:
             del c.clocks["stage"]
             del c.hz["stage"]
 
+    # ------------------------------------------------------------------ programs
+
+    def _sync_programs(self, c: Customer, now: float) -> None:
+        """Draw ``c``'s program schedules ahead when less than half a look-ahead is left (booking the sends passed).
+
+        Callers check ``c.sync_at`` first, so most solves skip this.
+        """
+        ahead = now + LOOKAHEAD_DAYS / 2
+        sync_at = INF
+        for prog in c.progs:
+            if prog.until < ahead and prog.until < self.end:
+                self._book_sends(c, prog, now)
+                self._draw_sends(c, prog, now + LOOKAHEAD_DAYS)
+            if prog.until < self.end and prog.until - LOOKAHEAD_DAYS / 2 < sync_at:
+                sync_at = prog.until - LOOKAHEAD_DAYS / 2
+        c.sync_at = sync_at
+
+    def _draw_sends(self, c: Customer, prog: Program, until: float) -> None:
+        """Draw ``prog``'s sends and their reach up to ``until``; reached sends open effect windows at once."""
+        stop = until if until < self.end else self.end
+        task = prog.task
+        reach, days, every = task.reach, task.effect_days, task.every
+        u = c.draws.u
+        pending = prog.pending
+        windows = None
+        if task.has_effect:
+            entry = c.win.get(task.idx)
+            if entry is None:
+                entry = c.win[task.idx] = (task.effects, [])
+            windows = entry[1]
+            self._prune(c, windows)
+        t = prog.next
+        while t < stop:
+            reached = u(S.PROGRAM) < reach
+            pending.append((t, reached))
+            if reached and windows is not None:
+                if windows and t <= windows[-1][1]:
+                    windows[-1][1] = t + days
+                else:
+                    windows.append([t, t + days])
+            t = t + every if every is not None else t + c.draws.exp(S.PROGRAM) / task.rate_per_day
+        prog.next = t
+        prog.until = stop
+        if windows is not None:
+            for hc in c.hz.values():  # new windows ahead: the clocks they touch are lower bounds now
+                if task.effects[hc.effect] != 1.0:
+                    hc.exact = False
+
+    def _book_sends(self, c: Customer, prog: Program, upto: float) -> None:
+        """Book ``prog``'s drawn sends up to ``upto`` in the months they happened."""
+        s = c.seg.index
+        sent, reached_grid = self.L["program_sent"], self.L["program_reached"]
+        last_month = self.months - 1
+        pending = prog.pending
+        n = 0
+        for t, reached in pending:
+            if t > upto:
+                break
+            n += 1
+            m = int(t * _PER_DAY)
+            if m > last_month:
+                m = last_month
+            sent[m][s] += 1
+            if reached:
+                reached_grid[m][s] += 1
+                prog.last_reached = t
+        del pending[:n]
+
+    def _end_programs(self, c: Customer, now: float, keep_effects: bool) -> None:
+        """Book ``c``'s program sends up to ``now`` and drop the rest of the schedule.
+
+        With ``keep_effects`` (a change of touch model) the sends reached by now run their course, as a touch
+        delivered before the change would; windows drawn for later sends are taken back.
+        """
+        for prog in c.progs:
+            self._book_sends(c, prog, now)
+            task = prog.task
+            if keep_effects and task.has_effect and task.idx in c.win:
+                windows = c.win[task.idx][1]
+                windows[:] = [w for w in windows if w[0] <= now]
+                if windows and prog.last_reached is not None:
+                    windows[-1][1] = min(windows[-1][1], prog.last_reached + task.effect_days)
+        c.progs = []
+        c.sync_at = INF
+
+    def _prune(self, c: Customer, windows: list) -> None:
+        """Drop effect windows that ended before every hazard clock's last solve: no solve reads them again."""
+        if windows and len(windows) > 2:
+            lo = min([hc.t_last for hc in c.hz.values()], default=self.now)
+            if windows[0][1] <= lo:
+                windows[:] = [w for w in windows if w[1] > lo]
+
     # ------------------------------------------------------------------ hazards
 
-    def _pieces(self, c: Customer, effect: int, base: float, now: float):
-        """Multiplier pieces ``((until, m), ..., (inf, base))`` of the touches in effect after ``now``."""
-        active = []
-        for exp, eff in c.effects.values():
+    def _pieces(self, c: Customer, effect: int, base: float, t0: float):
+        """Multiplier pieces ``((until, m), ..., (inf, base))`` of the effect windows open after ``t0``.
+
+        Also returns ``lim``, the time up to which every program schedule touching ``effect`` is drawn
+        (``inf`` if none is cut short), and whether any of those programs raises the hazard. Past ``lim`` the
+        pieces assume no program touch: a lower bound on the event time for programs that delay it.
+        """
+        lim, accel = INF, False
+        for prog in c.progs:
+            r = prog.task.effects[effect]
+            if r != 1.0 and prog.until < self.end:
+                if prog.until < lim:
+                    lim = prog.until
+                if r > 1.0:
+                    accel = True
+        segs = None
+        for eff, windows in c.win.values():
             r = eff[effect]
-            if r != 1.0 and exp > now:
-                active.append((exp, r))
-        if not active:
-            return ((INF, base),)
-        if len(active) == 1:  # the common case, without the general loop
-            exp, r = active[0]
-            return ((exp, base * r), (INF, base))
-        active.sort()
+            if r == 1.0 or not windows or windows[-1][1] <= t0:
+                continue
+            if segs is None:
+                if len(windows) == 1:
+                    start, stop = windows[0]
+                    segs = [(start if start > t0 else t0, stop, r)]
+                    continue
+                segs = []
+            for start, stop in windows:
+                if stop > t0:
+                    segs.append((start if start > t0 else t0, stop, r))
+        if segs is None:
+            return ((INF, base),), lim, accel
+        if len(segs) == 1:  # the common case, without the general sweep
+            start, stop, r = segs[0]
+            if start <= t0:
+                return ((stop, base * r), (INF, base)), lim, accel
+            return ((start, base), (stop, base * r), (INF, base)), lim, accel
+        points = []
+        for start, stop, r in segs:
+            points.append((start, r))
+            points.append((stop, 1.0 / r))
+        points.sort()
         pieces = []
-        for i in range(len(active)):
-            m = base
-            for _, r in active[i:]:
-                m *= r
-            pieces.append((active[i][0], m))
+        m, prev = base, t0
+        for t, f in points:
+            if t > prev:
+                pieces.append((t, m))
+                prev = t
+            m *= f
         pieces.append((INF, base))
-        return tuple(pieces)
+        return pieces, lim, accel
+
+    def _set_clock(self, c: Customer, name: str, hc: HazardClock, pieces, lim: float, accel: bool, now: float):
+        t = event_time(hc.curve, hc.entered, now, hc.budget, pieces)
+        hc.exact = lim == INF
+        if accel and t > lim:  # a program that raises the hazard may act past what is drawn: look again then
+            t = lim
+        c.clocks[name] = t
 
     def _start_hazard(self, c, name, curve, entered, budget, effect, base, spent=False):
         """Start the clock ``name``; ``spent=True`` means ``budget`` counts from ``entered``."""
-        now = self.env.now
+        now = self.now
+        if now >= c.sync_at:
+            self._sync_programs(c, now)
         if spent:
             budget -= curve.cumhaz(now - entered)
-        hc = HazardClock(curve, entered, budget, now, effect, base)
-        hc.pieces = self._pieces(c, effect, base, now)
-        c.hz[name] = hc
-        c.clocks[name] = event_time(curve, entered, now, budget, hc.pieces)
+        hc = c.hz[name] = HazardClock(curve, entered, budget, now, effect, base)
+        pieces, lim, accel = self._pieces(c, effect, base, now)
+        self._set_clock(c, name, hc, pieces, lim, accel, now)
 
-    def _recompute(self, c: Customer, name: str, now: float, base: float | None = None) -> None:
+    def _solve(self, c: Customer, name: str, now: float, base: float | None = None) -> None:
+        """Use up the budget from the last solve to ``now`` under every touch since, then solve forward."""
         hc = c.hz[name]
-        hc.budget -= consumed(hc.curve, hc.entered, hc.t_last, now, hc.pieces)
-        hc.t_last = now
-        if base is not None:
+        if now >= c.sync_at:
+            self._sync_programs(c, now)
+        pieces, lim, accel = self._pieces(c, hc.effect, hc.base, hc.t_last)
+        if now > hc.t_last:
+            hc.budget -= consumed(hc.curve, hc.entered, hc.t_last, now, pieces)
+            hc.t_last = now
+        if base is not None and base != hc.base:
             hc.base = base
-        hc.pieces = self._pieces(c, hc.effect, hc.base, now)
-        c.clocks[name] = event_time(hc.curve, hc.entered, now, hc.budget, hc.pieces)
+            pieces, lim, accel = self._pieces(c, hc.effect, base, now)
+        self._set_clock(c, name, hc, pieces, lim, accel, now)
+
+    def _not_yet(self, c: Customer, name: str, now: float) -> bool:
+        """A lower-bound clock came due: solve it exactly; true if the event is still ahead."""
+        self._solve(c, name, now)
+        return c.clocks[name] > now + _EPS
+
+    def _odds_ratio(self, c: Customer, effect: int, now: float) -> tuple[float, bool]:
+        """Product of the odds ratios of ``effect`` in force at ``now`` (touches and programs), and whether any is."""
+        if now >= c.sync_at:
+            self._sync_programs(c, now)
+        ratio, touched = 1.0, False
+        for eff, windows in c.win.values():
+            r = eff[effect]
+            if r != 1.0 and any(start <= now <= stop for start, stop in windows):
+                ratio *= r
+                touched = True
+        return ratio, touched
 
     # ------------------------------------------------------------------ health
 
     def _become_at_risk(self, c: Customer, now: float, reason: str) -> None:
         if c.at_risk:
             return
-        c.at_risk = True
+        self._set_at_risk(c, True, now)
         seg = c.seg
-        self.ledger.seg["became_at_risk"][self._month(now)][seg.index] += 1
+        self.L["became_at_risk"][self._month(now)][seg.index] += 1
         if c.rec is not None:
             c.rec["at_risk_spells"].append([now, None, reason])
         self._start_hazard(c, "health", seg.curves["recovery"], now, c.draws.exp(S.RECOVERY), E_REC, 1.0)
         if "churn" in c.hz:
-            self._recompute(c, "churn", now, base=seg.spec.lifecycle.at_risk_churn_hazard_ratio)
+            self._solve(c, "churn", now, base=seg.spec.lifecycle.at_risk_churn_hazard_ratio)
         for task in c.tm.by_trigger.get("at_risk", ()):
             self._release(c, task)
         self._poke(c)
 
     def _recover(self, c: Customer, now: float) -> None:
-        c.at_risk = False
+        self._set_at_risk(c, False, now)
         seg = c.seg
         if c.rec is not None:
             c.rec["at_risk_spells"][-1][1] = now
         self._start_hazard(c, "health", seg.curves["at_risk"], now, c.draws.exp(S.AT_RISK), E_ATR, 1.0)
         if "churn" in c.hz:
-            self._recompute(c, "churn", now, base=1.0)
+            self._solve(c, "churn", now, base=1.0)
 
     # ------------------------------------------------------------------ renewal, ARR
 
@@ -619,7 +882,7 @@ class Engine:
         seg = c.seg
         s = seg.index
         m = self._month(now)
-        L = self.ledger.seg
+        L = self.L
         before = c.arr
         if not seg.monthly:
             L["renewals_due"][m][s] += 1
@@ -628,11 +891,9 @@ class Engine:
             logit = cv["logit_at_risk"] if c.at_risk else cv["logit_healthy"]
             if c.stage <= ONBOARDING:
                 logit += cv["log_or_not_activated"]
-            touched = False
-            for exp, eff in c.effects.values():
-                if exp >= now and eff[E_RENEW] != 1.0:
-                    logit += math.log(eff[E_RENEW])
-                    touched = True
+            ratio, touched = self._odds_ratio(c, E_RENEW, now)
+            if touched:
+                logit += math.log(ratio)
             p = 1.0 / (1.0 + math.exp(-logit))
             renewed = c.draws.u(S.RENEWAL) < p
             if c.rec is not None:
@@ -662,29 +923,31 @@ class Engine:
         u_contract, u_expand = d.u(S.EXPANSION), d.u(S.EXPANSION)
         g = d.exp(S.EXPANSION) + d.exp(S.EXPANSION)
         s = c.seg.index
+        L = self.L
         if u_contract < spec.contraction_probability.get("at_risk" if c.at_risk else "healthy", 0.0):
             frac = min(0.95, spec.contraction_mean_fraction * g / 2.0)
             delta = c.arr * frac
             c.arr -= delta
-            self.ledger.seg["contraction_arr"][m][s] += delta
+            L["contraction_arr"][m][s] += delta
+            L["arr"][m][s] -= delta
             return
         stage = STAGES[max(c.stage, ONBOARDING)]
         p = spec.probability.get(stage, 0.0)
         if p <= 0.0:
             return
         odds = p / (1.0 - p) if p < 1.0 else INF
-        for exp, eff in c.effects.values():
-            if exp >= now and eff[E_EXP] != 1.0:
-                odds *= eff[E_EXP]
+        odds *= self._odds_ratio(c, E_EXP, now)[0]
         if u_expand < odds / (1.0 + odds):
             delta = c.arr * spec.mean_fraction * g / 2.0
             c.arr += delta
-            self.ledger.seg["expansion_arr"][m][s] += delta
+            L["expansion_arr"][m][s] += delta
+            L["arr"][m][s] += delta
 
     def _switch_touch_model(self, c: Customer, tm: TouchModel, now: float) -> None:
         for task in c.tm.tasks:
             c.clocks.pop(task, None)
         c.clocks.pop("window", None)
+        self._end_programs(c, now, keep_effects=True)
         old = c.tm
         c.tm = tm
         if c.pod is not None:
@@ -693,6 +956,8 @@ class Engine:
             elif tm.uses_csm and not old.uses_csm:
                 c.pod.assign(c)
         self._start_task_clocks(c, now, initial=False)
+        for name in c.hz:  # schedules ended and started: solve again under the windows now known
+            self._solve(c, name, now)
         self._set_renewal(c, c.clocks["renewal"])
 
     def _churn(self, c: Customer, now: float, reason: str) -> None:
@@ -700,9 +965,17 @@ class Engine:
         s = seg.index
         m = self._month(now)
         c.alive = False
-        L = self.ledger.seg
+        c.ver += 1  # its calendar entries are stale
+        L = self.L
         L["churned_logos"][m][s] += 1
         L["churned_arr"][m][s] += c.arr
+        L["active"][m][s] -= 1
+        L[STAGES[c.stage]][m][s] -= 1
+        L["arr"][m][s] -= c.arr
+        if c.at_risk:
+            L["at_risk"][m][s] -= 1
+        if c.progs:
+            self._end_programs(c, now, keep_effects=False)
         if c.window == self.window and self.window < self.n_windows:
             self.ledger.win["churned_logos"][self.window][s] += 1
             # A cohort churner loses its window-start ARR (GRR stays in [0, 1]); its in-window
@@ -717,8 +990,7 @@ class Engine:
         if wb.probability > 0 and c.draws.u(S.WINBACK) < wb.probability:
             delay = seg.curves["winback"].inv_cumhaz(c.draws.exp(S.WINBACK))
             if now + delay < self.end:
-                ev = self.env.timeout(delay, value=(seg, c.k, c.episode + 1, c.arr * wb.arr_factor))
-                ev.callbacks.append(self._on_winback)
+                self.at(now + delay, self._on_winback, (seg, c.k, c.episode + 1, c.arr * wb.arr_factor))
 
     def _on_winback(self, ev) -> None:
         seg, k, episode, arr = ev.value
@@ -727,10 +999,10 @@ class Engine:
     # ------------------------------------------------------------------ touches
 
     def _release(self, c: Customer, task: Task) -> None:
-        now = self.env.now
+        now = self.now
         m = self._month(now)
         s = c.seg.index
-        L = self.ledger.seg
+        L = self.L
         if task.hours == 0.0:
             L["program_sent"][m][s] += 1
             if c.draws.u(S.REACH) < task.reach:
@@ -746,13 +1018,26 @@ class Engine:
         c.pod.submit(Job(c, task, now, hours))
 
     def _deliver(self, c: Customer, task: Task, now: float) -> None:
+        """``task``'s effect starts now: a clock it can only delay stays a lower bound, others are solved now."""
         if not c.alive or not task.has_effect:
             return
-        c.effects[task.idx] = (now + task.effect_days, task.effects)
+        entry = c.win.get(task.idx)
+        if entry is None:
+            c.win[task.idx] = (task.effects, [[now, now + task.effect_days]])
+        else:
+            windows = entry[1]
+            if windows and now <= windows[-1][1]:  # the same touch again extends its effect, it does not stack
+                windows[-1][1] = now + task.effect_days
+            else:
+                self._prune(c, windows)
+                windows.append([now, now + task.effect_days])
         changed = False
         for name, hc in c.hz.items():
-            if task.effects[hc.effect] != 1.0:
-                self._recompute(c, name, now)
+            r = task.effects[hc.effect]
+            if r < 1.0:
+                hc.exact = False
+            elif r > 1.0:
+                self._solve(c, name, now)
                 changed = True
         if changed:
             self._poke(c)
@@ -762,7 +1047,7 @@ class Engine:
     def task_started(self, job: Job, pod_index: int, now: float, duration: float) -> None:
         m = self._month(now)
         s = job.customer.seg.index
-        L = self.ledger.seg
+        L = self.L
         wait = now - job.released
         L["tasks_delivered"][m][s] += 1
         L["wait_days_sum"][m][s] += wait
@@ -773,19 +1058,30 @@ class Engine:
         self._spread(self.ledger.pod["busy_days"], pod_index, now, min(now + duration, self.end))
 
     def task_done(self, job: Job) -> None:
-        self._deliver(job.customer, job.task, self.env.now)
+        self._deliver(job.customer, job.task, self.now)
 
     def task_missed(self, job: Job) -> None:
-        self.ledger.seg["tasks_missed"][self._month(job.deadline)][job.customer.seg.index] += 1
+        self.L["tasks_missed"][self._month(job.deadline)][job.customer.seg.index] += 1
+
+    def task_waiting(self, job: Job) -> None:
+        """``job`` is still queued at the horizon (its deadline not passed): backlog, overdue if past its due date."""
+        s, m = job.customer.seg.index, self.months - 1
+        self.L["tasks_waiting_at_end"][m][s] += 1
+        if job.task.due is not None and self.now - job.released > job.task.due:
+            self.L["tasks_overdue_at_end"][m][s] += 1
 
     def handoff(self, c: Customer) -> None:
         """``c``'s CSM left; it has been reassigned (or queued). A hand-off is a risk event."""
-        now = self.env.now
-        self.ledger.seg["handoffs"][self._month(now)][c.seg.index] += 1
+        now = self.now
+        self.L["handoffs"][self._month(now)][c.seg.index] += 1
         if c.draws.u(S.HANDOFF) < c.pod.spec.handoff_risk:
             self._become_at_risk(c, now, "handoff")
         for task in c.tm.by_trigger.get("handoff", ()):
             self._release(c, task)
+
+    def csm_changed(self, c: Customer, delta: int) -> None:
+        """A pod gave ``c`` a named CSM (+1) or took it away (−1)."""
+        self.L["with_csm"][self._month(self.now)][c.seg.index] += delta
 
     # ------------------------------------------------------------------ accounting
 
@@ -798,19 +1094,7 @@ class Engine:
             grid[m][col] += stop - t0
             t0 = stop
 
-    def _snapshot(self, m: int) -> None:
-        L = self.ledger.seg
-        stage_rows = [L[name][m] for name in STAGES]
-        active, at_risk, arr, with_csm = L["active"][m], L["at_risk"][m], L["arr"][m], L["with_csm"][m]
-        for c in self.active.values():
-            s = c.seg.index
-            active[s] += 1
-            stage_rows[c.stage][s] += 1
-            arr[s] += c.arr
-            if c.at_risk:
-                at_risk[s] += 1
-            if c.csm is not None:
-                with_csm[s] += 1
+    def _snapshot_pods(self, m: int) -> None:
         P = self.ledger.pod
         for pod in self.pods:
             P["headcount"][m][pod.index] = len(pod.csms)

@@ -1,9 +1,11 @@
 """Monthly accumulators one replication writes into, and nothing else.
 
-The engine adds flows (what happened during month ``m``) and snapshots (state
-at the end of month ``m``) into plain nested lists — fast to increment in the
-hot path — and :meth:`Ledger.arrays` hands them over as numpy arrays. Memory is
-O(months × segments), independent of how many customers or events there were.
+The engine adds flows (what happened during month ``m``) into plain nested
+lists — fast to increment in the hot path. Segment stocks (state at the end of
+month ``m``) are booked as changes in the month they happen, so no month end
+has to visit every customer; :meth:`Ledger.arrays` accumulates them and hands
+everything over as numpy arrays. Memory is O(months × segments), independent
+of how many customers or events there were.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ SEGMENT_FLOWS = (
     "tasks_late",
     "tasks_missed",
     "tasks_unassigned",
+    "tasks_waiting_at_end",  # still queued at the horizon, deadline not passed (booked in the last month)
+    "tasks_overdue_at_end",  # of those, waiting longer than their due date
     "wait_days_sum",
     "tasks_waited",
     "program_sent",
@@ -38,7 +42,7 @@ SEGMENT_FLOWS = (
     "handoffs",
     "became_at_risk",
 )
-# Per (month, segment): state at the end of the month.
+# Per (month, segment): state at the end of the month (booked as changes, see ``Ledger.arrays``).
 SEGMENT_STOCKS = (
     "active",
     "signing",
@@ -78,8 +82,13 @@ class Ledger:
         self.win = {name: _grid(n_windows, n_segments) for name in WINDOW_SERIES}
 
     def arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        seg = {k: np.asarray(v, dtype=float) for k, v in self.seg.items()}
+        for name in SEGMENT_STOCKS:
+            seg[name] = np.cumsum(seg[name], axis=0)
+        # ARR booked as +a / −a in different months leaves rounding residue in an emptied book; it holds none.
+        seg["arr"][seg["active"] == 0] = 0.0
         return {
-            "segment": {k: np.asarray(v, dtype=float) for k, v in self.seg.items()},
+            "segment": seg,
             "pod": {k: np.asarray(v, dtype=float) for k, v in self.pod.items()},
             "window": {k: np.asarray(v, dtype=float) for k, v in self.win.items()},
         }

@@ -157,9 +157,25 @@ def touches_missed(A, ctx):
 
 
 def touch_miss_rate(A, ctx):
-    """Share of CSM tasks missed = missed / (delivered + missed)."""
+    """Share of CSM tasks missed = missed / (delivered + missed). Tasks still queued at the horizon are in
+    neither: see ``backlog_at_horizon`` and ``touch_overdue_rate``."""
     missed = _seg_total(A, "tasks_missed")
     return _ratio(missed, missed + _seg_total(A, "tasks_delivered"))
+
+
+def backlog_at_horizon(A, ctx):
+    """CSM tasks still waiting for CSM time at the horizon, deadline not yet passed (count).
+
+    A queue that never clears shows here even when no task has a deadline to miss."""
+    return _seg_total(A, "tasks_waiting_at_end")
+
+
+def touch_overdue_rate(A, ctx):
+    """Share of CSM tasks not done on time = (late + missed + waiting past due at the horizon) /
+    (delivered + missed + waiting at the horizon)."""
+    overdue = _seg_total(A, "tasks_late") + _seg_total(A, "tasks_missed") + _seg_total(A, "tasks_overdue_at_end")
+    total = _seg_total(A, "tasks_delivered") + _seg_total(A, "tasks_missed") + _seg_total(A, "tasks_waiting_at_end")
+    return _ratio(overdue, total)
 
 
 def mean_wait_days(A, ctx):
@@ -222,6 +238,8 @@ KPIS: tuple[KPI, ...] = tuple(
         (touches_late, "count", "segment"),
         (touches_missed, "count", "segment"),
         (touch_miss_rate, "ratio", "segment"),
+        (touch_overdue_rate, "ratio", "segment"),
+        (backlog_at_horizon, "count", "segment"),
         (mean_wait_days, "days", "segment"),
         (csm_utilisation, "ratio", "pod"),
         (accounts_per_csm, "count", "pod"),

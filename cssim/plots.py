@@ -118,6 +118,8 @@ KPI_LABELS = {
     "touches_late": "Touches late",
     "touches_missed": "Touches missed",
     "touch_miss_rate": "Touch miss rate",
+    "touch_overdue_rate": "Touches not on time",
+    "backlog_at_horizon": "CSM backlog at horizon",
     "mean_wait_days": "Mean wait for CSM",
     "csm_utilisation": "CSM utilisation",
     "accounts_per_csm": "Accounts per CSM",

@@ -39,7 +39,8 @@ KIND_FILES = {
     "sensitivity": ("sensitivity.csv", "points.csv"),
 }
 HEADLINE = ("grr", "nrr", "logo_retention", "renewal_rate", "ending_arr", "ending_logos", "new_arr",
-            "churned_arr", "expansion_arr", "touch_miss_rate", "csm_utilisation", "csm_cost",
+            "churned_arr", "expansion_arr", "touch_miss_rate", "touch_overdue_rate", "backlog_at_horizon",
+            "csm_utilisation", "csm_cost",
             "cost_per_retained_arr")
 
 

@@ -351,7 +351,9 @@ def test_round_trip_growth_and_heterogeneous_at_risk(renewal_roundtrip):
         params = fit.candidates_.set_index("family").loc[family, "params"]
         for name, value in truth.items():
             p = params[name]
-            assert p["lower"] <= value <= p["upper"], (transition, name, p, value)
+            # Within 3 standard errors (four parameters checked on one history: 95 % intervals would fail
+            # about one seed in five by chance; seeds 5-10 give shape 1.32-1.60 around the true 1.5).
+            assert abs(p["estimate"] - value) <= 3 * p["se"], (transition, name, p, value)
             assert p["upper"] - p["lower"] < 0.5 * value
     at_risk = renewal_roundtrip.fits["mid/at_risk"]
     cands = at_risk.candidates_.set_index("family")

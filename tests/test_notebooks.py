@@ -67,6 +67,7 @@ def _inject(source: str, cache: Path) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_notebook_runs(path, tmp_path):
     from nbclient import NotebookClient
