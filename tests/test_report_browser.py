@@ -20,6 +20,8 @@ from cssim.cli import main
 from conftest import small_scenario_dict, write_yaml
 from test_sensitivity import driver_scenario
 
+pytestmark = pytest.mark.slow  # builds four results folders and starts a browser
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
