@@ -23,6 +23,7 @@ from .output import write_results
 from .plan import PlanResults, Target, parse_target, plan
 from .results import SimulationResults
 from .scenario import Scenario
+from .sensitivity import SensitivityResults, sensitivity
 from .simulate import simulate
 from .sweep import SweepResults, sweep, sweep_points
 from .synth import synthesize_history
@@ -42,6 +43,7 @@ __all__ = [
     "PlanResults",
     "Scenario",
     "ScenarioError",
+    "SensitivityResults",
     "SimulationResults",
     "SweepResults",
     "Target",
@@ -63,6 +65,7 @@ __all__ = [
     "read_history",
     "scenario_from_dict",
     "scenario_hash",
+    "sensitivity",
     "simulate",
     "sweep",
     "sweep_points",

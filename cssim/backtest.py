@@ -330,7 +330,7 @@ def _uncertain_spec(key: str, fit, spec: dict, mode: str = "asymptotic", bootstr
 def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.date, months: int, books_dir: Path,
                        books: dict, replications: int, seed: int, acquisition: dict,
                        parameter_uncertainty: str = "asymptotic", bootstrap: int = 0) -> dict:
-    data = {k: v for k, v in template.items() if k not in ("sweep", "extends")}
+    data = {k: v for k, v in template.items() if k not in ("sweep", "sensitivity", "extends")}
     data.update(start_date=cutoff.isoformat(), horizon_months=months, replications=replications, seed=seed)
     for tm in data.get("touch_models", {}).values():
         for task in (tm.get("tasks") or {}).values():

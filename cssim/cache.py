@@ -49,7 +49,7 @@ def batch_key(scenario: Scenario, reps: Sequence[int]) -> str:
     """Content hash of one batch: resolved scenario (minus run size and sweep), replication ids, version."""
     from . import __version__
 
-    content = scenario.model_dump(mode="json", exclude={"replications", "sweep"})
+    content = scenario.model_dump(mode="json", exclude={"replications", "sweep", "sensitivity"})
     payload = json.dumps(
         {"scenario": content, "reps": [int(r) for r in reps], "cssim": __version__},
         sort_keys=True,

@@ -219,6 +219,8 @@ def _add_compare(sub):
     p.add_argument("--seed", type=_int_in(0, MAX_SEED),
         help="seed shared by every scenario (default: the first scenario's)")
     p.add_argument("--by-segment", action="store_true", help="also compare every segment and pod")
+    p.add_argument("--show-all", action="store_true",
+                   help="also print KPI rows that are identical in every scenario (hidden by default)")
     p.add_argument("--out", "-o", help="also write comparison.csv, differences.csv, summary.txt to this folder")
     p.add_argument("--force", action="store_true", help="replace an existing results folder")
     p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
@@ -252,12 +254,13 @@ def cmd_compare(args) -> int:
         progress=not args.quiet,
     )
     scope = None if args.by_segment else "all"
-    summary = result.summary(scope)
+    summary = result.summary(scope, show_all=args.show_all)
     print(summary)
     if out is not None:
-        tables = {"comparison.csv": result.table(scope), "differences.csv": result.differences(scope)}
+        tables = {"comparison.csv": result.table(scope), "differences.csv": result.differences(scope),
+                  "tradeoff.csv": result.tradeoff()}
         _write_tables(out, args.force, tables, summary, result.manifest)
-        print(f"\nwrote {out}/ (comparison.csv, differences.csv, summary.txt, manifest.json)")
+        print(f"\nwrote {out}/ (comparison.csv, differences.csv, tradeoff.csv, summary.txt, manifest.json)")
     return 0
 
 
@@ -344,8 +347,11 @@ def _add_plan(sub):
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--target", required=True, help='e.g. "grr >= 0.90" or "touch_miss_rate[smb] < 0.05"')
     p.add_argument("--over", required=True, help="integer field path, e.g. team.pods.smb.headcount")
-    p.add_argument("--confidence", type=_real_in(0.0, 1.0), default=0.8,
-        help="share of replications that must meet the target")
+    p.add_argument(
+        "--confidence", type=_real_in(0.0, 1.0), default=0.8,
+        help="share of replications that must meet the target (needs at least ceil(ln 0.1 / ln C) replications: "
+        "11 at 0.8, 22 at 0.9; fewer are refused)",
+    )
     p.add_argument(
         "--criterion", choices=("share", "mean"), default="share",
         help="share: share of replications meeting the target >= confidence (default); "
@@ -396,6 +402,59 @@ def cmd_plan(args) -> int:
     return 0 if result.answer is not None else 1
 
 
+def _add_sensitivity(sub):
+    p = sub.add_parser(
+        "sensitivity",
+        help="which assumptions drive the forecast: one-at-a-time swings, Morris screening, Sobol' indices (resumable)",
+    )
+    p.add_argument("scenario", help="scenario YAML file with a sensitivity: block")
+    p.add_argument("--replications", "-n", type=int, help="override the scenario's replications (every point)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed (shared by every point)")
+    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>-sensitivity)")
+    p.add_argument("--force", action="store_true", help="replace an existing results folder")
+    p.add_argument(
+        "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted run starts over)")
+    p.add_argument("--batch-size", type=int, default=4, help="replications per cached batch (default 4)")
+    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
+    _add_dask_option(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sensitivity)
+
+
+def cmd_sensitivity(args) -> int:
+    from .errors import PlanError
+    from .loader import load_scenario
+    from .output import check_target
+    from .sensitivity import sensitivity
+
+    if args.batch_size < 1:
+        raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
+    scenario = load_scenario(args.scenario)
+    if scenario.sensitivity is None:
+        raise PlanError(
+            f"{args.scenario}: no sensitivity: block; add one, e.g. "
+            "sensitivity: {fields: {segments.smb.renewal.healthy: [0.85, 0.95], team.pods.smb.headcount: [2, 6]}}"
+        )
+    out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sensitivity"
+    check_target(out, args.force)
+    cache = _cache_dir(args, out)
+    try:
+        result = sensitivity(
+            scenario, replications=args.replications, seed=args.seed, jobs=args.jobs, dask=args.dask,
+            progress=not args.quiet, cache=cache, batch_size=args.batch_size,
+        )
+    except KeyboardInterrupt:
+        return _interrupted(cache)
+    summary = result.summary()
+    tables = {"sensitivity.csv": result.table(), "points.csv": result.points, "outputs.csv": result.outputs}
+    _write_tables(out, args.force, tables, summary, result.manifest)
+    print(summary)
+    print(f"\nwrote {out}/ (sensitivity.csv, points.csv, outputs.csv, manifest.json)")
+    return 0
+
+
 def _add_acquisition(sub):
     p = sub.add_parser(
         "forecast-acquisition",
@@ -434,7 +493,7 @@ def cmd_acquisition(args) -> int:
 
 def _add_report(sub):
     p = sub.add_parser("report", help="write a one-page summary (Markdown or HTML, with figures) of a results folder")
-    p.add_argument("results", help="a folder written by cssim run, compare --out, plan --out or sweep")
+    p.add_argument("results", help="a folder written by cssim run, compare --out, plan --out, sweep or sensitivity")
     p.add_argument("--out", "-o", help="report file, .md or .html (default: RESULTS/report.md); figures go beside it")
     p.set_defaults(func=cmd_report)
 
@@ -638,7 +697,8 @@ def cmd_backtest(args) -> int:
 
 
 COMMANDS = [
-    _add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_acquisition, _add_report,
+    _add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_sensitivity, _add_acquisition,
+    _add_report,
     _add_fit, _add_synth, _add_touch_effects, _add_backtest,
 ]
 

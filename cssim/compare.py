@@ -94,27 +94,33 @@ class ComparisonResults:
         return self.names[0]
 
     def table(self, scope: str | None = "all") -> pd.DataFrame:
-        """KPIs of each scenario: scenario, kpi, scope, unit, mean, lo, hi, ci_lo, ci_hi, n.
+        """KPIs of each scenario: scenario, kpi, scope, unit, basis, mean, lo, hi, ci_lo, ci_hi, n.
+
+        ``basis`` says what a money KPI's dollars are (``horizon total``, ``annual
+        run-rate at horizon end``, ``per customer``); empty for other KPIs.
 
         ``scope="all"`` (default) gives whole-business KPIs; ``None`` adds every
         segment and pod.
         """
         frames = []
+        from .metrics import MONEY_BASIS
+
         for name, res in zip(self.names, self.results, strict=True):
             t = res.kpis(self.level, scope=scope)
             t.insert(0, "scenario", name)
+            t.insert(t.columns.get_loc("unit") + 1, "basis", t["kpi"].map(MONEY_BASIS).fillna(""))
             frames.append(t)
         return pd.concat(frames, ignore_index=True)
 
     def differences(self, scope: str | None = "all") -> pd.DataFrame:
         """Paired difference of every KPI to the first scenario, replication by replication.
 
-        Columns: scenario, reference, kpi, scope, unit, reference_mean, mean,
+        Columns: scenario, reference, kpi, scope, unit, basis, reference_mean, mean,
         diff (scenario − reference), ci_lo, ci_hi (t-interval of the mean
         paired difference at ``level``), n, distinguishable (the interval
         excludes 0).
         """
-        from .metrics import KPIS
+        from .metrics import KPIS, MONEY_BASIS
 
         units = {k.name: k.unit for k in KPIS}
         base = self._by_rep(0, scope)
@@ -132,6 +138,7 @@ class ComparisonResults:
                         "kpi": kpi,
                         "scope": sc,
                         "unit": units[kpi],
+                        "basis": MONEY_BASIS.get(kpi, ""),
                         "reference_mean": float(np.nanmean(g["value_ref"])) if g["value_ref"].notna().any() else np.nan,
                         "mean": float(np.nanmean(g["value_alt"])) if g["value_alt"].notna().any() else np.nan,
                         **d,
@@ -146,27 +153,146 @@ class ComparisonResults:
             t = t[t["scope"] == scope]
         return t[["kpi", "scope", "replication", "value"]]
 
-    def summary(self, scope: str | None = "all") -> str:
-        """A readable table (means, paired differences with intervals) and which differences are real."""
+    def shown(self, scope: str | None = "all") -> pd.DataFrame:
+        """Which KPI rows differ between scenarios, distinguishable ones first.
+
+        One row per (kpi, scope) with ``identical`` (every scenario has the
+        same value in every replication, or the KPI is undefined everywhere),
+        ``distinguishable`` (for some scenario the paired interval excludes 0)
+        and ``order`` (distinguishable rows first, then the rest, identical
+        rows last; KPI order within each group).
+        """
+        diffs = self.differences(scope)
+        base = self._by_rep(0, scope).set_index(["kpi", "scope", "replication"])["value"]
+        keys = list(dict.fromkeys(zip(base.index.get_level_values(0), base.index.get_level_values(1), strict=True)))
+        alts = [self._by_rep(j, scope).set_index(["kpi", "scope", "replication"])["value"]
+                for j in range(1, len(self.results))]
+        same = pd.Series(True, index=base.index)
+        for alt in alts:
+            a, b = base.align(alt)
+            same &= ((a == b) | (a.isna() & b.isna())).reindex(base.index, fill_value=False)
+        identical = same.groupby(level=[0, 1], sort=False).all()
+        real = (diffs.groupby(["kpi", "scope"], sort=False)["distinguishable"].any() if len(diffs)
+                else pd.Series(dtype=bool))
+        rows = []
+        for i, key in enumerate(keys):
+            ident = bool(identical.get(key, False))
+            dist = bool(real.get(key, False))
+            rows.append({"kpi": key[0], "scope": key[1], "identical": ident, "distinguishable": dist,
+                         "rank": (0 if dist else 1 if not ident else 2, i)})
+        out = pd.DataFrame(rows).sort_values("rank", kind="stable").drop(columns="rank").reset_index(drop=True)
+        out["order"] = np.arange(len(out))
+        return out
+
+    def tradeoff(self) -> pd.DataFrame:
+        """Cost against revenue for each scenario vs the reference (all customers, paired by replication).
+
+        Columns: scenario, reference, ``d_cost_per_year`` (Δ CSM cost per
+        year, all pods), ``d_ending_arr`` (Δ ARR run-rate at horizon end),
+        ``d_retained_arr_per_year`` (Δ annual ARR retained from window
+        cohorts), each with ``_lo``/``_hi`` at ``level``; ``arr_per_cost_dollar``
+        = Δ retained ARR / Δ CSM cost (per year) with a paired bootstrap
+        percentile interval (``_lo``/``_hi``), NaN when the cost change is
+        within noise.
+        """
+        rows = []
+        ref = self.results[0]
+        years = ref.scenario.horizon_months / 12.0
+        ref_cost = ref.kpi("csm_cost") / years
+        ref_end = ref.kpi("ending_arr")
+        ref_ret = ref.retained_arr()
+        for j in range(1, len(self.results)):
+            res = self.results[j]
+            cost = res.kpi("csm_cost") / (res.scenario.horizon_months / 12.0)
+            dc = paired_difference(ref_cost, cost, self.level)
+            de = paired_difference(ref_end, res.kpi("ending_arr"), self.level)
+            ret = res.retained_arr()
+            dr = paired_difference(ref_ret, ret, self.level)
+            ratio, lo, hi = np.nan, np.nan, np.nan
+            cost_moves = np.isfinite(dc["ci_lo"]) and (dc["ci_lo"] > 0 or dc["ci_hi"] < 0)
+            if cost_moves:
+                ratio = dr["diff"] / dc["diff"]
+                # Paired bootstrap over replications; a fixed generator keeps the table reproducible.
+                rng = np.random.default_rng(np.random.SeedSequence(ref.scenario.seed, spawn_key=(0xC0DE, j)))
+                dcost, dret = cost - ref_cost, ret - ref_ret
+                idx = rng.integers(0, dcost.size, size=(2000, dcost.size))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    boot = dret[idx].mean(axis=1) / dcost[idx].mean(axis=1)
+                alpha = (1 - self.level) / 2
+                lo, hi = (float(q) for q in np.nanquantile(boot, [alpha, 1 - alpha]))
+            rows.append({
+                "scenario": self.names[j], "reference": self.reference,
+                "d_cost_per_year": dc["diff"], "d_cost_per_year_lo": dc["ci_lo"], "d_cost_per_year_hi": dc["ci_hi"],
+                "d_ending_arr": de["diff"], "d_ending_arr_lo": de["ci_lo"], "d_ending_arr_hi": de["ci_hi"],
+                "d_retained_arr_per_year": dr["diff"], "d_retained_arr_per_year_lo": dr["ci_lo"],
+                "d_retained_arr_per_year_hi": dr["ci_hi"],
+                "arr_per_cost_dollar": ratio, "arr_per_cost_dollar_lo": lo, "arr_per_cost_dollar_hi": hi,
+            })
+        return pd.DataFrame(rows)
+
+    def tradeoff_lines(self) -> list[str]:
+        """One readable line per alternative: Δ cost against Δ ending and retained ARR."""
+        pct = int(round(self.level * 100))
+        out = []
+        for r in self.tradeoff().itertuples():
+            def m(v, lo, hi, suffix=""):
+                return f"{_fmt_diff(v, 'currency')}{suffix} [{_fmt_diff(lo, 'currency')}, {_fmt_diff(hi, 'currency')}]"
+
+            kept = m(r.d_retained_arr_per_year, r.d_retained_arr_per_year_lo, r.d_retained_arr_per_year_hi, "/yr")
+            head = (f"Trade-off {r.scenario} vs {r.reference} (all customers, {pct}% intervals): CSM cost "
+                    f"{m(r.d_cost_per_year, r.d_cost_per_year_lo, r.d_cost_per_year_hi, '/yr')}, ending ARR "
+                    f"{m(r.d_ending_arr, r.d_ending_arr_lo, r.d_ending_arr_hi)}, retained ARR "
+                    f"{kept}")
+            if not np.isfinite(r.arr_per_cost_dollar):
+                tail = "the cost change is within noise, so no ARR per CSM dollar"
+            else:
+                q = f"[{r.arr_per_cost_dollar_lo:.2f}, {r.arr_per_cost_dollar_hi:.2f}]"
+                up_cost, up_arr = r.d_cost_per_year > 0, r.d_retained_arr_per_year > 0
+                if up_cost and up_arr:
+                    tail = f"${r.arr_per_cost_dollar:.2f} {q} of ARR retained per extra CSM dollar"
+                elif not up_cost and not up_arr:
+                    tail = f"${r.arr_per_cost_dollar:.2f} {q} of retained ARR lost per CSM dollar saved"
+                elif up_cost:
+                    tail = f"costs more and retains less (ratio {r.arr_per_cost_dollar:.2f} {q})"
+                else:
+                    tail = f"costs less and retains more (ratio {r.arr_per_cost_dollar:.2f} {q})"
+            out.append(f"{head}: {tail}.")
+        return out
+
+    def summary(self, scope: str | None = "all", show_all: bool = False) -> str:
+        """A readable table of the KPIs that differ (distinguishable from noise first) and the trade-off.
+
+        Rows where every scenario has the same value in every replication are
+        hidden (counted in a note) unless ``show_all``. Money KPIs say their
+        basis (horizon total, annual run-rate).
+        """
+        from .metrics import kpi_label
+
         pct = int(round(self.level * 100))
         first = self.results[0]
         table = self.table(scope)
         diffs = self.differences(scope)
+        shown = self.shown(scope)
         lines = [
             f"Comparison of {len(self.names)} scenarios on the same {first.n_replications} replications "
             f"(seed {first.scenario.seed}, common random numbers); differences are paired by replication, "
-            f"{pct}% intervals.",
+            f"{pct}% intervals; * = the interval excludes 0 (distinguishable from noise), listed first.",
         ]
-        head = f"{'KPI':<24}{'scope':<12}" + "".join(f"{n[:16]:>17}" for n in self.names)
+        width = 46
+        head = f"{'KPI':<{width}}{'scope':<14}" + "".join(f"{n[:16]:>17}" for n in self.names)
         head += "".join(f"{(n[:14] + ' − ' + self.reference[:14]):>44}" for n in self.names[1:])
         lines.append(head)
         means = table.set_index(["scenario", "kpi", "scope"])
+        units = dict(zip(table["kpi"], table["unit"], strict=False))
         dindex = diffs.set_index(["scenario", "kpi", "scope"]) if len(diffs) else None
-        for row in table[table["scenario"] == self.reference].itertuples():
+        hidden = shown[shown["identical"]]
+        rows = shown if show_all else shown[~shown["identical"]]
+        for row in rows.itertuples():
+            unit = units[row.kpi]
             cells = []
             for n in self.names:
                 key = (n, row.kpi, row.scope)
-                cells.append(f"{_fmt(means.loc[key, 'mean'], row.unit) if key in means.index else 'n/a':>17}")
+                cells.append(f"{_fmt(means.loc[key, 'mean'], unit) if key in means.index else 'n/a':>17}")
             for n in self.names[1:]:
                 key = (n, row.kpi, row.scope)
                 if dindex is None or key not in dindex.index:
@@ -174,25 +300,20 @@ class ComparisonResults:
                     continue
                 d = dindex.loc[key]
                 mark = " *" if d["distinguishable"] else "  "
-                text = f"{_fmt_diff(d['diff'], row.unit)} [{_fmt_diff(d['ci_lo'], row.unit)}, {_fmt_diff(d['ci_hi'], row.unit)}]"
+                text = f"{_fmt_diff(d['diff'], unit)} [{_fmt_diff(d['ci_lo'], unit)}, {_fmt_diff(d['ci_hi'], unit)}]"
                 cells.append(f"{text + mark:>44}")
-            lines.append(f"{row.kpi:<24}{row.scope:<12}" + "".join(cells))
-        lines.append(f"* the {pct}% interval of the paired difference excludes 0: distinguishable from noise.")
+            lines.append(f"{kpi_label(row.kpi):<{width}}{row.scope:<14}" + "".join(cells))
+        if len(hidden) and not show_all:
+            lines.append(f"{len(hidden)} of {len(shown)} rows hidden: the same in every scenario and every "
+                         f"replication.")
         for n in self.names[1:]:
             sub = diffs[diffs["scenario"] == n] if len(diffs) else diffs
-            real = sub[sub["distinguishable"]]
-            noise = sub[~sub["distinguishable"]]
-            label = lambda r: f"{r.kpi}" + (f"[{r.scope}]" if r.scope != "all" else "")  # noqa: E731
-            if len(real):
-                parts = [f"{label(r)} {'higher' if r.diff > 0 else 'lower'} ({_fmt_diff(r.diff, r.unit)})" for r in real.itertuples()]
-                lines.append(f"{n} vs {self.reference}: distinguishable from noise: " + "; ".join(parts) + ".")
-            else:
+            k = int(sub["distinguishable"].sum()) if len(sub) else 0
+            if k == 0:
                 lines.append(f"{n} vs {self.reference}: no difference is distinguishable from noise.")
-            if len(noise):
-                lines.append(
-                    f"{n} vs {self.reference}: not distinguishable from noise ({pct}% interval includes 0 or "
-                    f"undefined): " + ", ".join(label(r) for r in noise.itertuples()) + "."
-                )
+            else:
+                lines.append(f"{n} vs {self.reference}: {k} of {len(sub)} differences distinguishable from noise.")
+        lines.extend(self.tradeoff_lines())
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -253,4 +374,6 @@ def compare(
         "level": level,
         "versions": versions(),
     }
-    return ComparisonResults(names=names, results=results, level=level, manifest=manifest)
+    out = ComparisonResults(names=names, results=results, level=level, manifest=manifest)
+    manifest["tradeoff"] = out.tradeoff_lines()
+    return out

@@ -421,6 +421,7 @@ def load_scenario(
 
 def scenario_hash(scenario: Scenario) -> str:
     """Content hash of the resolved scenario (stable across key order and formatting)."""
-    # The sweep block says which variants to run, not what this scenario is.
-    payload = json.dumps(scenario.model_dump(mode="json", exclude={"sweep"}), sort_keys=True, separators=(",", ":"))
+    # The sweep and sensitivity blocks say which variants to run, not what this scenario is.
+    content = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
+    payload = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

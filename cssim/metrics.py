@@ -250,6 +250,32 @@ KPIS: tuple[KPI, ...] = tuple(
 )
 KPI_NAMES = tuple(k.name for k in KPIS)
 
+#: What a money KPI's dollars are: a total over the horizon, an annual rate, or per customer.
+MONEY_BASIS = {
+    "ending_arr": "annual run-rate at horizon end",
+    "new_arr": "horizon total",
+    "expansion_arr": "horizon total",
+    "contraction_arr": "horizon total",
+    "churned_arr": "horizon total",
+    "lifetime_value": "per customer",
+    "arr_per_csm": "annual run-rate per CSM",
+    "csm_cost": "horizon total",
+}
+
+
+def kpi_label(name: str) -> str:
+    """The KPI's name with its money basis: ``csm_cost (horizon total)``; other KPIs unchanged."""
+    basis = MONEY_BASIS.get(name)
+    return f"{name} ({basis})" if basis else name
+
+
+def retained_arr(A, ctx):
+    """Annual ARR retained from window cohorts = Σ_w (start ARR − churned − contraction) / window years,
+    per replication (all customers): what :func:`cost_per_retained_arr` divides by. Shape (R,)."""
+    return (
+        A["window"]["start_arr"] - A["window"]["churned_arr"] - A["window"]["contraction_arr"]
+    ).sum(axis=(1, 2)) / ctx["window_years"]
+
 
 def kpi_table(A, ctx, segments: list[str], pods: list[str]):
     """Long table of every KPI per replication: columns replication, kpi, scope, value."""

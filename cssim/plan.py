@@ -26,15 +26,39 @@ counts as not meeting the target.
 How the value is found
 ----------------------
 The search assumes that meeting the target is monotone in the field (more
-CSMs never make it worse) and that the field is an integer. It starts at the
-scenario's current value, brackets the answer by doubling steps (up while the
-target fails, down while it holds) and then bisects the bracket, so a range of
-``n`` values costs about ``2·log2(n)`` evaluated values instead of ``n``.
-Every value runs the same seed and replication ids (common random numbers),
-so a replication's outcome moves with the field, not with the draws, and the
-search is not misled by noise between values. Evaluated values are kept in
-the result with their cost and KPI, and the marginal ARR retained per extra
-CSM between successive evaluated values.
+CSMs never make it worse) and that the field is an integer. It evaluates the
+scenario's current value, then the far end of the range in the direction that
+matters (``high`` if the current value fails, ``low`` if it meets) and bisects
+between the two, so a range of ``n`` values costs about ``2 + log2(n)``
+evaluated values instead of ``n``. Every value runs the same seed and
+replication ids (common random numbers), so a replication's outcome moves with
+the field, not with the draws, and the search is not misled by noise between
+values.
+
+A lever that does not move the KPI is found after those two values: if the
+paired difference of the KPI between them (replication by replication) has a
+90 % interval that includes 0, the KPI does not respond to the field over
+that range, and the search stops there and says so instead of bisecting.
+
+What each value is reported with
+--------------------------------
+For every evaluated value: the KPI *at the chosen confidence* — the value the
+KPI reaches in at least ``confidence`` of replications (an order statistic of
+the replications; for ``criterion="mean"`` the one-sided bound on the mean) —
+next to its mean and the 90 % interval of the mean; the share of replications
+meeting the target; the annual CSM cost of all pods; the annual ARR retained
+from window cohorts; and the marginal ARR retained per extra unit of the field
+(per extra CSM) between successive evaluated values, a paired difference with
+its 90 % interval.
+
+Replications a claim needs
+--------------------------
+A share criterion at confidence ``c`` needs at least
+``ceil(ln 0.1 / ln c)`` replications: with fewer, even a clean sweep (every
+replication meets the target) would not show at 90 % confidence that the
+share of futures meeting it is at least ``c`` (one-sided Clopper–Pearson).
+The mean criterion needs at least 2 (a t-bound). Fewer are refused with the
+number needed (:func:`min_replications`).
 """
 
 from __future__ import annotations
@@ -55,7 +79,7 @@ from .metrics import KPI_NAMES, KPIS
 from .results import SimulationResults, _fmt
 from .scenario import Scenario
 
-__all__ = ["Target", "parse_target", "plan", "PlanResults"]
+__all__ = ["Target", "parse_target", "plan", "PlanResults", "min_replications", "kpi_at_confidence"]
 
 OPERATORS = (">=", "<=", ">", "<")
 _TARGET = re.compile(
@@ -152,9 +176,79 @@ def _scopes(scenario: Scenario, kpi: str) -> list[str]:
 
 def _retained_arr(res: SimulationResults) -> np.ndarray:
     """Annual ARR retained from window cohorts (start − churn − contraction), per replication."""
-    w = res.arrays["window"]
-    years = w["start_arr"].shape[1] if res.scenario.horizon_months >= 12 else res.scenario.horizon_months / 12.0
-    return (w["start_arr"] - w["churned_arr"] - w["contraction_arr"]).sum(axis=(1, 2)) / years
+    return res.retained_arr()
+
+
+def min_replications(confidence: float, criterion: str = "share") -> int:
+    """Replications a ``confidence`` claim needs (see the module docstring).
+
+    Share criterion: the smallest ``n`` with ``confidence**n <= 0.1`` — below
+    it, even every replication meeting the target would not show at 90 %
+    (one-sided Clopper–Pearson) that the share of futures meeting it is at
+    least ``confidence``. Mean criterion: 2 (a t-bound needs a spread).
+    """
+    if criterion == "mean":
+        return 2
+    if confidence <= 0.1:
+        return 1
+    if confidence >= 1.0:
+        raise PlanError("confidence 1.0: no finite number of replications shows that every future meets a target; "
+                        "use a confidence below 1")
+    return int(math.ceil(math.log(0.1) / math.log(confidence) - 1e-12))
+
+
+def kpi_at_confidence(target: Target, criterion: str, confidence: float, values: np.ndarray) -> float:
+    """The KPI level met with ``confidence``: what a plan can count on at this value.
+
+    Share criterion: the largest level ``x`` such that at least ``confidence``
+    of replications have a KPI at least ``x`` (for ``>=``/``>``; at most ``x``
+    for ``<=``/``<``) — the ``ceil(confidence·n)``-th best replication. An
+    undefined (NaN) replication counts as the worst. Mean criterion: the
+    one-sided ``confidence`` t-bound on the mean. NaN if it cannot be said.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return np.nan
+    if criterion == "mean":
+        finite = v[np.isfinite(v)]
+        if finite.size < 2 or finite.size < v.size:
+            return np.nan
+        se = finite.std(ddof=1) / np.sqrt(finite.size)
+        q = stats.t.ppf(confidence, finite.size - 1)
+        return float(finite.mean() - q * se if target.higher_is_better else finite.mean() + q * se)
+    worst = -np.inf if target.higher_is_better else np.inf
+    ranked = np.sort(np.where(np.isfinite(v), v, worst))
+    if target.higher_is_better:
+        ranked = ranked[::-1]
+    # The fewest replications whose share reaches the confidence, with the same tolerance as _meets.
+    k = max(1, int(math.ceil(confidence * v.size)))
+    while k > 1 and (k - 1) / v.size >= confidence - 1e-12:
+        k -= 1
+    while k < v.size and k / v.size < confidence - 1e-12:
+        k += 1
+    x = float(ranked[k - 1])
+    return x if np.isfinite(x) else np.nan
+
+
+def _paired(a: np.ndarray, b: np.ndarray, level: float = 0.9) -> tuple[float, float, float]:
+    """Mean of ``b − a`` over replications (finite pairs) and its t-interval at ``level``."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = (b - a)[np.isfinite(a) & np.isfinite(b)]
+    if d.size == 0:
+        return np.nan, np.nan, np.nan
+    mean = float(d.mean())
+    if d.size < 2:
+        return mean, np.nan, np.nan
+    half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
+    return mean, mean - half, mean + half
+
+
+def scope_label(target: Target) -> str:
+    """``grr (all customers)``, ``touch_miss_rate (segment smb)`` or ``csm_utilisation (pod smb)``."""
+    by = next(k.by for k in KPIS if k.name == target.kpi)
+    if target.scope == "all":
+        return f"{target.kpi} (all customers)" if by != "pod" else f"{target.kpi} (all pods)"
+    return f"{target.kpi} ({'pod' if by == 'pod' else 'segment'} {target.scope})"
 
 
 @dataclass
@@ -169,11 +263,20 @@ class PlanResults:
     over : str
         The field path searched.
     table : DataFrame
-        One row per evaluated value (sorted): value, kpi mean and interval,
-        share of replications meeting the target, whether it meets, annual CSM
-        cost, annual retained ARR, and the marginals to the previous row.
+        One row per evaluated value (sorted): value; the KPI at the chosen
+        confidence (``kpi_at_confidence``), its mean with the 90 % interval of
+        the mean; share of replications meeting the target; whether it meets;
+        annual CSM cost (all pods); annual retained ARR; and the marginals to
+        the previous row (``marginal_arr_per_csm`` with ``_lo``/``_hi``, a
+        paired 90 % interval).
     evaluations : list of int
         Values in the order they were simulated.
+    no_response : bool
+        The KPI did not move between the two ends searched (the paired 90 %
+        interval of the change includes 0); the search stopped there.
+    response : dict
+        The paired change of the KPI between the first value and the far end
+        evaluated: ``from``, ``to``, ``diff``, ``ci_lo``, ``ci_hi``.
     """
 
     answer: int | None
@@ -187,6 +290,8 @@ class PlanResults:
     evaluations: list[int]
     results: dict[int, SimulationResults] = field(repr=False, default_factory=dict)
     manifest: dict = field(default_factory=dict, repr=False)
+    no_response: bool = False
+    response: dict = field(default_factory=dict)
 
     @property
     def n_evaluated(self) -> int:
@@ -194,39 +299,94 @@ class PlanResults:
 
     def summary(self) -> str:
         pct = int(round(self.confidence * 100))
+        label = scope_label(self.target)
         crit = (
             f"at least {pct}% of replications meet it"
             if self.criterion == "share"
             else f"the one-sided {pct}% bound on the mean meets it"
         )
         n = next(iter(self.results.values())).n_replications if self.results else 0
+        unit = next(k.unit for k in KPIS if k.name == self.target.kpi)
+        lines = []
         if self.answer is None:
-            head = (
-                f"No value of {self.over} in [{self.low}, {self.high}] meets {self.target} ({crit}); "
-                f"the best tried is shown below."
+            lines.append(
+                f"No value of {self.over} in [{self.low}, {self.high}] meets {self.target} — {label} ({crit})."
             )
         else:
-            head = f"Smallest {self.over} meeting {self.target} ({crit}): {self.answer}"
-        unit = next(k.unit for k in KPIS if k.name == self.target.kpi)
-        lines = [
-            head,
+            lines.append(f"Smallest {self.over} meeting {self.target} ({crit}): {self.answer} — {label}.")
+        r = self.response
+        if r:
+            change = (f"{label} changes by {_fmt_change(r['diff'], unit)} "
+                      f"[90% CI {_fmt_change(r['ci_lo'], unit)}, {_fmt_change(r['ci_hi'], unit)}] "
+                      f"from {self.over}={r['from']} to {r['to']} (paired, same customers)")
+            if self.no_response:
+                then = (f"more of {self.over} will not reach the target — change another lever or the target"
+                        if self.answer is None else f"the target is met across the range, so {self.answer} is enough")
+                lines.append(f"This lever does not move this KPI: {change}; the interval includes 0, so the change "
+                             f"is within noise. Search stopped after {self.n_evaluated} values; {then}.")
+                hint = self._scope_hint()
+                if hint:
+                    lines.append(hint)
+            elif self.answer is None:
+                lines.append(f"{change}, not enough to reach the target within the range.")
+            elif r["ci_lo"] <= 0.0 <= r["ci_hi"]:
+                lines.append(f"Caution: {change}; the interval includes 0, so the answer rests on a change "
+                             f"within noise — run more replications before acting on it.")
+        lines.append(
             f"{self.n_evaluated} of {self.high - self.low + 1} values simulated, {n} replications each, "
-            f"common random numbers; bracket + bisection assuming the target is monotone in {self.over}.",
-            f"{'value':>7}{'kpi mean':>12}{'90% CI of mean':>26}{'share met':>11}{'meets':>7}"
-            f"{'CSM cost/yr':>14}{'retained ARR/yr':>17}{'Δ ARR per extra CSM':>21}",
-        ]
-        for r in self.table.itertuples():
-            ci = f"[{_fmt(r.ci_lo, unit)}, {_fmt(r.ci_hi, unit)}]"
+            f"common random numbers; assumes the target is monotone in {self.over}."
+        )
+        at = f"{label[: label.index(' (')]} met in {pct}%" if self.criterion == "share" else f"{pct}% bound on mean"
+        lines.append(
+            f"{'value':>7}{at:>30}{'mean [90% CI of mean]':>32}{'share met':>11}{'meets':>7}"
+            f"{'CSM cost/yr, all pods':>23}{'retained ARR/yr':>17}{'Δ retained ARR/yr per +1 [90% CI]':>38}"
+        )
+        for row in self.table.itertuples():
+            mean = f"{_fmt(row.mean, unit)} [{_fmt(row.ci_lo, unit)}, {_fmt(row.ci_hi, unit)}]"
+            marg = "" if not np.isfinite(row.marginal_arr_per_csm) else (
+                f"{_fmt_change(row.marginal_arr_per_csm, 'currency')} "
+                f"[{_fmt_change(row.marginal_arr_per_csm_lo, 'currency')}, "
+                f"{_fmt_change(row.marginal_arr_per_csm_hi, 'currency')}]")
             lines.append(
-                f"{r.value:>7}{_fmt(r.mean, unit):>12}{ci:>26}{r.share_met * 100:>10.0f}%{'yes' if r.meets else 'no':>7}"
-                f"{_fmt(r.csm_cost_per_year, 'currency'):>14}{_fmt(r.retained_arr, 'currency'):>17}"
-                f"{_fmt(r.marginal_arr_per_csm, 'currency'):>21}"
+                f"{row.value:>7}{_fmt(row.kpi_at_confidence, unit):>30}{mean:>32}{row.share_met * 100:>10.0f}%"
+                f"{'yes' if row.meets else 'no':>7}{_fmt(row.csm_cost_per_year, 'currency'):>23}"
+                f"{_fmt(row.retained_arr, 'currency'):>17}{marg:>38}"
             )
+        lines.append(
+            f"'{at}': the level {label} reaches in at least {pct}% of replications"
+            if self.criterion == "share"
+            else f"'{at}': one-sided {pct}% t-bound on the mean of {label}"
+        )
+        lines.append("Retained ARR: annual ARR kept from each window's starting customers (all customers); "
+                     "Δ per +1: paired difference to the previous value tried, per unit of the field.")
         return "\n".join(lines)
+
+
+    def _scope_hint(self) -> str:
+        """For a pod's field and an all-customer target: the segments that pod serves, to target instead."""
+        parts = self.over.split(".")
+        if self.target.scope != "all" or len(parts) < 3 or parts[:2] != ["team", "pods"] or not self.results:
+            return ""
+        pod = next(iter(self.results.values())).scenario.team.pods.get(parts[2])
+        by = next(k.by for k in KPIS if k.name == self.target.kpi)
+        if pod is None or by != "segment" or not pod.segments:
+            return ""
+        scoped = ", ".join(f"{self.target.kpi}[{s}]" for s in pod.segments)
+        return (f"Pod {parts[2]} serves {', '.join(pod.segments)}; the all-customer KPI may hide its effect — "
+                f"a target on {scoped} asks about the customers this lever reaches.")
+
+
+def _fmt_change(value: float, unit: str) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if unit == "ratio":
+        return f"{value * 100:+.2f} pts"
+    return ("+" if value >= 0 else "-") + _fmt(abs(value), unit)
 
 
 def _evaluate_table(target: Target, over: str, criterion: str, confidence: float, results: dict) -> pd.DataFrame:
     rows = []
+    retained = {}
     for value in sorted(results):
         res = results[value]
         v = res.kpi(target.kpi, target.scope)
@@ -236,23 +396,34 @@ def _evaluate_table(target: Target, over: str, criterion: str, confidence: float
         mean = float(finite.mean()) if n else np.nan
         half = stats.t.ppf(0.95, n - 1) * finite.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
         years = res.scenario.horizon_months / 12.0
+        retained[value] = _retained_arr(res)
         rows.append(
             {
                 "value": value,
+                "kpi": target.kpi,
+                "scope": target.scope,
+                "kpi_at_confidence": kpi_at_confidence(target, criterion, confidence, v),
                 "mean": mean,
                 "ci_lo": mean - half,
                 "ci_hi": mean + half,
                 "share_met": float(met.mean()) if v.size else 0.0,
                 "meets": _meets(target, criterion, confidence, v),
                 "csm_cost_per_year": float(np.mean(res.kpi("csm_cost", "all"))) / years,
-                "retained_arr": float(np.mean(_retained_arr(res))),
+                "retained_arr": float(np.mean(retained[value])),
                 "n": int(v.size),
             }
         )
     table = pd.DataFrame(rows)
     dv = table["value"].diff()
     table["marginal_cost_per_csm"] = table["csm_cost_per_year"].diff() / dv
-    table["marginal_arr_per_csm"] = table["retained_arr"].diff() / dv
+    marg = [(np.nan, np.nan, np.nan)]
+    values = list(table["value"])
+    for prev, cur in zip(values[:-1], values[1:], strict=True):
+        d, lo, hi = _paired(retained[prev], retained[cur])
+        marg.append((d / (cur - prev), lo / (cur - prev), hi / (cur - prev)))
+    table["marginal_arr_per_csm"] = [m[0] for m in marg]
+    table["marginal_arr_per_csm_lo"] = [m[1] for m in marg]
+    table["marginal_arr_per_csm_hi"] = [m[2] for m in marg]
     return table
 
 
@@ -262,13 +433,12 @@ def _meets(target: Target, criterion: str, confidence: float, values: np.ndarray
         return False
     if criterion == "share":
         return bool(target.met(values).mean() >= confidence - 1e-12)
-    finite = values[np.isfinite(values)]
-    if finite.size < 2 or finite.size < values.size:
-        return False
-    se = finite.std(ddof=1) / np.sqrt(finite.size)
-    q = stats.t.ppf(confidence, finite.size - 1)
-    bound = finite.mean() - q * se if target.higher_is_better else finite.mean() + q * se
-    return bool(target.met(np.array([bound]))[0])
+    bound = kpi_at_confidence(target, criterion, confidence, values)
+    return bool(np.isfinite(bound) and target.met(np.array([bound]))[0])
+
+
+def _max_evaluations(low: int, high: int) -> int:
+    return min(high - low + 1, 2 + int(math.ceil(math.log2(max(high - low, 1)))))
 
 
 def plan(
@@ -304,13 +474,18 @@ def plan(
         The range searched.
     replications, seed : int, optional
         Override the scenario's values (every value uses the same ones).
+        Fewer than :func:`min_replications` are refused (PlanError).
     jobs, dask
         Where to run; results do not depend on it.
+    progress : bool
+        One bar over the whole search (replications of every value; the
+        total is the most values the search can need, so the ETA is an upper bound).
     cache : path, optional
         Batch cache (see :mod:`cssim.cache`), so a rerun reuses evaluated values.
     start : int, optional
-        Where the bracketing starts (default: the scenario's current value).
+        Where the search starts (default: the scenario's current value).
     """
+    from .backends import progress_bar_class
     from .loader import load_scenario, scenario_hash
     from .simulate import versions
     from .sweep import _with_run_settings, point_scenario, resolve_path, run_points
@@ -325,12 +500,20 @@ def plan(
         raise PlanError(f"target {str(target)!r}: unknown scope {target.scope!r} for {target.kpi}; known: {', '.join(scopes)}")
     if criterion not in ("share", "mean"):
         raise PlanError(f"criterion: expected 'share' or 'mean', got {criterion!r}")
-    if not 0.0 < confidence < 1.0 and not (criterion == "share" and confidence == 1.0):
+    if not 0.0 < confidence < 1.0:
         raise PlanError(f"confidence: must be in (0, 1), got {confidence}")
+    needed = min_replications(confidence, criterion)
+    if scenario.replications < needed:
+        why = (f"even if all {scenario.replications} met the target, that would not show at 90% that at least "
+               f"{confidence:g} of futures do" if criterion == "share" else "a bound on the mean needs a spread")
+        raise PlanError(
+            f"replications: {scenario.replications} cannot support confidence {confidence:g} with the {criterion} "
+            f"criterion ({why}); use at least {needed} (-n {needed})"
+        )
     if low > high:
         raise PlanError(f"--min {low} is above --max {high}")
-    base = scenario.model_dump(mode="json", exclude={"sweep"})
-    if over.split(".", 1)[0] in ("seed", "replications", "sweep"):
+    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
+    if over.split(".", 1)[0] in ("seed", "replications", "sweep", "sensitivity"):
         raise PlanError(f"--over {over}: cannot search over {over.split('.', 1)[0]!r}")
     try:
         current = resolve_path(base, over)
@@ -343,6 +526,9 @@ def plan(
     results: dict[int, SimulationResults] = {}
     order: list[int] = []
     verdict: dict[int, bool] = {}
+    tqdm = progress_bar_class(progress)
+    bar = tqdm(total=_max_evaluations(low, high) * len(reps), disable=not progress, unit="rep",
+               desc=f"plan {over} for {target}")
 
     def meets(value: int) -> bool:
         if value not in verdict:
@@ -352,41 +538,55 @@ def plan(
                 err = exc.errors(include_url=False)[0]
                 where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
                 raise PlanError(f"--over {over}={value}: not a valid scenario: {where}: {err['msg']}") from None
-            (res,), _ = run_points([point], reps, jobs=jobs, dask=dask, progress=progress, cache=cache,
-                                    desc=f"{over}={value}")
+            done_before = len(order) * len(reps)
+            bar.set_postfix_str(f"{over.rsplit('.', 1)[-1]}={value}")
+
+            def on_batch(done: int, total: int) -> None:
+                bar.n = done_before + int(round(len(reps) * done / max(total, 1)))
+                bar.refresh()
+
+            (res,), _ = run_points([point], reps, jobs=jobs, dask=dask, progress=False, cache=cache,
+                                    on_batch=on_batch)
             results[value] = res
             order.append(value)
+            bar.n = len(order) * len(reps)
+            bar.refresh()
             verdict[value] = _meets(target, criterion, confidence, res.kpi(target.kpi, target.scope))
         return verdict[value]
 
     start = min(max(current if start is None else start, low), high)
     good: int | None = None
     bad: int | None = None
-    step = 1
-    if meets(start):
-        good = start
-        while good > low:
-            v = max(low, good - step)
-            if meets(v):
-                good, step = v, step * 2
+    no_response = False
+    response: dict = {}
+    try:
+        first = meets(start)
+        far = low if first else high
+        if far != start:
+            far_meets = meets(far)
+            a, b = results[start].kpi(target.kpi, target.scope), results[far].kpi(target.kpi, target.scope)
+            diff, lo, hi = _paired(a, b)
+            response = {"from": start, "to": far, "diff": diff, "ci_lo": lo, "ci_hi": hi}
+            flat = bool(np.isfinite(diff) and (not np.isfinite(lo) or lo <= 0.0 <= hi))
+            # Stop only when both ends agree; if they straddle the target, bisect (and report the change).
+            no_response = flat and far_meets == first
+            if first:
+                good, bad = (far, None) if far_meets else (start, far)
             else:
-                bad = v
-                break
-    else:
-        bad = start
-        while bad < high:
-            v = min(high, bad + step)
-            if meets(v):
-                good = v
-                break
-            bad, step = v, step * 2
-    if good is not None and bad is not None:
-        while good - bad > 1:
-            mid = (good + bad) // 2
-            if meets(mid):
-                good = mid
-            else:
-                bad = mid
+                good, bad = (far, start) if far_meets else (None, far)
+        else:
+            good, bad = (start, None) if first else (None, start)
+        if good is not None and bad is not None:
+            while good - bad > 1:
+                mid = (good + bad) // 2
+                if meets(mid):
+                    good = mid
+                else:
+                    bad = mid
+    finally:
+        bar.total = len(order) * len(reps)
+        bar.n = bar.total
+        bar.close()
 
     table = _evaluate_table(target, over, criterion, confidence, results)
     manifest = {
@@ -394,12 +594,15 @@ def plan(
         "scenario_name": scenario.name,
         "scenario_hash": scenario_hash(scenario),
         "target": str(target),
+        "scope_label": scope_label(target),
         "over": over,
         "confidence": confidence,
         "criterion": criterion,
         "range": [low, high],
         "answer": good,
         "evaluations": order,
+        "no_response": no_response,
+        "response": response,
         "seed": scenario.seed,
         "replications": len(reps),
         "versions": versions(),
@@ -407,5 +610,6 @@ def plan(
     }
     return PlanResults(
         answer=good, target=target, over=over, confidence=confidence, criterion=criterion, low=low, high=high,
-        table=table, evaluations=order, results=results, manifest=manifest,
+        table=table, evaluations=order, results=results, manifest=manifest, no_response=no_response,
+        response=response,
     )

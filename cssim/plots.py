@@ -41,8 +41,10 @@ __all__ = [
     "health_share",
     "money",
     "save",
+    "sobol_bars",
     "stage_occupancy",
     "survival_vs_km",
+    "tornado",
 ]
 
 FIGSIZE = (9.0, 5.0)
@@ -105,13 +107,13 @@ KPI_LABELS = {
     "renewal_grr": "Renewal GRR",
     "renewal_nrr": "Renewal NRR",
     "monthly_logo_churn": "Monthly logo churn",
-    "ending_arr": "Ending ARR",
+    "ending_arr": "Ending ARR (run-rate at end)",
     "ending_logos": "Ending logos",
-    "new_arr": "New ARR",
-    "expansion_arr": "Expansion ARR",
-    "contraction_arr": "Contraction ARR",
-    "churned_arr": "Churned ARR",
-    "lifetime_value": "Customer lifetime value",
+    "new_arr": "New ARR (horizon total)",
+    "expansion_arr": "Expansion ARR (horizon total)",
+    "contraction_arr": "Contraction ARR (horizon total)",
+    "churned_arr": "Churned ARR (horizon total)",
+    "lifetime_value": "Customer lifetime value (per customer)",
     "touches_delivered": "Touches delivered",
     "touches_late": "Touches late",
     "touches_missed": "Touches missed",
@@ -121,8 +123,8 @@ KPI_LABELS = {
     "mean_wait_days": "Mean wait for CSM",
     "csm_utilisation": "CSM utilisation",
     "accounts_per_csm": "Accounts per CSM",
-    "arr_per_csm": "ARR per CSM",
-    "csm_cost": "CSM cost",
+    "arr_per_csm": "ARR per CSM (run-rate)",
+    "csm_cost": "CSM cost (horizon total)",
     "cost_per_retained_arr": "CSM cost per retained ARR $",
 }
 #: KPIs a forest plot shows by default (when present): ratios, so one axis in percentage points.
@@ -791,6 +793,7 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     ax = _new_ax(ax)
     unit, fmt = _kpi_formatter(kpi)
     name = KPI_LABELS.get(kpi, kpi) + (f" ({scope.replace('_', ' ')})" if scope != "all" else "")
+    scoped = name + (" (all customers)" if scope == "all" else "")
     kpi_color, cost_color = "#1f5a96", "#d9822b"
     mid, lo, hi = (t[c].to_numpy(dtype=float) for c in ("mean", "lo", "hi"))
     ax.errorbar(t["value"].to_numpy(dtype=float), mid, yerr=np.vstack([mid - lo, hi - mid]), color=kpi_color,
@@ -822,7 +825,7 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, len(h1 + h2)))
-    ax.set_title(f"{name} and CSM cost by headcount")
+    ax.set_title(f"{scoped} and CSM cost (all pods) by headcount")
     return ax
 
 
@@ -857,6 +860,8 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
         order = list(kpis)
     else:
         order = list(dict.fromkeys(d["kpi"]))
+    d = d[np.isfinite(d["mean"].to_numpy(dtype=float))]  # undefined for this scope (e.g. no renewals due)
+    order = [k for k in order if k in set(d["kpi"])]
     if d.empty:
         raise ValueError("differences table: no rows to plot")
     units = set(d["unit"]) if "unit" in d.columns else {"ratio"}
@@ -899,10 +904,126 @@ def forest(differences_df: pd.DataFrame, ax=None, kpis: Sequence[str] | None = N
     if units == {"currency"} and not relative:
         _money_axis(ax.xaxis)
     ax.set_xlabel(xlabel)
-    ax.set_title("Paired differences with intervals" + (f" — {scope.replace('_', ' ')}" if scope != "all" else ""))
+    ax.set_title("Paired differences with intervals — " + (scope.replace("_", " ") if scope != "all" else "all customers"))
     if scenarios != [None]:
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=min(n, 3), title=None)
         ax.set_title(ax.get_title(), pad=12 + 22 * ((n + 2) // 3))
+    return ax
+
+
+# ---------------------------------------------------------------------- sensitivity (cssim.sensitivity)
+
+
+def _sensitivity_rows(table, kpi: str, scope: str, method: str) -> pd.DataFrame:
+    t = table.table() if hasattr(table, "table") and callable(table.table) else table
+    missing = {"method", "kpi", "scope", "field", "index", "estimate", "ci_lo", "ci_hi"} - set(t.columns)
+    if missing:
+        raise ValueError(f"sensitivity table: missing columns {sorted(missing)}")
+    sub = t[(t["method"] == method) & (t["kpi"] == kpi) & (t["scope"] == scope)]
+    if sub.empty:
+        raise ValueError(f"sensitivity table: no {method} rows for {kpi} ({scope})")
+    return sub
+
+
+def _field_label(path: str) -> str:
+    """A dotted field path without the schema's container names: ``smb.lifecycle.churn.scale``,
+    ``pods.smb.cost_per_year``, ``low_touch.renewal_call.renewal_odds``."""
+    for prefix in ("segments.", "touch_models.", "team."):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+            break
+    return path.replace(".tasks.", ".").replace(".effects.", ".")
+
+
+def _output_name(kpi: str, scope: str) -> str:
+    return KPI_LABELS.get(kpi, kpi) + ("" if scope == "all" else f" ({scope.replace('_', ' ')})")
+
+
+@_styled
+def tornado(table, kpi: str = "grr", scope: str = "all", ax=None):
+    """One-at-a-time swings of an output: per field, a bar from the output at the field's low value to
+    the output at its high value, around the base value; fields sorted by swing, largest on top.
+
+    ``table`` is :meth:`cssim.sensitivity.SensitivityResults.table` (or the results object). The
+    whisker at the high end and the label give the paired swing (high − low, same customers) with
+    its 90 % interval; the field's low → high values are printed beside it.
+    """
+    from .metrics import KPIS
+
+    sub = _sensitivity_rows(table, kpi, scope, "oat")
+    unit = next((k.unit for k in KPIS if k.name == kpi), "ratio")
+    base = float(sub[sub["index"] == "base"]["estimate"].iloc[0])
+    fields = [f for f in dict.fromkeys(sub["field"]) if f]
+    get = {(r.field, r.index): r for r in sub.itertuples()}
+    fields.sort(key=lambda f: abs(get[(f, "swing")].estimate) if np.isfinite(get[(f, "swing")].estimate) else -1)
+    ax = _new_ax(ax, figsize=(9.0, max(3.0, 0.7 * len(fields) + 2.0)))
+    scale = 100.0 if unit == "ratio" else 1.0
+    for y, f in enumerate(fields):
+        lo_r, hi_r, sw = get[(f, "at_low")], get[(f, "at_high")], get[(f, "swing")]
+        for r, color, name in ((lo_r, "#4a8fb8", "field at low value"), (hi_r, "#d9822b", "field at high value")):
+            ax.barh(y, (r.estimate - base) * scale, left=base * scale, color=color, height=0.55,
+                    label=name if y == 0 else None)
+        # The swing's paired 90 % interval (same customers at low and high), drawn around the high end.
+        if np.isfinite(sw.ci_lo):
+            err = [[(sw.estimate - sw.ci_lo) * scale], [(sw.ci_hi - sw.estimate) * scale]]
+            ax.errorbar(hi_r.estimate * scale, y, xerr=err, color="#222222", capsize=4, linewidth=1.2,
+                        label="90 % interval of the swing" if y == 0 else None)
+        fmt = (lambda v: f"{v * 100:+.2f} pts") if unit == "ratio" else (
+            (lambda v: ("+" if v >= 0 else "-") + money(abs(v))) if unit == "currency" else (lambda v: f"{v:+.3g}"))
+        text = (f"swing {fmt(sw.estimate)} [{fmt(sw.ci_lo)}, {fmt(sw.ci_hi)}]" if np.isfinite(sw.ci_lo)
+                else f"swing {fmt(sw.estimate)}")
+        ax.annotate(f"{text}\n{_value(lo_r.field_value)} → {_value(hi_r.field_value)}", (1.01, y),
+                    xycoords=("axes fraction", "data"), va="center", fontsize=9)
+    ax.axvline(base * scale, color="#222222", linewidth=1.2, label=f"base {_fmt_kpi(unit, base)}")
+    ax.set_yticks(range(len(fields)), [_field_label(f) for f in fields])
+    ax.grid(axis="y", visible=False)
+    name = _output_name(kpi, scope)
+    if unit == "currency":
+        _money_axis(ax.xaxis)
+        ax.set_xlabel(f"{name} ($)")
+    else:
+        ax.set_xlabel(f"{name} (%)" if unit == "ratio" else name)
+    ax.set_title(f"What moves {name}: one field at a time")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    return ax
+
+
+def _value(v) -> str:
+    if v is None or not np.isfinite(v):
+        return "?"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+@_styled
+def sobol_bars(table, kpi: str = "grr", scope: str = "all", ax=None):
+    """Sobol' first-order (S1) and total-order (ST) indices per field with their 90 % intervals.
+
+    ``table`` is :meth:`cssim.sensitivity.SensitivityResults.table` (or the results object); fields are
+    sorted by ST, largest on top. A field whose ST interval reaches 0 is not shown to matter.
+    """
+    sub = _sensitivity_rows(table, kpi, scope, "sobol")
+    st = sub[sub["index"] == "ST"].set_index("field")
+    s1 = sub[sub["index"] == "S1"].set_index("field")
+    fields = list(st["estimate"].abs().sort_values(kind="stable").index)
+    ax = _new_ax(ax, figsize=(9.0, max(3.0, 0.7 * len(fields) + 2.0)))
+    y = np.arange(len(fields), dtype=float)
+    bars = ((st, 0.18, "#1f5a96", "total order ST"), (s1, -0.18, "#8fb3d9", "first order S1"))
+    for frame, offset, color, label in bars:
+        est = frame.loc[fields, "estimate"].to_numpy(dtype=float)
+        lo = frame.loc[fields, "ci_lo"].to_numpy(dtype=float)
+        hi = frame.loc[fields, "ci_hi"].to_numpy(dtype=float)
+        ax.barh(y + offset, est, height=0.34, color=color, label=label)
+        ax.errorbar(est, y + offset, xerr=np.vstack([est - lo, hi - est]), fmt="none", color="#222222", capsize=3,
+                    linewidth=1.0)
+        for yy, e, a, b in zip(y + offset, est, lo, hi, strict=True):
+            ax.annotate(f"{label.split()[-1]} {e:.2f} [{a:.2f}, {b:.2f}]", (1.01, yy),
+                        xycoords=("axes fraction", "data"), va="center", fontsize=9)
+    ax.axvline(0.0, color="#222222", linewidth=1.0)
+    ax.set_yticks(y, [_field_label(f) for f in fields])
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("Share of the output's variance (Sobol' index, 90 % interval)")
+    ax.set_title(f"What drives {_output_name(kpi, scope)}: Sobol' indices")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return ax
 
 

@@ -1,7 +1,7 @@
 """One-page summaries of results folders, for people who never open a notebook.
 
 ``cssim report RESULTS_DIR`` reads a folder written by ``cssim run`` (or
-``cssim compare --out``, ``cssim plan --out``, ``cssim sweep``), draws the key
+``cssim compare --out``, ``cssim plan --out``, ``cssim sweep``, ``cssim sensitivity``), draws the key
 figures as PNGs beside the report and writes a Markdown (``.md``) or HTML
 (``.html``) page that embeds them. Nothing is simulated again: a run's folder
 is read back into a :class:`FolderResults` — a :class:`SimulationResults`
@@ -37,6 +37,7 @@ KIND_FILES = {
     "comparison": ("comparison.csv", "differences.csv"),
     "plan": ("plan.csv",),
     "sweep": ("sweep.csv", "points.csv"),
+    "sensitivity": ("sensitivity.csv", "points.csv"),
 }
 HEADLINE = ("grr", "nrr", "logo_retention", "renewal_rate", "ending_arr", "ending_logos", "new_arr",
             "churned_arr", "expansion_arr", "touch_miss_rate", "touch_overdue_rate", "backlog_at_horizon",
@@ -46,7 +47,7 @@ HEADLINE = ("grr", "nrr", "logo_retention", "renewal_rate", "ending_arr", "endin
 
 def _not_results(folder: Path, why: str) -> CssimError:
     return CssimError(f"{folder}: not a cssim results folder ({why}); pass a folder written by cssim run, "
-                      "compare --out, plan --out or sweep")
+                      "compare --out, plan --out, sweep or sensitivity")
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -66,7 +67,7 @@ def read_manifest(folder: str | Path) -> dict:
 
 
 def folder_kind(folder: str | Path) -> str:
-    """``run``, ``comparison``, ``plan`` or ``sweep``; CssimError for anything else."""
+    """``run``, ``comparison``, ``plan``, ``sweep`` or ``sensitivity``; CssimError for anything else."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     kind = manifest.get("kind", "run")
@@ -337,23 +338,77 @@ def _comparison_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pag
             row[n] = _fmt(t.loc[(k, n), "mean"], t.loc[(k, n), "unit"]) if (k, n) in t.index else "n/a"
         rows.append(row)
     page.table(pd.DataFrame(rows))
-    page.h(2, "Paired differences")
+    page.h(2, "Paired differences (all customers)")
     d = diffs[diffs["scope"] == "all"]
-    rows = []
-    for r in d.itertuples():
-        if r.kpi not in HEADLINE:
-            continue
-        f = (lambda v, u=r.unit: f"{v * 100:+.2f} pts" if u == "ratio" else ("+" if v >= 0 else "-") + _fmt(abs(v), u))
-        rows.append({"scenario": r.scenario, "KPI": _label(r.kpi), "difference": f(r.diff),
-                     f"{level} % interval": f"{f(r.ci_lo)} – {f(r.ci_hi)}",
-                     "distinguishable": "yes" if str(r.distinguishable) == "True" else "no"})
-    page.table(pd.DataFrame(rows))
+    page.table(_difference_rows(d, level, kpis=HEADLINE))
+    for line in manifest.get("tradeoff", []):
+        page.p(line)
     if d["kpi"].isin(plots.FOREST_KPIS).any():
         _figure(page, out, "forest", plots.forest(diffs), "Paired differences, ratios", written)
     if d["kpi"].isin(plots.FOREST_MONEY_KPIS).any():
         _figure(page, out, "forest-money", plots.forest(diffs, kpis=plots.FOREST_MONEY_KPIS),
                 "Paired differences, dollars", written)
+    # Scopes with the most differences distinguishable from noise first: where the policy acts.
+    real = diffs.assign(_d=diffs["distinguishable"].astype(str) == "True").groupby("scope", sort=False)["_d"].sum()
+    scopes = sorted((sc for sc in dict.fromkeys(diffs["scope"]) if sc != "all"), key=lambda sc: -int(real.get(sc, 0)))
+    if scopes:
+        first = (manifest.get("scenarios") or [{}])[0].get("scenario", {})
+        segments = set(first.get("segments", {}))
+        pods = set(first.get("team", {}).get("pods", {}))
+        page.h(2, "By segment and pod")
+        page.p("Each segment's (and pod's) KPIs that differ between the scenarios; rows whose difference is exactly "
+               "0 in every replication are left out. Distinguishable differences first.")
+        for sc in scopes:
+            kinds = [k for k, names in (("segment", segments), ("pod", pods)) if sc in names]
+            page.h(3, f"{' and '.join(kinds).capitalize() or 'Scope'} {sc}")
+            sub = diffs[diffs["scope"] == sc]
+            rows = _difference_rows(sub, level)
+            if rows.empty:
+                page.p(f"No KPI of {sc} differs between the scenarios.")
+                continue
+            page.table(rows)
+            if sub["kpi"].isin(plots.FOREST_KPIS).any() and _moves(sub[sub["kpi"].isin(plots.FOREST_KPIS)]).any():
+                _figure(page, out, f"forest-{_slug(sc)}", plots.forest(diffs, scope=sc),
+                        f"Paired differences, {sc}, ratios", written)
+            money = sub[sub["kpi"].isin(plots.FOREST_MONEY_KPIS)]
+            if len(money) and _moves(money).any():
+                _figure(page, out, f"forest-money-{_slug(sc)}", plots.forest(diffs, kpis=plots.FOREST_MONEY_KPIS,
+                                                                             scope=sc),
+                        f"Paired differences, {sc}, dollars", written)
     return page, title
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-") or "scope"
+
+
+def _moves(d: pd.DataFrame) -> pd.Series:
+    """Rows whose paired difference is not exactly 0 in every replication (or is undefined)."""
+    zero = (d["diff"] == 0) & (d["ci_lo"].fillna(0) == 0) & (d["ci_hi"].fillna(0) == 0)
+    one_sided = d["reference_mean"].isna() != d["mean"].isna()  # defined in one scenario only (e.g. a pod removed)
+    return (~zero & d["diff"].notna()) | one_sided
+
+
+def _difference_rows(d: pd.DataFrame, level: int, kpis=None) -> pd.DataFrame:
+    """Readable paired differences: only rows that move, distinguishable ones first."""
+    if kpis is not None:
+        d = d[d["kpi"].isin(kpis)]
+    d = d[_moves(d)]
+    dist = d["distinguishable"].astype(str) == "True"
+    d = pd.concat([d[dist], d[~dist]])
+    rows = []
+    for r, real in zip(d.itertuples(), pd.concat([dist[dist], dist[~dist]]), strict=True):
+        f = (lambda v, u=r.unit: "n/a" if not np.isfinite(v) else
+             f"{v * 100:+.2f} pts" if u == "ratio" else ("+" if v >= 0 else "-") + _fmt(abs(v), u))
+        if not np.isfinite(r.diff):
+            which = r.reference if np.isfinite(r.reference_mean) else r.scenario
+            rows.append({"scenario": r.scenario, "KPI": _label(r.kpi), "difference": "n/a",
+                         f"{level} % interval": f"defined only in {which}", "distinguishable": "—"})
+            continue
+        rows.append({"scenario": r.scenario, "KPI": _label(r.kpi), "difference": f(r.diff),
+                     f"{level} % interval": f"{f(r.ci_lo)} – {f(r.ci_hi)}",
+                     "distinguishable": "yes" if real else "no"})
+    return pd.DataFrame(rows)
 
 
 def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
@@ -373,10 +428,33 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
     page.p(f"Confidence {manifest.get('confidence')} ({manifest.get('criterion')} criterion), "
            f"{manifest.get('replications')} replications per value, seed {manifest.get('seed')}. "
            f"{_versions(manifest)}.")
-    ax = plots.headcount_frontier(table, kpi=target.kpi, target=target.value, chosen=answer,
+    if manifest.get("no_response"):
+        page.p("This lever does not move this KPI over the range searched: the paired change between the two ends "
+               "has a 90 % interval that includes 0 (see below).")
+    ax = plots.headcount_frontier(table, kpi=target.kpi, target=target.value, chosen=answer, scope=target.scope,
                                   xlabel=manifest["over"].split(".")[-1].replace("_", " ").capitalize()
-                                  if not manifest["over"].endswith("headcount") else "CSM headcount")
+                                  if not manifest["over"].endswith("headcount")
+                                  else f"CSM headcount ({manifest['over']})")
     _figure(page, out, "frontier", ax, "KPI and CSM cost by value", written)
+    if "kpi_at_confidence" in table.columns:
+        from .metrics import KPIS
+
+        unit = next(k.unit for k in KPIS if k.name == target.kpi)
+        pct = int(round(100 * float(manifest.get("confidence", 0.8))))
+        label = manifest.get("scope_label", target.kpi)
+        at = f"{label} met in {pct} % of replications" if manifest.get("criterion") == "share" else \
+            f"{label}, one-sided {pct} % bound on the mean"
+        marg = lambda v: "" if not np.isfinite(v) else ("+" if v >= 0 else "-") + _fmt(abs(v), "currency")  # noqa: E731
+        rows = [{manifest["over"]: int(r.value), at: _fmt(r.kpi_at_confidence, unit),
+                 "mean [90 % CI of the mean]": f"{_fmt(r.mean, unit)} [{_fmt(r.ci_lo, unit)}, {_fmt(r.ci_hi, unit)}]",
+                 "share of replications meeting it": f"{r.share_met * 100:.0f} %", "meets": "yes" if r.meets else "no",
+                 "CSM cost per year (all pods)": _fmt(r.csm_cost_per_year, "currency"),
+                 "Δ retained ARR per year per +1 [90 % CI]": "" if not np.isfinite(r.marginal_arr_per_csm) else
+                 f"{marg(r.marginal_arr_per_csm)} [{marg(r.marginal_arr_per_csm_lo)}, "
+                 f"{marg(r.marginal_arr_per_csm_hi)}]"}
+                for r in table.itertuples()]
+        page.h(2, "What each value gives")
+        page.table(pd.DataFrame(rows))
     summary = folder / "summary.txt"
     if summary.is_file():
         page.h(2, "Evaluated values")
@@ -419,7 +497,70 @@ def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, st
     return page, title
 
 
-PAGES = {"run": _run_page, "comparison": _comparison_page, "plan": _plan_page, "sweep": _sweep_page}
+def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
+    from . import plots
+    from .metrics import KPIS
+
+    manifest = read_manifest(folder)
+    table = pd.read_csv(folder / "sensitivity.csv", keep_default_na=True)
+    table["field"] = table["field"].fillna("")
+    points = pd.read_csv(folder / "points.csv")
+    units = {k.name: k.unit for k in KPIS}
+    title = f"cssim report — what drives the forecast of {manifest.get('scenario_name', 'scenario')}"
+    page = _Page()
+    page.h(1, title)
+    counts = points["method"].value_counts()
+    page.p(f"{len(manifest.get('problem', {}).get('names', []))} assumptions varied; {len(points)} points "
+           f"({', '.join(f'{m}: {counts[m]}' for m in ('oat', 'morris', 'sobol') if m in counts)}) × "
+           f"{manifest.get('replications')} replications, seed {manifest.get('seed')} (common random numbers: every "
+           f"point sees the same customers). Intervals are 90 %. {_versions(manifest)}.")
+    page.p("Sobol' ST: share of the output's variance due to the assumption, interactions included (an interval "
+           "reaching 0: not shown to matter). Morris mu*: mean absolute effect of moving the assumption across part of "
+           "its range. Swing: the output with the assumption at its high minus at its low value, others at base.")
+    outputs = list(dict.fromkeys(zip(table["kpi"], table["scope"], strict=True)))
+    for kpi, scope in outputs:
+        sub = table[(table["kpi"] == kpi) & (table["scope"] == scope)]
+        unit = units.get(kpi, "ratio")
+        name = _label(kpi) + ("" if scope == "all" else f" ({scope})")
+        page.h(2, name)
+        rows = []
+        for f in [f for f in dict.fromkeys(sub["field"]) if f]:
+            row = {"assumption": f}
+            for method, index, head in (("sobol", "ST", "Sobol' ST"), ("morris", "mu_star", "Morris mu*"),
+                                        ("oat", "swing", "swing high − low")):
+                r = sub[(sub["method"] == method) & (sub["index"] == index) & (sub["field"] == f)]
+                if not len(r):
+                    continue
+                r = r.iloc[0]
+                if method == "sobol":
+                    row[head] = f"{r['estimate']:.2f} [{r['ci_lo']:.2f}, {r['ci_hi']:.2f}]"
+                    row["_key"] = r["estimate"]
+                else:
+                    show = (lambda v: f"{v * 100:+.2f} pts" if unit == "ratio" else
+                            ("+" if v >= 0 else "-") + _fmt(abs(v), unit)) if method == "oat" else (
+                        lambda v: _fmt(v, unit))
+                    row[head] = f"{show(r['estimate'])} [{show(r['ci_lo'])}, {show(r['ci_hi'])}]"
+                    row.setdefault("_key", abs(r["estimate"]))
+            rows.append(row)
+        frame = pd.DataFrame(rows).sort_values("_key", ascending=False, kind="stable").drop(columns="_key")
+        page.table(frame)
+        sobol = sub[sub["method"] == "sobol"]["estimate"]
+        if ((sobol > 1.05) | (sobol < -0.05)).any():
+            n = manifest.get("scenario", {}).get("sensitivity", {}).get("sobol_n", "?")
+            page.p(f"Sobol' estimates outside [0, 1]: {n} base points are too few for stable indices; the ranking "
+                   "stands where the intervals separate, the values do not — raise sobol_n.")
+        slug = _slug(f"{kpi}-{scope}")
+        if (sub["method"] == "oat").any():
+            _figure(page, out, f"tornado-{slug}", plots.tornado(table, kpi=kpi, scope=scope),
+                    f"Tornado chart, {name}", written)
+        if (sub["method"] == "sobol").any() and sub[sub["method"] == "sobol"]["estimate"].notna().all():
+            _figure(page, out, f"sobol-{slug}", plots.sobol_bars(table, kpi=kpi, scope=scope),
+                    f"Sobol' indices, {name}", written)
+    return page, title
+
+
+PAGES = {"run": _run_page, "comparison": _comparison_page, "plan": _plan_page, "sweep": _sweep_page,
+         "sensitivity": _sensitivity_page}
 
 
 def write_report(folder: str | Path, out: str | Path | None = None) -> tuple[Path, list[Path]]:

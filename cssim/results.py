@@ -138,6 +138,10 @@ class SimulationResults:
         t = self.kpis_by_replication()
         return t[(t.kpi == name) & (t.scope == scope)].sort_values("replication")["value"].to_numpy()
 
+    def retained_arr(self) -> np.ndarray:
+        """Annual ARR retained from window cohorts, per replication (see :func:`cssim.metrics.retained_arr`)."""
+        return metrics.retained_arr(self.arrays, self._ctx())
+
     # ------------------------------------------------------------------ time series
 
     def monthly(self) -> pd.DataFrame:
@@ -231,10 +235,11 @@ class SimulationResults:
             f"Scenario {self.scenario.name!r}: {self.scenario.horizon_months} months from "
             f"{self.scenario.start_date}, {self.n_replications} replications, seed {self.scenario.seed}"
             + ("" if (mode := self.scenario.uncertainty_mode) == "none" else f", parameter uncertainty: {mode}"),
-            f"{'KPI':<24}{'mean':>14}   {pct}% interval (across replications)",
+            f"{'KPI':<46}{'mean':>14}   {pct}% interval (across replications)",
         ]
         for row in table.itertuples():
-            lines.append(f"{row.kpi:<24}{_fmt(row.mean, row.unit):>14}   [{_fmt(row.lo, row.unit)}, {_fmt(row.hi, row.unit)}]")
+            lines.append(f"{metrics.kpi_label(row.kpi):<46}{_fmt(row.mean, row.unit):>14}   "
+                         f"[{_fmt(row.lo, row.unit)}, {_fmt(row.hi, row.unit)}]")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

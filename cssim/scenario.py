@@ -899,6 +899,95 @@ class SweepSpec(Spec):
         return self
 
 
+# --------------------------------------------------------------------------- sensitivity analysis
+
+
+class SensitivityDistSpec(Spec):
+    """An uncertain input as a distribution: ``uniform`` (low, high), ``triangular`` (low, mode, high),
+    ``normal`` (mean, sd; truncated to [low, high] if both are given) or ``lognormal`` (median, sigma)."""
+
+    dist: Literal["uniform", "triangular", "normal", "lognormal"]
+    low: float | None = None
+    high: float | None = None
+    mode: float | None = None
+    mean: float | None = None
+    sd: PositiveFloat | None = None
+    median: PositiveFloat | None = None
+    sigma: PositiveFloat | None = None
+    integer: bool = Field(False, description="round to whole numbers (set for a [low, high] range of integers)")
+
+    @model_validator(mode="after")
+    def _parameters(self):
+        need = {"uniform": ("low", "high"), "triangular": ("low", "mode", "high"), "normal": ("mean", "sd"),
+                "lognormal": ("median", "sigma")}[self.dist]
+        missing = [n for n in need if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"{self.dist} needs {', '.join(need)}; missing {', '.join(missing)}")
+        if self.dist == "normal" and (self.low is None) != (self.high is None):
+            raise ValueError("normal: give both low and high (a truncated normal) or neither")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.dist == "triangular" and not self.low <= self.mode <= self.high:
+            raise ValueError(f"triangular: mode ({self.mode}) must lie in [low, high] = [{self.low}, {self.high}]")
+        if self.dist == "normal" and self.low is not None and not self.low <= self.mean <= self.high:
+            raise ValueError(f"normal: mean ({self.mean}) must lie in [low, high] = [{self.low}, {self.high}]")
+        return self
+
+
+class SensitivitySpec(Spec):
+    """Which assumptions to vary for ``cssim sensitivity`` and how (see :mod:`cssim.sensitivity`).
+
+    ``fields`` maps dotted field paths (as in ``sweep:``) to a range ``[low, high]``
+    (uniform; integers if both bounds are) or a distribution. Every point shares
+    the seed and replication ids (common random numbers); the block is not part
+    of any point nor of the scenario hash.
+    """
+
+    fields: dict[str, SensitivityDistSpec] = Field(min_length=1)
+    outputs: list[str] = Field(
+        default_factory=lambda: ["grr", "nrr", "csm_cost"],
+        min_length=1,
+        description="KPIs to explain, optionally with a scope: grr, touch_miss_rate[smb]",
+    )
+    methods: list[Literal["oat", "morris", "sobol"]] = Field(
+        default_factory=lambda: ["oat", "morris", "sobol"], min_length=1
+    )
+    sobol_n: Annotated[int, Field(ge=2, le=4096)] = Field(
+        16, description="Sobol base sample (a power of 2); runs sobol_n × (fields + 2) points"
+    )
+    morris_trajectories: Annotated[int, Field(ge=2, le=1000)] = Field(
+        8, description="Morris trajectories; runs trajectories × (fields + 1) points"
+    )
+    morris_levels: Annotated[int, Field(ge=2, le=20)] = 4
+    seed: Annotated[int, Field(ge=0)] | None = Field(None, description="sample seed; default: the scenario seed")
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _ranges(cls, value):
+        """``[low, high]`` is a uniform distribution (of integers if both bounds are)."""
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for path, spec in value.items():
+            if isinstance(spec, (list, tuple)):
+                if len(spec) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+                    raise ValueError(f"{path}: give a range [low, high] of two numbers or a distribution "
+                                     f"{{dist: uniform|triangular|normal|lognormal, ...}}, got {spec!r}")
+                spec = {"dist": "uniform", "low": spec[0], "high": spec[1],
+                        "integer": all(isinstance(v, int) for v in spec)}
+            out[path] = spec
+        return out
+
+    @model_validator(mode="after")
+    def _checks(self):
+        n = self.sobol_n
+        if "sobol" in self.methods and n & (n - 1):
+            raise ValueError(f"sobol_n: {n} is not a power of 2 (Sobol' sequences need one); try {1 << n.bit_length()}")
+        if "sobol" in self.methods and len(self.fields) < 2:
+            raise ValueError("sobol: needs at least two fields (indices say how variance splits between them)")
+        return self
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -925,6 +1014,9 @@ class Scenario(Spec):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     team: TeamSpec = Field(default_factory=TeamSpec)
     sweep: SweepSpec | None = Field(None, description="points for `cssim sweep` (see cssim.sweep)")
+    sensitivity: SensitivitySpec | None = Field(
+        None, exclude_if=_is_none, description="assumptions to vary for `cssim sensitivity` (see cssim.sensitivity)"
+    )
     parameter_uncertainty: Literal["none", "asymptotic", "bootstrap"] | None = Field(
         None,
         exclude_if=_is_none,
@@ -1036,6 +1128,14 @@ class Scenario(Spec):
             from .sweep import check_sweep  # paths and points need the whole scenario
 
             check_sweep(self)
+        return self
+
+    @model_validator(mode="after")
+    def _sensitivity_fields(self):
+        if self.sensitivity is not None:
+            from .sensitivity import check_sensitivity  # paths and outputs need the whole scenario
+
+            check_sensitivity(self)
         return self
 
     @model_validator(mode="after")

@@ -46,7 +46,8 @@ _SAMPLE_KEY = 0x5EE9
 # Fields a sweep may not vary: the seed and replications are what common random numbers share.
 _FIXED = {"seed": "every point shares the seed (common random numbers)",
           "replications": "every point runs the same replications",
-          "sweep": "a sweep cannot sweep itself"}
+          "sweep": "a sweep cannot sweep itself",
+          "sensitivity": "not a scenario assumption"}
 DEFAULT_BATCH = 4
 
 
@@ -113,6 +114,7 @@ def point_scenario(base: dict, values: dict[str, Any]) -> Scenario:
     for path, value in values.items():
         data = set_path(data, path, value)
     data.pop("sweep", None)
+    data.pop("sensitivity", None)
     return Scenario.model_validate(data)
 
 
@@ -127,7 +129,7 @@ def check_sweep(scenario: Scenario) -> list[dict[str, Any]]:
     both grid and sample, or a point that does not validate.
     """
     spec = scenario.sweep
-    base = scenario.model_dump(mode="json", exclude={"sweep"})
+    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
     for path in spec.grid:
         _check_path(base, path, f"sweep.grid.{path}")
     if spec.sample is not None:
@@ -164,7 +166,7 @@ def sweep_points(scenario: Scenario) -> list[SweepPoint]:
         assignments = check_sweep(scenario)
     except ValueError as exc:
         raise ScenarioError(str(exc)) from None
-    base = scenario.model_dump(mode="json", exclude={"sweep"})
+    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
     width = len(str(len(assignments) - 1))
     return [SweepPoint(f"p{i:0{width}d}", values, point_scenario(base, values)) for i, values in enumerate(assignments)]
 

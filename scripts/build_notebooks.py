@@ -293,8 +293,10 @@ PLAN = [
 
 A sweep over a pod's headcount shows the whole frontier (KPI with its interval, CSM cost);
 `cssim.plan` finds the smallest headcount that meets a target with a stated confidence
-(bracketing and bisection, every value on the same customers). The marginal ARR retained
-per extra CSM is in the plan's table.
+(the current value, the far end of the range, then bisection; every value on the same
+customers). Its table gives, for each value tried, the KPI met at that confidence, the CSM
+cost per year and the ARR retained per extra CSM with its interval; a headcount that does
+not move the KPI is reported as such after two values.
 """),
     params("""
 SCENARIO = "../scenarios/baseline.yaml"
@@ -314,9 +316,17 @@ scenario = cssim.load_scenario(SCENARIO, {"sweep": {"grid": {field: HEADCOUNTS}}
 swept = cssim.sweep(scenario, replications=REPLICATIONS, jobs=JOBS, cache=CACHE)
 print(swept.summary())
 """),
+    md("""
+A plan's confidence needs enough replications to support it: with fewer than `min_replications(CONFIDENCE)`
+(11 at 80 %), even every replication meeting the target would not show at 90 % that 80 % of futures do, and
+`cssim.plan` refuses. The plan therefore runs at least that many.
+"""),
     code("""
+from cssim.plan import min_replications
+
+plan_replications = max(REPLICATIONS, min_replications(CONFIDENCE))
 result = cssim.plan(cssim.load_scenario(SCENARIO), TARGET, over=field, confidence=CONFIDENCE,
-                    low=min(HEADCOUNTS), high=max(HEADCOUNTS), replications=REPLICATIONS, jobs=JOBS, cache=CACHE)
+                    low=min(HEADCOUNTS), high=max(HEADCOUNTS), replications=plan_replications, jobs=JOBS, cache=CACHE)
 print(result.summary())
 """),
     md("## The frontier: KPI with its interval, CSM cost, the target and the chosen headcount"),
@@ -326,7 +336,9 @@ plots.headcount_frontier(swept, kpi=target.kpi, scope=target.scope, target=targe
                          xlabel=f"{POD} CSM headcount").figure
 """),
     md("## Marginal cost and ARR retained per extra CSM (between evaluated values)"),
-    code('result.table[["value", "mean", "share_met", "csm_cost_per_year", "retained_arr", "marginal_cost_per_csm", "marginal_arr_per_csm"]]'),
+    code('result.table[["value", "kpi_at_confidence", "mean", "share_met", "csm_cost_per_year", "retained_arr",\n'
+         '              "marginal_cost_per_csm", "marginal_arr_per_csm", "marginal_arr_per_csm_lo",\n'
+         '              "marginal_arr_per_csm_hi"]]'),
     md("The same frontier for gross revenue retention (all customers):"),
     code('plots.headcount_frontier(swept, kpi="grr", xlabel=f"{POD} CSM headcount").figure'),
 ]
@@ -660,6 +672,66 @@ bt.uncertainty.set_index("metric").join(coverage, how="inner").loc[["active_logo
 """),
 ]
 
+DRIVERS = [
+    md("""
+# What drives the forecast? Ranking the baseline's assumptions
+
+Every planning review asks which assumptions a forecast rests on before it trusts the number.
+`scenarios/sensitivity.yaml` extends the baseline with a `sensitivity:` block: ranges (or
+distributions) for renewal rates, SMB churn, a touch effect, mid-market headcount and a pod's
+cost. `cssim.sensitivity` varies them three ways and ranks them for GRR, NRR and CSM cost:
+
+- **one at a time**: each assumption at its low and high value, the others at the baseline's —
+  the tornado chart; the swing (high − low) is paired on the same customers, with a 90 % interval;
+- **Morris screening**: elementary effects along random trajectories (`mu*`: how far the output
+  moves, in its units; SALib);
+- **Sobol' indices**: the share of the output's variance each assumption accounts for, alone
+  (`S1`) and with its interactions (`ST`), with 90 % bootstrap intervals (SALib). An assumption
+  whose `ST` interval reaches 0 is not shown to matter.
+
+Every point runs the same seed and replications (common random numbers), so an assumption that
+cannot move an output changes it by exactly 0.
+"""),
+    params("""
+SCENARIO = "../scenarios/sensitivity.yaml"
+REPLICATIONS = 10                  # per point; 197 points (see the scenario file)
+JOBS = 2
+CACHE = ".cssim-cache"             # finished batches: an interrupted run resumes
+FAST = False                       # a small book and few points (the test suite sets this)
+"""),
+    code(SETUP),
+    code("""
+# FAST: a small book over 18 months and few points — it shows the method, not the answer
+# (with 4 Sobol' base points the indices are rough; trust the full run).
+overrides = {} if not FAST else {
+    "horizon_months": 18,
+    "segments.enterprise.initial_customers": 6, "segments.enterprise.new_logos_per_month": 0.2,
+    "segments.mid_market.initial_customers": 20, "segments.mid_market.new_logos_per_month": 0.5,
+    "segments.smb.initial_customers": 80, "segments.smb.new_logos_per_month": 3,
+    "sensitivity.sobol_n": 4, "sensitivity.morris_trajectories": 3,
+}
+scenario = cssim.load_scenario(SCENARIO, overrides)
+result = cssim.sensitivity(scenario, replications=REPLICATIONS, jobs=JOBS, cache=CACHE)
+print(result.summary())
+"""),
+    md("## Gross revenue retention (all customers)"),
+    code('result.ranking("grr")'),
+    code('result.plot_tornado("grr").figure'),
+    code('result.plot_sobol("grr").figure'),
+    md("## Net revenue retention (all customers)"),
+    code('result.ranking("nrr")'),
+    code('result.plot_tornado("nrr").figure'),
+    code('result.plot_sobol("nrr").figure'),
+    md("## CSM cost (all pods, total over the horizon)"),
+    code('result.ranking("csm_cost")'),
+    code('result.plot_tornado("csm_cost").figure'),
+    md("""
+The tidy table behind these figures (`sensitivity.csv` from `cssim sensitivity`): one row per
+method, output, assumption and index, with its 90 % interval and each method's rank.
+"""),
+    code('result.table().head(12)'),
+]
+
 BOOKS = {
     "01_quickstart": QUICKSTART,
     "02_fit_from_history": FIT,
@@ -667,6 +739,7 @@ BOOKS = {
     "04_headcount_planning": PLAN,
     "05_validation": VALIDATION,
     "06_honest_forecasts": HONEST,
+    "07_what_drives_the_forecast": DRIVERS,
 }
 
 

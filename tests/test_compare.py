@@ -103,9 +103,14 @@ def test_tables_and_summary(comparison):
     assert {"enterprise", "smb"} <= set(full["scope"])
     d = comparison.differences(scope=None)
     assert {"scenario", "reference", "kpi", "scope", "diff", "ci_lo", "ci_hi", "distinguishable"} <= set(d.columns)
+    basis = dict(zip(d["kpi"], d["basis"], strict=False))
+    assert basis["csm_cost"] == "horizon total" and basis["ending_arr"] == "annual run-rate at horizon end"
+    assert basis["grr"] == "" and set(full["basis"]) >= {"horizon total", ""}
     s = comparison.summary()
     assert "stronger − tiny" in s
-    assert "stronger vs tiny: distinguishable from noise:" in s and "csm_cost lower" in s
+    assert "stronger vs tiny:" in s and "differences distinguishable from noise" in s
+    assert "csm_cost (horizon total)" in s and "ending_arr (annual run-rate at horizon end)" in s
+    assert "Trade-off stronger vs tiny" in s and "CSM cost -" in s and "/yr" in s
 
 
 def test_compare_needs_two(pair):
@@ -122,7 +127,8 @@ def test_cli_compare_writes_folder(tmp_path, pair, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "distinguishable from noise" in printed
-    assert {p.name for p in out.iterdir()} == {"comparison.csv", "differences.csv", "summary.txt", "manifest.json"}
+    assert {p.name for p in out.iterdir()} == {"comparison.csv", "differences.csv", "tradeoff.csv", "summary.txt",
+                                                "manifest.json"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["replications"] == 3 and manifest["seed"] == a.seed
     assert "cssim" in manifest["versions"]
@@ -136,3 +142,28 @@ def test_cli_compare_one_file_is_an_error(tmp_path, pair, capsys):
     assert main(["compare", str(fa)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("cssim: error:") and "at least two" in err and "\n" not in err
+
+
+def test_identical_rows_are_hidden_and_distinguishable_ones_come_first(scenario_dict):
+    """A pod that costs more changes only cost KPIs: every other row is the same in every replication."""
+    scenario_dict["replications"] = 4
+    a = scenario_from_dict(scenario_dict)
+    d = copy.deepcopy(scenario_dict)
+    d["name"] = "pricier"
+    d["team"]["pods"]["enterprise"]["cost_per_year"] = 200_000
+    result = compare([a, scenario_from_dict(d)])
+    shown = result.shown(scope=None)
+    visible = shown[~shown["identical"]]
+    assert set(visible["kpi"]) == {"csm_cost", "cost_per_retained_arr"}
+    assert shown["identical"].sum() > 40
+    text = result.summary(scope=None)
+    body = [line.split()[0] for line in text.splitlines()[2:] if line and line.split()[0] in {k for k in shown["kpi"]}]
+    assert set(body) == {"csm_cost", "cost_per_retained_arr"} and "grr" not in body
+    assert f"{int(shown['identical'].sum())} of {len(shown)} rows hidden" in text
+    # Distinguishable first: every distinguishable row precedes every other one.
+    order = shown["distinguishable"].to_numpy()
+    assert not (np.diff(order.astype(int)) > 0).any()
+    # The trade-off: cost up, retained ARR unchanged (exactly 0, so no ARR per dollar is claimed beyond 0).
+    t = result.tradeoff().iloc[0]
+    assert t["d_cost_per_year"] > 0 and t["d_retained_arr_per_year"] == 0.0 and t["arr_per_cost_dollar"] == 0.0
+    assert result.summary(scope=None, show_all=True).count("\n") > text.count("\n") + 40

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 EXPECTED = ["01_quickstart", "02_fit_from_history", "03_touch_models", "04_headcount_planning", "05_validation",
-            "06_honest_forecasts"]
+            "06_honest_forecasts", "07_what_drives_the_forecast"]
 
 
 def _builder():

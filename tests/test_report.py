@@ -118,7 +118,7 @@ def test_plan_report(tmp_path, capsys):
     folder = tmp_path / "plan"
     pod = next(iter(small_scenario_dict()["team"]["pods"]))
     rc = main(["plan", str(scenario), "--target", "grr >= 0.5", "--over", f"team.pods.{pod}.headcount",
-               "--max", "4", "-n", "2", "-o", str(folder), "-j", "1", "-q"])
+               "--max", "4", "-n", "11", "-o", str(folder), "-j", "1", "-q"])
     assert rc in (0, 1)
     capsys.readouterr()
     assert main(["report", str(folder)]) == 0
@@ -165,3 +165,25 @@ def test_folder_whose_scenario_no_longer_validates(run_folder, tmp_path):
     pd.testing.assert_frame_equal(back.series("arr"), results.series("arr"), check_exact=False)
     out, figures = write_report(copy_, tmp_path / "old.html")
     assert "<code>" in out.read_text() and len(figures) == 6
+
+
+def test_by_segment_comparison_report_shows_segments_and_their_forests(tmp_path, capsys):
+    from conftest import write_yaml
+
+    a = small_scenario_dict()
+    b = copy.deepcopy(a)
+    b["name"] = "churnier"
+    b["segments"]["smb"]["lifecycle"]["churn"]["scale"] = 300
+    fa, fb = write_yaml(tmp_path / "a.yaml", a), write_yaml(tmp_path / "b.yaml", b)
+    folder = tmp_path / "cmp"
+    assert main(["compare", str(fa), str(fb), "-n", "4", "-j", "1", "-q", "--by-segment", "-o", str(folder)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(folder), "--out", str(folder / "report.html")]) == 0
+    page = (folder / "report.html").read_text()
+    assert "<h3>Segment smb</h3>" in page and "<h3>Segment and pod enterprise</h3>" in page
+    assert "report-forest-smb.png" in page and (folder / "report-forest-smb.png").stat().st_size > 10_000
+    # The smb churn change shows in smb's own table, with its interval.
+    smb = page[page.index("<h3>Segment smb</h3>"):]
+    assert "GRR" in smb[: smb.index("<img")] and " pts" in smb[: smb.index("<img")]
+    assert "Trade-off churnier vs tiny" in page
+    assert "CSM cost (horizon total)" in page
