@@ -62,7 +62,7 @@ class PodLoad:
         return self.demand_hours / self.capacity_hours
 
     def describe(self) -> str:
-        rho = "∞" if math.isinf(self.rho) else f"{self.rho:.2f}"
+        rho = "∞" if math.isinf(self.rho) else f"{self.rho:.3g}" if self.rho >= 100 else f"{self.rho:.2f}"
         return (f"pod {self.pod}: offered load ρ = {rho} ({self.demand_hours:,.0f} task hours a year against "
                 f"{self.capacity_hours:,.0f} CSM hours)")
 
@@ -188,7 +188,7 @@ def model_checks(scenario: Scenario, source: str = "<scenario>") -> list[str]:
         if load.no_deadline:
             waits = (f"; tasks without deadline_days ({', '.join(sorted(load.no_deadline))}) wait longer and longer "
                      "instead of being missed")
-        rho = "∞ (no CSM hours)" if math.isinf(load.rho) else f"{load.rho:.2f}"
+        rho = "∞ (no CSM hours)" if math.isinf(load.rho) else f"{load.rho:.3g}" if load.rho >= 100 else f"{load.rho:.2f}"
         found.append(
             f"{source}: team.pods.{pod_name}: offered load ρ = {rho} ({load.demand_hours:,.0f} task hours a year "
             f"against {load.capacity_hours:,.0f} CSM hours), so the queue grows; largest: "

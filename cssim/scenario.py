@@ -44,6 +44,14 @@ MIN_EVERY_DAYS = 1.0
 #: Shortest median time of a curve (days): states that flip faster than every few hours would loop for ever.
 MIN_CURVE_MEDIAN_DAYS = 0.1
 MAX_RATE_PER_YEAR = 365.0
+#: Hazard and odds ratios lie in [1/1000, 1000]: beyond, a state flips at once or never (and sums overflow).
+MIN_RATIO, MAX_RATIO = 1e-3, 1e3
+#: Money (ARR of a customer, a CSM's yearly cost) at most 10¹² a year, so totals cannot overflow.
+MAX_MONEY = 1e12
+#: Hours of one task, and hours a CSM works a week.
+MAX_TASK_HOURS, MAX_HOURS_PER_WEEK = 2_000.0, 168.0
+#: Tenure of the initial book (months).
+MAX_TENURE_MONTHS = 1_200.0
 #: Seeds are non-negative integers below 2⁶³.
 MAX_SEED = 2**63 - 1
 #: Calendar range of ``start_date``: the run must end inside the dates pandas can hold (up to 2262).
@@ -73,7 +81,8 @@ Probability = Annotated[float, Real, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Real, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Real, Field(ge=0.0)]
 FiniteFloat = Annotated[float, Real]
-Ratio = Annotated[float, Real, Field(gt=0.0, description="multiplier; 1 means no effect")]
+Ratio = Annotated[float, Real, Field(ge=MIN_RATIO, le=MAX_RATIO, description="multiplier; 1 means no effect")]
+Money = Annotated[float, Real, Field(ge=0.0, le=MAX_MONEY)]
 
 
 class Spec(BaseModel):
@@ -411,10 +420,10 @@ def _curve(**kw) -> dict:
 class ArrSpec(Spec):
     """Annual recurring revenue of a new customer: log-normal, clipped to [min, max]."""
 
-    median: PositiveFloat
-    sigma: NonNegativeFloat = 0.5
-    min: NonNegativeFloat = 0.0
-    max: PositiveFloat | None = None
+    median: Annotated[float, Real, Field(gt=0.0, le=MAX_MONEY)]
+    sigma: Annotated[float, Real, Field(ge=0.0, le=5.0)] = 0.5
+    min: Money = 0.0
+    max: Annotated[float, Real, Field(gt=0.0, le=MAX_MONEY)] | None = None
 
     @model_validator(mode="after")
     def _bounds(self):
@@ -664,7 +673,7 @@ class SegmentSpec(Spec):
     """One customer segment: who arrives, what they pay, how their life unfolds."""
 
     initial_customers: Annotated[int, Whole, Field(ge=0, le=MAX_CUSTOMERS)] = 0
-    initial_tenure_months: NonNegativeFloat = Field(
+    initial_tenure_months: Annotated[float, Real, Field(ge=0.0, le=MAX_TENURE_MONTHS)] = Field(
         36.0, description="initial book's tenure is uniform on [0, this] at the start"
     )
     book: BookSpec | None = Field(
@@ -756,7 +765,7 @@ class TaskSpec(Spec):
     rate_per_year: Annotated[float, Real, Field(gt=0.0, le=MAX_RATE_PER_YEAR)] | None = Field(
         None, description="poisson trigger: rate (at most daily)"
     )
-    hours: NonNegativeFloat = 1.0
+    hours: Annotated[float, Real, Field(ge=0.0, le=MAX_TASK_HOURS)] = 1.0
     hours_distribution: Literal["fixed", "exponential"] = "fixed"
     priority: Annotated[int, Whole, Field(ge=0, le=100)] = 5
     due_days: NonNegativeFloat | None = None
@@ -827,14 +836,14 @@ class PodSpec(Spec):
 
     segments: list[str] = Field(min_length=1)
     headcount: Annotated[int, Whole, Field(ge=0, le=MAX_HEADCOUNT)]
-    hours_per_week: PositiveFloat = 40.0
+    hours_per_week: Annotated[float, Real, Field(gt=0.0, le=MAX_HOURS_PER_WEEK)] = 40.0
     customer_facing_share: Annotated[float, Real, Field(gt=0.0, le=1.0)] = Field(
         0.6, description="share of hours available for customer tasks"
     )
     book_cap: Annotated[int, Whole, Field(ge=1, le=MAX_CUSTOMERS)] | None = Field(
         None, description="max accounts per CSM"
     )
-    cost_per_year: NonNegativeFloat = Field(150_000.0, description="fully loaded cost per CSM")
+    cost_per_year: Money = Field(150_000.0, description="fully loaded cost per CSM")
     ramp_months: NonNegativeFloat = Field(3.0, description="new hires reach full productivity linearly")
     ramp_start_productivity: Annotated[float, Real, Field(gt=0.0, le=1.0)] = 0.25
     attrition_per_year: Annotated[float, Real, Field(ge=0.0, le=MAX_RATE_PER_YEAR)] = 0.0
