@@ -128,6 +128,7 @@ class HistoryFitResults:
                 lines.append(f"| {r['family']}{mark} | {r['log_likelihood']:.2f} | {r['AIC']:.2f} | "
                              f"{r['delta_AIC']:.2f} | {r['BIC']:.2f} | {ps}{note} |")
             lines.append("")
+            lines += [f"**Note:** {n.split(': ', 1)[1]}." for n in f.notes()] + ([""] if f.notes() else [])
         if self.skipped:
             lines += ["## Not fitted", ""] + [f"- {k}: {v}" for k, v in self.skipped.items()] + [""]
         lines += ["## Touch-model hazard ratios (Cox PH, stratified by segment, with log ARR)", ""]
@@ -303,9 +304,17 @@ def fit_history_file(
         for _, r in te[te["touch_model"].notna()].iterrows():
             print(f"touch {r['touch_model']} vs {r['reference']} on {r['transition']}: HR {r['hr']:.2f} "
                   f"({r['lower']:.2f}–{r['upper']:.2f})")
+    for f in results.fits.values():
+        for note in f.notes():
+            print(f"note: {note}")
     print(f"wrote {out_dir}/ (curves.json, fit_report.md, km.csv)")
-    print(f"use in a scenario: lifecycle.churn: {{family: fitted, file: {out_dir}/curves.json, key: SEGMENT/churn}}; "
-          f"renewal: {{fitted: {{file: {out_dir}/curves.json, key: SEGMENT}}}} (docs/fitting.md)")
+    use = f"use in a scenario: lifecycle.churn: {{family: fitted, file: {out_dir}/curves.json, key: SEGMENT/churn}}"
+    if results.renewal:  # only suggest what the file holds
+        keys = ", ".join(sorted(results.renewal))
+        use += f"; renewal: {{fitted: {{file: {out_dir}/curves.json, key: SEGMENT}}}} (SEGMENT: {keys})"
+    else:
+        use += "; no renewal model (the history records no renewals): set each segment's renewal block by hand"
+    print(use + " (docs/fitting.md)")
     return 0
 
 

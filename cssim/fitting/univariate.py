@@ -67,6 +67,9 @@ FAMILY_ORDER = (
 #: Families fitted and scored but without a cssim curve class: reported, never chosen.
 REPORT_ONLY = frozenset({"spline"})
 MIN_EVENTS = 5
+#: A report-only candidate (the spline) this many AIC points ahead of the chosen family is worth a note:
+#: no simulatable family describes the data well.
+NOTE_DELTA_AIC = 10.0
 
 
 def parse_families(text: str | None) -> tuple[str, ...] | None:
@@ -356,6 +359,22 @@ class UnivariateFit:
         return self
 
     # ------------------------------------------------------------------ results
+
+    def notes(self) -> list[str]:
+        """Plain-language notes on the choice: a report-only candidate (spline) far ahead on AIC, and what to do."""
+        out = []
+        t = self.candidates_
+        chosen_aic = float(t.loc[t["chosen"], "AIC"].iloc[0])
+        for _, r in t[t["converged"] & ~t["simulatable"]].iterrows():
+            gap = chosen_aic - float(r["AIC"])
+            if gap >= NOTE_DELTA_AIC:
+                out.append(
+                    f"{self.segment}/{self.transition}: the {r['family']} (not simulatable) beats the chosen "
+                    f"{self.best_} by {gap:.0f} AIC, so no simulatable family describes these data well; compare "
+                    "them with plot_vs_km() / km.csv, and consider splitting the segment or a piecewise_exponential "
+                    "curve with breakpoints where the Kaplan–Meier hazard changes"
+                )
+        return out
 
     def curve_spec(self, family: str | None = None) -> dict:
         """The cssim curve spec (days) of ``family`` (default: the chosen one)."""
