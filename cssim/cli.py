@@ -500,6 +500,13 @@ def _add_backtest(sub):
                    "per replication instead (see --bootstrap); none: point estimates only")
     p.add_argument("--bootstrap", type=int, default=None, metavar="N",
                    help="with --parameter-uncertainty bootstrap: refits per curve (default 200; costs N refits each)")
+    p.add_argument("--model-uncertainty", choices=("averaged", "best"), default="averaged",
+                   help="averaged (default): a curve with several credible families draws one per replication by its "
+                   "Akaike weight, and the forecast is run again with the lowest-AIC family (cssim_best); best: the "
+                   "lowest-AIC family is taken as known")
+    p.add_argument("--tail", choices=("hold", "fitted"), default=None,
+                   help="hazards beyond each curve's data edge (fewer than 20 at risk): hold (default) keeps them at "
+                   "their level over the last well-observed window; fitted extrapolates the fitted curve")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
     p.set_defaults(func=cmd_backtest)
@@ -516,7 +523,7 @@ def cmd_backtest(args) -> int:
     res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario, families=families,
                    replications=args.replications, seed=args.seed, jobs=args.jobs,
                    rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty,
-                   bootstrap=args.bootstrap)
+                   bootstrap=args.bootstrap, model_uncertainty=args.model_uncertainty, tail=args.tail)
     out = write_backtest(res, args.out, force=args.force)
     print(res.summary())
     print(f"wrote {out}")

@@ -70,6 +70,10 @@ MIN_EVENTS = 5
 #: A report-only candidate (the spline) this many AIC points ahead of the chosen family is worth a note:
 #: no simulatable family describes the data well.
 NOTE_DELTA_AIC = 10.0
+#: The data's edge: beyond the last duration with at least this many customers at risk the fit is extrapolation.
+MIN_AT_RISK = 20
+#: The tail policy holds the hazard at its average over the last ``EDGE_WINDOW`` share of the well-observed range.
+EDGE_WINDOW = 0.25
 
 
 def parse_families(text: str | None) -> tuple[str, ...] | None:
@@ -301,6 +305,7 @@ class UnivariateFit:
         self.km_ = KaplanMeierFitter(alpha=self.alpha, label="Kaplan–Meier").fit(
             d["duration"], d["event"], entry=entry if (entry > 0).any() else None
         )
+        self.edge_ = self._edge()
         self.fitters_, self.breakpoints_, self.errors_ = {}, {}, {}
         rows = []
         for fam in self.families:
@@ -355,10 +360,25 @@ class UnivariateFit:
         self.best_ = str(ok.loc[ok["AIC"].idxmin(), "family"])
         table["delta_AIC"] = table["AIC"] - ok["AIC"].min() if "AIC" in table else np.nan
         table["chosen"] = table["family"] == self.best_
+        # Akaike weights over the families that could be chosen: w ∝ exp(−ΔAIC / 2) (Burnham & Anderson 2002).
+        delta = ok.set_index("family")["AIC"] - ok["AIC"].min()
+        w = np.exp(-0.5 * delta.astype(float))
+        self.weights_ = (w / w.sum()).rename("weight")
+        table["weight"] = table["family"].map(self.weights_).fillna(0.0)
         self.candidates_ = table
         return self
 
     # ------------------------------------------------------------------ results
+
+    def _edge(self) -> dict:
+        """The data's edge: the longest observed duration, and the last duration with ≥ MIN_AT_RISK at risk."""
+        table = self.km_.event_table
+        times = table.index.to_numpy(dtype=float)
+        ok = times[(table["at_risk"].to_numpy() >= MIN_AT_RISK) & (times > 0)]
+        observed_max = float(self.data["duration"].max())
+        edge = float(ok.max()) if len(ok) else observed_max
+        return {"edge": edge, "observed_max": observed_max, "min_at_risk": MIN_AT_RISK,
+                "window": max(min(EDGE_WINDOW * edge, edge), 1.0)}
 
     def notes(self) -> list[str]:
         """Plain-language notes on the choice: a report-only candidate (spline) far ahead on AIC, and what to do."""
@@ -404,6 +424,12 @@ class UnivariateFit:
             "covariance": V.tolist(),
             "scale": "lifelines natural parameters (as fitted_parameter_names), days",
         }
+
+    def _safe_covariance(self, family: str) -> dict:
+        try:
+            return self.covariance(family)
+        except Exception as exc:  # noqa: BLE001 - a candidate without a usable Hessian is drawn at its estimate
+            return {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
 
     def bootstrap(self, n: int = 200, seed: int = 0, resamples=None, progress=None) -> list[list[float]]:
         """Parameter sets of the chosen family refitted to ``n`` resamples of the customers.
@@ -502,11 +528,14 @@ class UnivariateFit:
         cands = []
         for _, r in self.candidates_.iterrows():
             if r["converged"]:
+                fam = r["family"]
                 cands.append(
                     {
-                        "family": r["family"], "log_likelihood": r["log_likelihood"], "AIC": r["AIC"],
-                        "BIC": r["BIC"], "delta_AIC": r["delta_AIC"], "params": r["params"],
-                        "spec": None if r["family"] in REPORT_ONLY else self.curve_spec(r["family"]),
+                        "family": fam, "log_likelihood": r["log_likelihood"], "AIC": r["AIC"],
+                        "BIC": r["BIC"], "delta_AIC": r["delta_AIC"], "weight": float(r["weight"]),
+                        "params": r["params"],
+                        "spec": None if fam in REPORT_ONLY else self.curve_spec(fam),
+                        **({"parameters": self._safe_covariance(fam)} if fam in self.weights_.index else {}),
                     }
                 )
             else:
@@ -518,8 +547,22 @@ class UnivariateFit:
             "chosen": self.best_,
             "spec": self.curve_spec(),
             "parameters": {**self.covariance(), **self._bootstrap_block()},
+            "edge": self.edge_,
+            "weighting": "akaike",
+            "weights": {f: float(w) for f, w in self.weights_.items()},
             "candidates": cands,
         }
+
+    def averaged_spec(self, min_weight: float | None = None) -> dict | None:
+        """The ``averaged`` curve spec (:class:`cssim.scenario.AveragedCurve`) of this fit, each family with its
+        estimation uncertainty; None when only one family has a weight of at least ``min_weight``
+        (default :data:`cssim.scenario.MIN_MODEL_WEIGHT`)."""
+        from .. import scenario as sc
+
+        entry = self.to_dict()
+        if min_weight is not None:
+            entry["weights"] = {f: (w if w >= min_weight else 0.0) for f, w in entry["weights"].items()}
+        return sc.averaged_spec(entry, f"{self.segment}/{self.transition}")
 
     def plot_vs_km(self, ax=None, families=None):
         """The chosen curve (or ``families``) against Kaplan–Meier with its band; returns the Axes."""

@@ -1,0 +1,135 @@
+"""Model uncertainty: a curve whose fit has several credible families draws one per replication by its weight.
+
+Akaike weights are checked against their formula, the family draw against
+its weights (and its independence from the parameter draw's stream), the
+curves file → scenario path (averaged by default, ``best`` on request), the
+decomposition's model share, and — the point of the feature — back-tests on
+histories where the lowest AIC picks the wrong family.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import small_scenario_dict
+
+from cssim import scenario_from_dict
+from cssim.curves import HeldTail, LogNormal, Weibull
+from cssim.fitting.curvesfile import FORMAT
+from cssim.fitting.univariate import UnivariateFit
+from cssim.scenario import AveragedCurve, _concrete_curve_adapter
+from cssim.uncertainty import decompose, draw_family, family_stream, replication_curve, replication_spec
+
+
+def _history(seed: int, n: int = 250) -> pd.DataFrame:
+    """Weibull(500, 0.8) lifetimes observed over two years: Weibull, log-normal and log-logistic all fit."""
+    rng = np.random.default_rng(seed)
+    T = 500.0 * rng.standard_exponential(n) ** (1 / 0.8)
+    C = rng.uniform(30.0, 730.0, n)
+    return pd.DataFrame({"duration": np.minimum(T, C), "event": (T <= C).astype(int), "entry": 0.0,
+                         "customer_id": np.arange(n).astype(str)})
+
+
+@pytest.fixture(scope="module")
+def fit():
+    # Seed 8: Akaike weights 0.03 / 0.58 / 0.39 — three credible families.
+    return UnivariateFit(_history(8), "smb", "churn", families=("exponential", "weibull", "lognormal")).fit()
+
+
+@pytest.fixture()
+def curves_file(fit, tmp_path):
+    path = tmp_path / "curves.json"
+    path.write_text(json.dumps({"format": FORMAT, "curves": {"smb/churn": fit.to_dict()}}, default=float))
+    return path
+
+
+def _scenario(churn: dict, **top):
+    d = small_scenario_dict()
+    d["segments"]["smb"]["lifecycle"]["churn"] = churn
+    d["segments"]["smb"]["lifecycle"]["at_risk_churn_hazard_ratio"] = 1.0
+    d.update(top)
+    return scenario_from_dict(d, "s.yaml")
+
+
+def test_akaike_weights_follow_the_formula(fit):
+    t = fit.candidates_.set_index("family")
+    aic = t.loc[["exponential", "weibull", "lognormal"], "AIC"].astype(float)
+    expected = np.exp(-(aic - aic.min()) / 2)
+    expected /= expected.sum()
+    assert fit.weights_.sum() == pytest.approx(1.0)
+    assert fit.weights_.reindex(expected.index).to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-12)
+    assert fit.weights_.idxmax() == fit.best_
+    stored = fit.to_dict()
+    assert stored["weighting"] == "akaike" and stored["weights"] == pytest.approx(fit.weights_.to_dict())
+    # Every weighted candidate keeps its covariance, so the average can draw its parameters too.
+    assert all("parameters" in c for c in stored["candidates"] if c["family"] in stored["weights"])
+
+
+def test_a_fitted_reference_averages_by_default_and_best_keeps_the_chosen_family(fit, curves_file):
+    ref = {"family": "fitted", "file": str(curves_file), "key": "smb/churn"}
+    sc = _scenario(ref)
+    spec = sc.segments["smb"].lifecycle.churn.concrete()
+    assert isinstance(spec, AveragedCurve) and sc.model_mode == "averaged"
+    kept = {f: w for f, w in fit.weights_.items() if w >= 0.01}
+    assert [m.curve["family"] for m in spec.models][0] == fit.best_
+    assert {m.curve["family"]: m.weight for m in spec.models} == pytest.approx(
+        {f: w / sum(kept.values()) for f, w in kept.items()})
+    assert all(m.concrete().uncertainty is not None for m in spec.models)
+    assert spec.build() == spec.chosen().build()  # a single curve is the chosen family
+    # The uncertainty blocks of every family count (asymptotic by default) and survive a dump and reload.
+    assert sc.uncertainty_mode == "asymptotic"
+    again = scenario_from_dict(sc.model_dump(mode="json"), "again.yaml")
+    assert again.segments["smb"].lifecycle.churn.concrete() == spec
+
+    best = _scenario({**ref, "model_uncertainty": "best"})
+    assert best.segments["smb"].lifecycle.churn.concrete().family == fit.best_ and best.model_mode == "best"
+    # A scenario-level best switches every average off without touching the curves.
+    assert _scenario(ref, model_uncertainty="best").model_mode == "best"
+
+
+def test_one_credible_family_is_not_averaged(tmp_path):
+    # Seed 5: the Weibull takes all the weight (the others are > 20 AIC behind).
+    fit = UnivariateFit(_history(5), "smb", "churn", families=("exponential", "weibull", "lognormal")).fit()
+    assert fit.weights_.max() > 0.999 and fit.averaged_spec() is None
+    path = tmp_path / "curves.json"
+    path.write_text(json.dumps({"format": FORMAT, "curves": {"smb/churn": fit.to_dict()}}, default=float))
+    sc = _scenario({"family": "fitted", "file": str(path), "key": "smb/churn"})
+    assert sc.segments["smb"].lifecycle.churn.concrete().family == "weibull" and sc.model_mode == "best"
+
+
+def test_each_replication_draws_a_family_by_weight_on_its_own_stream(fit):
+    spec = _concrete_curve_adapter().validate_python(fit.averaged_spec())
+    fams = [m.curve["family"] for m in spec.models]
+    n = 4000
+    drawn = [fams[draw_family(spec.weights, family_stream(0, rep, "smb", "churn"))] for rep in range(n)]
+    for f, w in zip(fams, spec.weights, strict=True):
+        share = drawn.count(f) / n
+        assert abs(share - w) < 4 * math.sqrt(w * (1 - w) / n), (f, share, w)
+    # Same seed and replication: the same family whatever the parameter mode, and the parameters as for that
+    # family alone (the family draw has its own stream; the parameter stream is unchanged).
+    for rep in range(20):
+        chosen = replication_spec(spec, "averaged", 0, rep, "smb", "churn")
+        assert chosen.family == fams[draw_family(spec.weights, family_stream(0, rep, "smb", "churn"))]
+        assert replication_curve(spec, "none", 0, rep, "smb", "churn") == chosen.build()
+        assert replication_curve(spec, "asymptotic", 0, rep, "smb", "churn") == replication_curve(
+            chosen, "asymptotic", 0, rep, "smb", "churn")
+        assert replication_curve(spec, "none", 0, rep, "smb", "churn", model_mode="best") == spec.chosen().build()
+
+
+def test_weights_must_sum_to_one_and_models_be_concrete():
+    w = {"family": "weibull", "scale": 500.0, "shape": 0.8}
+    ln = {"family": "lognormal", "median": 400.0, "sigma": 1.2}
+    ok = _concrete_curve_adapter().validate_python(
+        {"family": "averaged", "models": [{"weight": 0.7, "curve": w}, {"weight": 0.3, "curve": ln}]})
+    assert ok.build() == Weibull(500.0, 0.8)
+    with pytest.raises(ValueError, match="weights must sum to 1"):
+        _concrete_curve_adapter().validate_python(
+            {"family": "averaged", "models": [{"weight": 0.7, "curve": w}, {"weight": 0.2, "curve": ln}]})
+    with pytest.raises(ValueError, match="a concrete curve family is needed"):
+        _concrete_curve_adapter().validate_python(
+            {"family": "averaged", "models": [{"weight": 1.0, "curve": {"family": "fitted", "file": "x", "key": "y"}}]})
+    assert LogNormal(400.0, 1.2) == _concrete_curve_adapter().validate_python(ln).build()
