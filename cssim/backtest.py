@@ -604,7 +604,7 @@ def _parse_cutoff(cutoff) -> dt.date:
         raise DataError(f"--cutoff: {cutoff!r} is not a date (YYYY-MM-DD)") from None
 
 
-def fit_known(history, families=None):
+def fit_known(history, families=None, weighting: str = "akaike"):
     """Per segment × transition curve fits (:class:`~cssim.fitting.univariate.UnivariateFit`) of a censored history.
 
     Returns a :class:`~cssim.fitting.curvesfile.HistoryFitResults` holding only the
@@ -619,7 +619,8 @@ def fit_known(history, families=None):
         for tr in TRANSITIONS:
             key = f"{seg}/{tr}"
             try:
-                res.fits[key] = UnivariateFit(durations(history, tr, seg), seg, tr, families=families).fit()
+                res.fits[key] = UnivariateFit(durations(history, tr, seg), seg, tr, families=families,
+                                              weighting=weighting).fit()
             except DataError as exc:
                 res.skipped[key] = str(exc).split(": ", 1)[-1]
     return res
@@ -638,7 +639,8 @@ def _acquisition_file(paths: dict, cutoff: dt.date, months: int) -> dict:
 def backtest(history, cutoff, horizon: int, template=None, replications: int = 100, seed: int = 0,
              jobs: int = 1, families=None, rate_uncertainty: bool = True,
              parameter_uncertainty: str = "asymptotic", bootstrap: int | None = None,
-             model_uncertainty: str = "averaged", tail: str | None = None) -> BacktestResults:
+             model_uncertainty: str = "averaged", tail: str | None = None,
+             weighting: str = "akaike") -> BacktestResults:
     """Back-test cssim and the baselines on ``history`` split at ``cutoff``; see the module docstring.
 
     Parameters
@@ -750,7 +752,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     with tempfile.TemporaryDirectory(prefix="cssim-backtest-") as tmp:
         tmp = Path(tmp)
         known.to_csv(tmp / "history_at_cutoff.csv", index=False)
-        fits = fit_known(read_history(tmp / "history_at_cutoff.csv", extract_date=cutoff), families)
+        fits = fit_known(read_history(tmp / "history_at_cutoff.csv", extract_date=cutoff), families, weighting)
         if not fits.fits:
             first = next(iter(fits.skipped.items()), ("", "no segments"))
             raise DataError(f"{label}: no curve could be fitted on the history before the cutoff {cutoff} "

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import ScenarioError
+from .edge import warn_beyond_edge
 from .scenario import Scenario
 
 __all__ = [
@@ -279,13 +280,15 @@ def _families() -> str:
 def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     """Validate a plain dict into a :class:`Scenario`, raising :class:`ScenarioError` on one line."""
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         # An unknown key first: a misspelt field also shows up as a missing one, and the typo is the cause.
         errors = sorted(exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden")
         first = _describe(errors[0])
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         raise ScenarioError(f"{source}: {first}{more}".replace("\n", " ")) from None
+    warn_beyond_edge(scenario, source)  # fitted curves: how much of the forecast is extrapolation
+    return scenario
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:

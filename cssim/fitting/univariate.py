@@ -74,6 +74,10 @@ NOTE_DELTA_AIC = 10.0
 MIN_AT_RISK = 20
 #: The tail policy holds the hazard at its average over the last ``EDGE_WINDOW`` share of the well-observed range.
 EDGE_WINDOW = 0.25
+#: How candidate families are weighted for model averaging (see :meth:`UnivariateFit.fit`).
+WEIGHTINGS = ("akaike", "stacking")
+#: Folds of the customers for the cross-validated (stacking) weights.
+CV_FOLDS = 5
 
 
 def parse_families(text: str | None) -> tuple[str, ...] | None:
@@ -288,6 +292,7 @@ class UnivariateFit:
     transition: str = "churn"
     alpha: float = 0.05
     families: tuple = FAMILY_ORDER
+    weighting: str = "akaike"
 
     def fit(self) -> UnivariateFit:
         from lifelines import KaplanMeierFitter
@@ -364,11 +369,88 @@ class UnivariateFit:
         delta = ok.set_index("family")["AIC"] - ok["AIC"].min()
         w = np.exp(-0.5 * delta.astype(float))
         self.weights_ = (w / w.sum()).rename("weight")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting: {self.weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+        if self.weighting == "stacking" and len(self.weights_) > 1:
+            self.weights_ = self._stacking_weights(list(self.weights_.index))
         table["weight"] = table["family"].map(self.weights_).fillna(0.0)
         self.candidates_ = table
         return self
 
     # ------------------------------------------------------------------ results
+
+    def pointwise_log_likelihood(self, family: str, fitter=None, data: pd.DataFrame | None = None) -> np.ndarray:
+        """Each row's log-likelihood contribution under ``family``: E log h(T) − (H(T) − H(entry)).
+
+        The density of an observed event, the conditional survival of a censored
+        row, both conditional on survival to ``entry`` (left truncation); they sum
+        to lifelines' ``log_likelihood_``. ``fitter``/``data`` score another fit or
+        held-out rows.
+        """
+        f = fitter if fitter is not None else self.fitters_[family]
+        d = self.data if data is None else data
+        T, E, entry = (d[c].to_numpy(dtype=float) for c in ("duration", "event", "entry"))
+        H = f.cumulative_hazard_at_times(T).to_numpy()
+        H0 = np.where(entry > 0, f.cumulative_hazard_at_times(np.maximum(entry, 0.0)).to_numpy(), 0.0)
+        with np.errstate(divide="ignore"):
+            logh = np.where(E == 1, np.log(np.clip(f.hazard_at_times(T).to_numpy(), 0.0, None)), 0.0)
+        return E * logh - (H - H0)
+
+    def _stacking_weights(self, families: list[str]) -> pd.Series:
+        """Stacking of predictive distributions (Yao, Vehtari, Simpson & Gelman 2018) on held-out rows.
+
+        The customers are split into :data:`CV_FOLDS` folds (deterministically,
+        from the segment and transition names); each family is refitted without
+        each fold (started at its full-data estimates, same breakpoints) and
+        scored on it by :meth:`pointwise_log_likelihood`. The weights maximise
+        Σᵢ log Σₖ wₖ exp(ℓᵢₖ) over the simplex (scipy, softmax
+        parameterisation). A family whose refit fails on some fold gets weight 0.
+        ``cv_log_likelihood_`` keeps the held-out totals.
+        """
+        import zlib
+
+        from scipy.optimize import minimize
+        from scipy.special import logsumexp, softmax
+
+        d = self.data
+        ids = d["customer_id"].astype(str).to_numpy() if "customer_id" in d else np.arange(len(d)).astype(str)
+        uniq = np.unique(ids)
+        key = (zlib.crc32(self.segment.encode()), zlib.crc32(self.transition.encode()))
+        rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=key))
+        fold_of = dict(zip(uniq, rng.permutation(len(uniq)) % CV_FOLDS, strict=True))
+        fold = np.array([fold_of[i] for i in ids])
+        L = np.full((len(d), len(families)), np.nan)
+        for j, fam in enumerate(families):
+            point = self.fitters_[fam]
+            start = np.array([float(getattr(point, n)) for n in point._fitted_parameter_names])
+            for k in range(CV_FOLDS):
+                test = fold == k
+                if not test.any():
+                    continue
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        f, _ = _make(fam, d[~test], self.alpha, self.fitters_,
+                                     breakpoints=self.breakpoints_.get(fam), start=start)
+                        L[test, j] = self.pointwise_log_likelihood(fam, f, d[test])
+                except Exception:  # noqa: BLE001 - this family cannot be refitted: it gets no weight
+                    L[:, j] = -np.inf
+                    break
+        L = np.where(np.isfinite(L), L, -np.inf)
+        usable = np.isfinite(L).all(axis=0)
+        self.cv_log_likelihood_ = pd.Series(np.where(usable, L.sum(axis=0), -np.inf), index=families)
+        if usable.sum() <= 1:
+            return pd.Series(usable.astype(float), index=families, name="weight")
+        Lu = L[:, usable]
+
+        def objective(z):
+            logw = np.r_[0.0, z] - logsumexp(np.r_[0.0, z])
+            return -logsumexp(Lu + logw, axis=1).sum()
+
+        res = minimize(objective, np.zeros(Lu.shape[1] - 1), method="L-BFGS-B")
+        w = np.zeros(len(families))
+        w[usable] = softmax(np.r_[0.0, res.x])
+        return pd.Series(w, index=families, name="weight")
 
     def _edge(self) -> dict:
         """The data's edge: the longest observed duration, and the last duration with ≥ MIN_AT_RISK at risk."""
@@ -548,7 +630,7 @@ class UnivariateFit:
             "spec": self.curve_spec(),
             "parameters": {**self.covariance(), **self._bootstrap_block()},
             "edge": self.edge_,
-            "weighting": "akaike",
+            "weighting": self.weighting,
             "weights": {f: float(w) for f, w in self.weights_.items()},
             "candidates": cands,
         }
