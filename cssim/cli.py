@@ -376,6 +376,14 @@ def _add_fit(sub):
     )
     p.add_argument("--seed", type=int, default=0, help="histories: seed of the bootstrap resamples (default 0)")
     p.add_argument("--families", help="histories: " + _families_help())
+    p.add_argument("--weighting", choices=("akaike", "stacking"), default="akaike",
+                   help="histories: weights of the candidate families for model averaging: akaike (default) or "
+                   "stacking (5-fold cross-validated predictive densities; 5 refits per family)")
+    p.add_argument("--duration", help="snapshot tables (one row per customer): column of the tenure")
+    p.add_argument("--event", help="snapshot tables: column of the churn flag (1/0, Yes/No, True/False)")
+    p.add_argument("--segment", help="snapshot tables: column whose values are the segments (e.g. contract type)")
+    p.add_argument("--duration-unit", choices=("months", "days"), default="months",
+                   help="snapshot tables: unit of --duration (default months)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
@@ -394,7 +402,14 @@ def cmd_fit(args) -> int:
         raise CssimError(f"{path}: is a directory, expected a customer history or a cohort table (CSV or Parquet)")
     if not path.is_file():
         raise CssimError(f"{path}: file not found")
-    if looks_like_cohort_table(path):
+    snapshot = None
+    if args.duration is not None or args.event is not None or args.segment is not None:
+        if args.duration is None or args.event is None:
+            raise CssimError(f"{path}: a snapshot table needs --duration and --event (the tenure and churn-flag "
+                             "columns)")
+        snapshot = {"duration": args.duration, "event": args.event, "segment": args.segment,
+                    "duration_unit": args.duration_unit}
+    elif looks_like_cohort_table(path):
         try:
             from .fitting.cohorts import fit_cohort_file
         except ImportError as exc:
@@ -415,7 +430,7 @@ def cmd_fit(args) -> int:
     return fit_history_file(
         path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
         segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
-        families=families,
+        families=families, weighting=args.weighting, snapshot=snapshot,
     )
 
 

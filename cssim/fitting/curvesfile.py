@@ -178,12 +178,14 @@ def _fmt_spec(spec: dict) -> str:
 
 def fit_history(
     source, segments=None, transitions=TRANSITIONS, drop_bad_rows: bool = False, extract_date=None, alpha: float = 0.05,
-    bootstrap: int = 0, seed: int = 0, progress: bool = False, families=None,
+    bootstrap: int = 0, seed: int = 0, progress: bool = False, families=None, weighting: str = "akaike",
 ) -> HistoryFitResults:
     """Fit every segment × transition of a customer history (path or :class:`History`).
 
     ``families`` limits the candidate curve families (default: all of
-    :data:`~cssim.fitting.univariate.FAMILY_ORDER`).
+    :data:`~cssim.fitting.univariate.FAMILY_ORDER`); ``weighting`` is how they are
+    weighted for model averaging (``akaike`` or ``stacking``, see
+    :class:`~cssim.fitting.univariate.UnivariateFit`).
 
     ``bootstrap`` > 0 also refits each chosen curve and each renewal model to
     that many resamples of the segment's customers (the same resamples for all
@@ -204,14 +206,15 @@ def fit_history(
             key = f"{seg}/{tr}"
             d = durations(h, tr, seg)
             try:
-                res.fits[key] = UnivariateFit(d, seg, tr, alpha, families=tuple(families or FAMILY_ORDER)).fit()
+                res.fits[key] = UnivariateFit(d, seg, tr, alpha, families=tuple(families or FAMILY_ORDER),
+                                              weighting=weighting).fit()
             except DataError as exc:
                 res.skipped[key] = str(exc).split(": ", 1)[-1]
     if not res.fits:
         first = next(iter(res.skipped.items()), ("", "no segments"))
         raise DataError(f"{h.source}: no curve could be fitted (e.g. {first[0]}: {first[1]})")
     res.touch_effects = touch_hazard_ratios(h, transitions, alpha=alpha)
-    res.renewal = fit_renewal_model(h, alpha=alpha)
+    res.renewal = fit_renewal_model(h, alpha=alpha) if "renewals_due" in h.frame else {}
     if bootstrap:
         _bootstrap(res, bootstrap, seed, progress)
     return res
@@ -274,9 +277,14 @@ def looks_like_cohort_table(path) -> bool:
 
 def fit_history_file(
     path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
-    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None,
+    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None, weighting: str = "akaike",
+    snapshot: dict | None = None,
 ) -> int:
-    """``cssim fit`` for a customer history: read, fit, write the folder, print a summary."""
+    """``cssim fit`` for a customer history: read, fit, write the folder, print a summary.
+
+    ``snapshot`` (``duration``, ``event``, optional ``segment`` and ``duration_unit``) reads ``path`` as a
+    snapshot table instead (:mod:`cssim.fitting.snapshot`) and fits its ``churn`` curves.
+    """
     from ..output import check_target
     from .bootstrap import check_count
 
@@ -285,15 +293,34 @@ def fit_history_file(
     except ValueError as exc:
         raise DataError(str(exc)) from None
     check_target(Path(out_dir), force)
-    h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
+    transitions = TRANSITIONS
+    if snapshot is not None:
+        from .snapshot import read_snapshot
+
+        h = read_snapshot(path, extract_date=extract_date, **snapshot)
+        if segments is not None:
+            unknown = sorted(set(h.segments) - set(segments))
+            if unknown:
+                raise DataError(f"{path}: segment {unknown[0]!r} is not in the scenario (allowed: {', '.join(segments)})")
+        transitions = ("churn",)
+    else:
+        h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date)
     if h.dropped:
         print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept)")
-    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families)
+    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families,
+                          transitions=transitions, weighting=weighting)
     write_history_fit(results, out_dir, force=force)
     for key, f in results.fits.items():
         boot = _boot_note(f._bootstrap_block())
         print(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_}"
               + (f"; {boot})" if boot else ")"))
+        weights = [(fam, w) for fam, w in f.weights_.sort_values(ascending=False).items() if w >= 0.01]
+        if len(weights) > 1:
+            print(f"  averaged by default ({f.weighting} weights): "
+                  + ", ".join(f"{fam} {w:.0%}" for fam, w in weights))
+        e = f.edge_
+        print(f"  data edge: {e['edge']:.0f} days (at least {e['min_at_risk']} at risk up to there; longest "
+              f"observed {e['observed_max']:.0f}); beyond it the hazard is held at its level (tail: hold)")
     for seg, r in results.renewal.items():
         boot = _boot_note(r.get("parameters", {}))
         mapped = ", ".join(f"{k} {v:.3g}" for k, v in r["renewal"].items())
