@@ -679,10 +679,11 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         forecast is run again with the lowest-AIC family only (``cssim_best``)
         to score intervals without model uncertainty. ``best``: the lowest-AIC
         family is taken as known.
-    tail : ``"hold"`` or ``"fitted"``, optional
+    tail : ``"auto"``, ``"hold"`` or ``"fitted"``, optional
         Hazards beyond each curve's data edge (where fewer than 20 were at
         risk before the cutoff): held at their level over the last
-        well-observed window, or the fitted curve extrapolated (default:
+        well-observed window, the fitted curve extrapolated, or ``auto``: held
+        only where the fitted hazard would rise above that level (default:
         :data:`cssim.scenario.DEFAULT_TAIL`).
     """
     from .fitting.history import read_history

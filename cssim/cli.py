@@ -519,9 +519,10 @@ def _add_backtest(sub):
                    help="averaged (default): a curve with several credible families draws one per replication by its "
                    "Akaike weight, and the forecast is run again with the lowest-AIC family (cssim_best); best: the "
                    "lowest-AIC family is taken as known")
-    p.add_argument("--tail", choices=("hold", "fitted"), default=None,
-                   help="hazards beyond each curve's data edge (fewer than 20 at risk): hold (default) keeps them at "
-                   "their level over the last well-observed window; fitted extrapolates the fitted curve")
+    p.add_argument("--tail", choices=("auto", "hold", "fitted"), default=None,
+                   help="hazards beyond each curve's data edge (fewer than 20 at risk): hold keeps them at their level "
+                   "over the last well-observed window; fitted extrapolates the fitted curve; auto (default) holds "
+                   "only a hazard that would rise above that level")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
     p.set_defaults(func=cmd_backtest)

@@ -126,8 +126,10 @@ def warn_beyond_edge(scenario, source: str | None = None) -> pd.DataFrame:
     where = f"{source}: " if source else ""
     for r in table.itertuples():
         if r.share_beyond_edge > MATERIAL_SHARE:
-            how = ("the hazard there is held at its level over the last well-observed window (tail: hold)"
-                   if r.policy == "hold" else "the fitted curve is extrapolated there (tail: fitted)")
+            how = {"hold": "the hazard there is held at its level over the last well-observed window (tail: hold)",
+                   "fitted": "the fitted curve is extrapolated there (tail: fitted)",
+                   "auto": "the fitted hazard is extrapolated there where it falls and held where it would rise "
+                           "(tail: auto)"}[r.policy]
             warnings.warn(
                 f"{where}segments.{r.segment}.lifecycle.{r.transition}: about {r.share_beyond_edge:.0%} of the "
                 f"simulated customer-time lies beyond the data's edge ({r.edge_days:.0f} days of tenure; fewer than "

@@ -108,10 +108,11 @@ class CurveUncertainty(ParameterUncertainty):
 
 
 #: Tail policies beyond the data's edge: ``fitted`` extrapolates the fitted curve; ``hold`` keeps the hazard at its
-#: average over the last well-observed window (:class:`cssim.curves.HeldTail`).
-TAIL_POLICIES = ("fitted", "hold")
+#: average over the last well-observed window (:class:`cssim.curves.HeldTail`); ``auto`` holds it only where the
+#: fitted hazard would rise beyond the edge (above that level), and otherwise extrapolates.
+TAIL_POLICIES = ("auto", "fitted", "hold")
 #: The default tail policy of fitted curves (docs/backtest.md, "The data's edge").
-DEFAULT_TAIL = "hold"
+DEFAULT_TAIL = "auto"
 
 
 class TailSpec(Spec):
@@ -121,10 +122,13 @@ class TailSpec(Spec):
     ``cssim.fitting.univariate.MIN_AT_RISK`` customers at risk);
     ``observed_max`` the longest tenure observed. ``policy: hold`` keeps the
     hazard beyond ``edge`` at its average over ``[edge − window, edge]``;
-    ``fitted`` uses the fitted curve (the edge is then only recorded).
+    ``fitted`` uses the fitted curve (the edge is then only recorded);
+    ``auto`` holds it when the fitted curve's average hazard over
+    ``[edge, 2·edge]`` exceeds that level (a hazard the data never saw rise),
+    and otherwise uses the fitted curve.
     """
 
-    policy: Literal["fitted", "hold"] = DEFAULT_TAIL
+    policy: Literal["auto", "fitted", "hold"] = DEFAULT_TAIL
     edge: PositiveFloat = Field(description="days: where the risk set thins out")
     window: PositiveFloat = Field(description="days before the edge whose average hazard is held")
     observed_max: PositiveFloat | None = Field(None, exclude_if=_is_none, description="longest observed duration")
@@ -146,7 +150,10 @@ class ParametricCurve(Spec):
         t = self.tail
         if t is None or t.policy == "fitted":
             return curve
-        return _curves.HeldTail(curve, t.edge, t.window)
+        held = _curves.HeldTail(curve, t.edge, t.window)
+        if t.policy == "auto" and (curve.cumhaz(2 * t.edge) - curve.cumhaz(t.edge)) / t.edge <= held.rate:
+            return curve  # the fitted hazard does not rise beyond the edge: extrapolate it
+        return held
 
     @model_serializer(mode="wrap")
     def _uncertainty_last(self, handler):
@@ -423,10 +430,11 @@ class FittedCurve(Spec):
         description="averaged: each replication draws a candidate family by its weight (the default when the fit "
         "has more than one credible family); best: the chosen family only",
     )
-    tail: Literal["fitted", "hold"] | None = Field(
+    tail: Literal["auto", "fitted", "hold"] | None = Field(
         None, exclude_if=_is_none,
         description="beyond the data's edge (where fewer than 20 were at risk): hold the hazard at its level over "
-        "the last well-observed window (the default), or extrapolate the fitted curve",
+        "the last well-observed window, extrapolate the fitted curve, or auto (the default): hold it only where "
+        "the fitted hazard would rise above that level",
     )
     resolved: SkipJsonSchema[dict | None] = Field(None, exclude=True)
     # The curve's estimation uncertainty, from the covariance the file stores beside the spec (cssim.uncertainty).

@@ -97,7 +97,8 @@ def _book_scenario(tmp_path, fit, tail=None, new_logos=0.0, book=300, tenure=730
 def test_the_forecast_beyond_the_edge_is_bounded_by_the_tail_policy(fit, tmp_path):
     held, msgs = _book_scenario(tmp_path, fit)
     spec = held.segments["smb"].lifecycle.churn.concrete()
-    assert spec.tail.policy == "hold" and spec.tail.edge == fit.edge_["edge"]
+    # The default (auto) holds this hazard: the steep Weibull's would rise far above its level at the edge.
+    assert spec.tail.policy == "auto" and spec.tail.edge == fit.edge_["edge"]
     curve = spec.build()
     assert isinstance(curve, HeldTail)
     # Every customer is two years old, far past the edge: each month they face the held rate, nothing steeper.
@@ -115,6 +116,23 @@ def test_the_forecast_beyond_the_edge_is_bounded_by_the_tail_policy(fit, tmp_pat
     assert not isinstance(fitted.segments["smb"].lifecycle.churn.concrete().build(), HeldTail)
     gone = simulate(fitted).arrays["segment"]["active"].sum(axis=2)[:, -1] / 300.0
     assert gone.mean() < 0.01 < expected / 2
+
+
+def test_auto_extrapolates_a_falling_hazard_and_holds_a_rising_one():
+    from cssim.scenario import _concrete_curve_adapter
+
+    tail = {"edge": 330.0, "window": 80.0}
+    falling = _concrete_curve_adapter().validate_python(
+        {"family": "weibull", "scale": 500.0, "shape": 0.7, "tail": tail})
+    assert falling.build() == Weibull(500.0, 0.7)  # survivors are the loyal ones: keep the decline
+    rising = _concrete_curve_adapter().validate_python(
+        {"family": "weibull", "scale": 500.0, "shape": 2.0, "tail": tail})
+    assert isinstance(rising.build(), HeldTail)
+    held = _concrete_curve_adapter().validate_python(
+        {"family": "weibull", "scale": 500.0, "shape": 0.7, "tail": {**tail, "policy": "hold"}})
+    assert isinstance(held.build(), HeldTail)
+    # Drawn parameters keep the tail: with_parameters copies it.
+    assert rising.with_parameters([480.0, 2.1]).tail == rising.tail
 
 
 def test_the_share_beyond_the_edge_is_the_expected_customer_time(fit, tmp_path):

@@ -133,3 +133,24 @@ def test_weights_must_sum_to_one_and_models_be_concrete():
         _concrete_curve_adapter().validate_python(
             {"family": "averaged", "models": [{"weight": 1.0, "curve": {"family": "fitted", "file": "x", "key": "y"}}]})
     assert LogNormal(400.0, 1.2) == _concrete_curve_adapter().validate_python(ln).build()
+
+
+def test_decompose_has_a_model_share(fit, curves_file):
+    sc = _scenario({"family": "fitted", "file": str(curves_file), "key": "smb/churn"}, replications=12)
+    dec = decompose(sc)
+    t = dec.table.set_index(["kpi", "scope"])
+    assert {"width_best", "share_model"} <= set(dec.table.columns)
+    assert dec.best_family is not None and dec.best_family.scenario.model_mode == "best"
+    # Three runs on the same seeds: model + parameters ⊇ parameters only ⊇ process noise only (in variance).
+    row = t.loc[("active_logos", "smb")] if ("active_logos", "smb") in t.index else t.iloc[0]
+    assert 0.0 <= row["share_model"] <= 1.0 and 0.0 <= row["share_estimation"] <= 1.0
+    assert row["share_model"] + row["share_estimation"] <= 1.0 + 1e-9
+    assert "model" in dec.summary()
+    # The best-family run draws the same parameters as a scenario whose curve is the chosen family alone.
+    alone = _scenario({"family": "fitted", "file": str(curves_file), "key": "smb/churn", "model_uncertainty": "best"},
+                      replications=12)
+    from cssim import simulate
+
+    a = simulate(alone).kpis_by_replication()
+    b = dec.best_family.kpis_by_replication()
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))

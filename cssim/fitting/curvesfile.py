@@ -320,7 +320,7 @@ def fit_history_file(
                   + ", ".join(f"{fam} {w:.0%}" for fam, w in weights))
         e = f.edge_
         print(f"  data edge: {e['edge']:.0f} days (at least {e['min_at_risk']} at risk up to there; longest "
-              f"observed {e['observed_max']:.0f}); beyond it the hazard is held at its level (tail: hold)")
+              f"observed {e['observed_max']:.0f}); beyond it a rising hazard is held at its level (tail: auto)")
     for seg, r in results.renewal.items():
         boot = _boot_note(r.get("parameters", {}))
         mapped = ", ".join(f"{k} {v:.3g}" for k, v in r["renewal"].items())
