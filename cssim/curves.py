@@ -28,6 +28,7 @@ _SQRT_HALF = math.sqrt(0.5)
 _LN2 = math.log(2.0)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 INF = math.inf
+_MAX_EXP = 709.0  # math.exp overflows just above 709.78
 
 
 class Curve:
@@ -174,7 +175,10 @@ class ExponentialGamma(Curve):
         return self.shape * math.log1p(t / self.scale) if t > 0 else 0.0
 
     def inv_cumhaz(self, h):
-        return self.scale * math.expm1(h / self.shape) if h > 0 else 0.0
+        if h <= 0:
+            return 0.0
+        x = h / self.shape
+        return self.scale * math.expm1(x) if x < _MAX_EXP else INF  # beyond float range: never, in practice
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,15 @@ class WeibullGamma(Curve):
         return self.shape * math.log1p((t / self.scale) ** self.rho) if t > 0 else 0.0
 
     def inv_cumhaz(self, h):
-        return self.scale * math.expm1(h / self.shape) ** (1.0 / self.rho) if h > 0 else 0.0
+        if h <= 0:
+            return 0.0
+        x = h / self.shape
+        if x >= _MAX_EXP:
+            return INF
+        try:
+            return self.scale * math.expm1(x) ** (1.0 / self.rho)
+        except OverflowError:
+            return INF
 
 
 @dataclass(frozen=True)

@@ -160,3 +160,12 @@ def test_shipped_scenarios_stay_quiet():
             warnings.simplefilter("error")
             sc = load_scenario(path)
         assert edge_exposure(sc).empty, path
+
+
+def test_heavy_tailed_draws_do_not_overflow():
+    # A drawn exponential-gamma with a tiny shape (an averaged family's wide covariance): H⁻¹ beyond float range.
+    from cssim.curves import ExponentialGamma, WeibullGamma
+
+    assert ExponentialGamma(100.0, 1e-3).inv_cumhaz(5.0) == math.inf
+    assert WeibullGamma(100.0, 0.3, 1e-2).inv_cumhaz(5.0) == math.inf
+    assert ExponentialGamma(100.0, 2.0).inv_cumhaz(1.0) == pytest.approx(100.0 * math.expm1(0.5))
