@@ -53,9 +53,15 @@ Assumptions
   is the safer choice.
 - Curves, renewal models (``renewal.uncertainty``, logit scale, or
   ``renewal.fitted`` from a curves file, :func:`fitted_renewal`) and touch
-  effects (``effects.intervals``, log-normal from a 95 % interval) are drawn;
-  the choice of curve family stays fixed (acquisition paths have their own
-  uncertainty, see ``segments.*.acquisition``).
+  effects (``effects.intervals``, log-normal from a 95 % interval) are drawn
+  (acquisition paths have their own uncertainty, see ``segments.*.acquisition``).
+- Model uncertainty: an ``averaged`` curve (:class:`cssim.scenario.AveragedCurve`,
+  what a fitted reference resolves to when its fit has several credible
+  families) first draws its family by weight from a stream of its own,
+  ``(seed, rep, KIND_PARAMS, segment, transition, "family")``, then that
+  family's parameters as above; ``model_uncertainty: best`` keeps the chosen
+  family. The weights (Akaike by default) treat the candidates as the only
+  possibilities: a shape none of them has is not covered.
 - Touch-effect intervals carry no covariance: ratios are independent of each
   other and of the curves, and are drawn log-normally in either mode.
 - One draw per block per replication: every customer of a replication shares
