@@ -424,3 +424,21 @@ def test_a_ratio_at_zero_is_refused():
     te = TouchEffects(df, covariates=COVARIATES, trim=0.3).fit()
     assert "has 0 events" in te.refused_[("ipw", "high_touch")]
     assert np.isnan(_row(te, "ipw")["hazard_ratio"])
+
+
+def test_cli_reads_yes_no_event_flags(tmp_path, capsys):
+    df = confounded(1500, {"high_touch": 0.6}, seed=5)
+    df["churned"] = np.where(df["event"] == 1, "Yes", "No")
+    path = tmp_path / "table.csv"
+    df.drop(columns="event").to_csv(path, index=False)
+    out = tmp_path / "te"
+    assert main(["touch-effects", str(path), "--duration", "duration", "--event", "churned", "--group", "touch_model",
+                 "--covariates", "log_arr", "--out", str(out)]) == 0
+    numeric = TouchEffects(df, covariates=["log_arr"]).fit()
+    got = pd.read_csv(out / "touch_effects.csv")
+    assert got["hazard_ratio"].to_numpy() == pytest.approx(numeric.summary["hazard_ratio"].to_numpy(), rel=1e-5)
+    df["churned"] = df["churned"].where(df.index != 3, "perhaps")
+    df.drop(columns="event").to_csv(path, index=False)
+    assert main(["touch-effects", str(path), "--duration", "duration", "--event", "churned", "--group", "touch_model",
+                 "--out", str(tmp_path / "te2")]) == 2
+    assert "row 5, column 'churned': 'perhaps' is not a churn flag" in capsys.readouterr().err

@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .snapshot import read_flags
 
 __all__ = [
     "TouchEffects", "touch_effects", "touch_frame_from_history", "touch_effects_file", "SUMMARY_COLUMNS", "METHODS",
@@ -711,6 +712,8 @@ def _frame_for_cli(path: Path, transition, covariates, duration, event, group, e
         raise DataError(f"{path}: a table that is not a customer history needs --duration, --event and --group "
                         f"(missing {', '.join(missing)})")
     frame = _read_table(path)
+    if event in frame.columns and not pd.api.types.is_numeric_dtype(frame[event]):
+        frame[event] = read_flags(frame[event], event, str(path))  # Yes/No, True/False as 1/0
     covs = covs or []
     for c in covs:
         if c not in frame.columns:
