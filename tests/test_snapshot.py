@@ -104,3 +104,16 @@ def test_bad_tenure_and_flag_name_the_row(tmp_path, capsys):
     assert main(["fit", str(path), "--out", str(tmp_path / "o"), "--duration", "tenure", "--event", "Churn",
                  "--extract-date", "2024-01-31"]) == 2
     assert "row 11, column 'Churn': 'maybe' is not a churn flag" in capsys.readouterr().err
+
+
+def test_fit_report_lists_the_weights_and_the_edge(tmp_path):
+    path = _snapshot(tmp_path / "telco.csv")
+    out = tmp_path / "fit"
+    assert main(["fit", str(path), "--duration", "tenure", "--event", "Churn", "--extract-date", "2024-01-31",
+                 "--families", "weibull,lognormal", "--out", str(out), "-q"]) == 0
+    report = (out / "fit_report.md").read_text()
+    entry = json.loads((out / "curves.json").read_text())["curves"]["all/churn"]
+    assert "| family | log-lik | AIC | ΔAIC | weight |" in report
+    assert f"Data edge: {entry['edge']['edge']:.0f} days" in report
+    for fam, w in entry["weights"].items():
+        assert f"| {fam}" in report and f"{w:.1%}" in report

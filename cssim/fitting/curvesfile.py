@@ -114,19 +114,25 @@ class HistoryFitResults:
             "",
         ]
         for key, f in self.fits.items():
+            e = f.edge_
             lines += [f"## {key}", "", f"n = {f.n_}, events = {f.events_}, left-truncated = {f.truncated_}; "
                       f"chosen: **{f.best_}** → `{_fmt_spec(f.curve_spec())}`"
                       + (f"; {_boot_note(f._bootstrap_block())}" if f._bootstrap_block() else ""), "",
-                      "| family | log-lik | AIC | ΔAIC | BIC | parameters (95 % CI) |", "|---|---:|---:|---:|---:|---|"]
+                      f"Data edge: {e['edge']:.0f} days (the last duration with at least {e['min_at_risk']} at risk; "
+                      f"longest observed {e['observed_max']:.0f}). Weights ({f.weighting}) are what a model-averaged "
+                      "forecast draws each family with.", "",
+                      "| family | log-lik | AIC | ΔAIC | weight | BIC | parameters (95 % CI) |",
+                      "|---|---:|---:|---:|---:|---:|---|"]
             for _, r in f.candidates_.iterrows():
                 if not r["converged"]:
-                    lines.append(f"| {r['family']} | – | – | – | – | failed: {r['note']} |")
+                    lines.append(f"| {r['family']} | – | – | – | – | – | failed: {r['note']} |")
                     continue
                 ps = ", ".join(f"{n} {v['estimate']:.4g} ({v['lower']:.4g}–{v['upper']:.4g})" for n, v in r["params"].items())
                 mark = " **✓**" if r["chosen"] else (" (report only)" if not r["simulatable"] else "")
                 note = f" — {r['note']}, not chosen" if r["note"] else ""
+                weight = f"{r['weight']:.1%}" if r["simulatable"] and r["weight"] > 0 else "–"
                 lines.append(f"| {r['family']}{mark} | {r['log_likelihood']:.2f} | {r['AIC']:.2f} | "
-                             f"{r['delta_AIC']:.2f} | {r['BIC']:.2f} | {ps}{note} |")
+                             f"{r['delta_AIC']:.2f} | {weight} | {r['BIC']:.2f} | {ps}{note} |")
             lines.append("")
             lines += [f"**Note:** {n.split(': ', 1)[1]}." for n in f.notes()] + ([""] if f.notes() else [])
         if self.skipped:
