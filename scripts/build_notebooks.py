@@ -134,8 +134,10 @@ table = cssim.read_cohort_table(COHORT_TABLE)
 fit = cssim.fit_cohorts(table, until=CALIBRATE_UNTIL, n_draws=300 if FAST else 2000)
 print(fit.report())
 """),
-    md("## Projection against the observed periods (the best model by AIC, with its interval)"),
-    code("plots.cohort_projection(fit.projection, model=fit.best).figure"),
+    md("## Projection against the observed periods (the recommended projection, with its interval)\n\n"
+       "When no model is clearly best by AIC the report recommends the model-averaged projection, whose "
+       "interval also carries the choice of model."),
+    code("plots.cohort_projection(fit.projection, model=fit.recommended).figure"),
     md("Every model side by side: a constant hazard (geometric) ignores that survivors are the loyal customers and under-projects."),
     code("plots.cohort_projection(fit.projection).figure"),
     md("## Use the fitted curve in a scenario\n\nThe continuous-time churn curve (days) the fit implies:"),
