@@ -64,11 +64,13 @@ import pandas as pd
 
 from .clock import DAYS_PER_MONTH
 from .errors import DataError
+from .scenario import TAIL_POLICIES, with_tail
 
 __all__ = ["BacktestResults", "backtest", "censor_history", "book_at", "estimation_share", "write_backtest", "METHODS",
            "METRICS"]
 
-METHODS = ("cssim", "cssim_point", "flat_rate", "constant_hazard")
+METHODS = ("cssim", "cssim_best", "cssim_point", "flat_rate", "constant_hazard")
+MODEL_UNCERTAINTY = ("averaged", "best")
 PARAMETER_UNCERTAINTY = ("none", "asymptotic", "bootstrap")
 BOOTSTRAP_REFITS = 200
 METRICS = ("active_logos", "arr", "churned", "renewed")
@@ -327,9 +329,22 @@ def _uncertain_spec(key: str, fit, spec: dict, mode: str = "asymptotic", bootstr
     return out
 
 
+def _averaged_spec(key: str, fit, spec: dict, mode: str, bootstrap: int, seed: int) -> dict | None:
+    """The fit's model-averaged spec (None: one credible family), its chosen family as :func:`_uncertain_spec` has it."""
+    averaged = fit.averaged_spec()
+    if averaged is None:
+        return None
+    chosen = spec if mode == "none" else _uncertain_spec(key, fit, spec, mode, bootstrap, seed)
+    if mode == "bootstrap" and (chosen.get("uncertainty") or {}).get("bootstrap") is None:
+        chosen = {k: v for k, v in chosen.items() if k != "uncertainty"}
+    averaged["models"][0]["curve"] = chosen
+    return averaged
+
+
 def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.date, months: int, books_dir: Path,
                        books: dict, replications: int, seed: int, acquisition: dict,
-                       parameter_uncertainty: str = "asymptotic", bootstrap: int = 0) -> dict:
+                       parameter_uncertainty: str = "asymptotic", bootstrap: int = 0,
+                       model_uncertainty: str = "averaged", tail: str | None = None) -> dict:
     data = {k: v for k, v in template.items() if k not in ("sweep", "sensitivity", "extends")}
     data.update(start_date=cutoff.isoformat(), horizon_months=months, replications=replications, seed=seed)
     for tm in data.get("touch_models", {}).values():
@@ -353,8 +368,14 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
             key = f"{name}/{tr}"
             if key in fits.fits:
                 spec = fits.curve_spec(key)
-                life[tr] = spec if parameter_uncertainty == "none" else _uncertain_spec(
+                averaged = None if model_uncertainty == "best" else _averaged_spec(
                     key, fits.fits[key], spec, parameter_uncertainty, bootstrap, seed)
+                if averaged is not None:
+                    life[tr] = averaged
+                else:
+                    life[tr] = spec if parameter_uncertainty == "none" else _uncertain_spec(
+                        key, fits.fits[key], spec, parameter_uncertainty, bootstrap, seed)
+                life[tr] = with_tail(life[tr], fits.fits[key].edge_, tail)
         life["at_risk_churn_hazard_ratio"] = 1.0
         seg["lifecycle"] = life
         seg["expansion"] = {"probability": {"onboarding": 0.0, "growth": 0.0, "maturity": 0.0},
@@ -388,14 +409,19 @@ def _forecast_scenario(template: dict, fits, known: pd.DataFrame, cutoff: dt.dat
             for tr, c in seg["lifecycle"].items():
                 if isinstance(c, dict) and "uncertainty" in c and (c["uncertainty"] or {}).get("bootstrap") is None:
                     seg["lifecycle"][tr] = {k: v for k, v in c.items() if k != "uncertainty"}
-    carrying = any(isinstance(c, dict) and c.get("uncertainty") is not None
-                   for seg in segs.values() for c in [*seg["lifecycle"].values(), seg["renewal"]])
+    def carries(c) -> bool:
+        if isinstance(c, dict) and c.get("family") == "averaged":
+            return any(m["curve"].get("uncertainty") is not None for m in c["models"])
+        return isinstance(c, dict) and c.get("uncertainty") is not None
+
+    carrying = any(carries(c) for seg in segs.values() for c in [*seg["lifecycle"].values(), seg["renewal"]])
     if parameter_uncertainty != "none" and not carrying:
         warnings.warn(f"back-test: no fitted curve has a usable covariance; parameter_uncertainty "
                       f"{parameter_uncertainty} falls back to none (intervals leave out estimation error)",
                       stacklevel=3)
         parameter_uncertainty = "none"
     data["parameter_uncertainty"] = parameter_uncertainty
+    data["model_uncertainty"] = model_uncertainty
     return data
 
 
@@ -475,13 +501,18 @@ def score(
     return pd.DataFrame(rows), pd.DataFrame(scores)
 
 
-def estimation_share(scores: pd.DataFrame, with_method: str = "cssim", without: str = "cssim_point") -> pd.DataFrame:
-    """Per metric: mean interval width with and without parameter uncertainty, and the share owed to estimation.
+def estimation_share(scores: pd.DataFrame, with_method: str = "cssim", without: str = "cssim_point",
+                     best: str = "cssim_best") -> pd.DataFrame:
+    """Per metric: mean interval width with and without parameter (and model) uncertainty, and their shares.
 
     ``share_estimation`` = 1 − (width_without / width_with)², clipped to [0, 1]:
     the share of the interval's variance that comes from not knowing the
-    curves (the two runs share every process-noise draw, see
-    :func:`cssim.uncertainty.decompose`).
+    curves (the runs share every process-noise draw, see
+    :func:`cssim.uncertainty.decompose`). When the forecast averaged over
+    families (a ``best`` run exists, the chosen family with its parameter
+    uncertainty), that share is split: ``share_model`` = 1 − (width_best /
+    width_with)² is owed to the choice of family, and ``share_estimation`` =
+    (width_best² − width_without²) / width_with² to the parameters.
     """
     s = scores.set_index(["method", "metric"])["width"]
     rows = []
@@ -490,15 +521,24 @@ def estimation_share(scores: pd.DataFrame, with_method: str = "cssim", without: 
             continue
         w, w0 = float(s[(with_method, metric)]), float(s[(without, metric)])
         share = float(np.clip(1.0 - (w0 / w) ** 2, 0.0, 1.0)) if w > 0 else np.nan
-        rows.append({"metric": metric, "width_with": w, "width_without": w0, "share_estimation": share})
-    return pd.DataFrame(rows, columns=["metric", "width_with", "width_without", "share_estimation"])
+        row = {"metric": metric, "width_with": w, "width_without": w0, "share_estimation": share}
+        if (best, metric) in s:
+            wb = float(s[(best, metric)])
+            model = float(np.clip(1.0 - (wb / w) ** 2, 0.0, 1.0)) if w > 0 else np.nan
+            row.update(width_best=wb, share_model=model,
+                       share_estimation=float(np.clip(share - model, 0.0, 1.0)) if w > 0 else np.nan)
+        rows.append(row)
+    cols = ["metric", "width_with", "width_without", "share_estimation"]
+    if any("share_model" in r for r in rows):
+        cols = ["metric", "width_with", "width_best", "width_without", "share_model", "share_estimation"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 class BacktestResults:
     """A finished back-test: ``table`` (month × metric × method), ``scores``, ``actual`` and the context."""
 
     def __init__(self, table, scores, actual, history_path, cutoff, months, scenario, before, rates, books=None,
-                 parameter_uncertainty: str = "none"):
+                 parameter_uncertainty: str = "none", model_uncertainty: str = "best"):
         self.table = table
         self.scores = scores
         self.actual = actual
@@ -510,6 +550,7 @@ class BacktestResults:
         self.rates = rates
         self.books = books or {}  # segment → the starting book at the cutoff (DataFrame)
         self.parameter_uncertainty = parameter_uncertainty  # the forecast scenario's mode as run
+        self.model_uncertainty = model_uncertainty  # averaged: some curve averaged over families
         self.uncertainty = estimation_share(scores)  # empty unless both cssim and cssim_point ran
 
     def summary(self) -> str:
@@ -518,7 +559,13 @@ class BacktestResults:
                              "estimation covariance)",
                "bootstrap": "bootstrap (curve parameters: one refit on resampled customers per replication)"}
         lines = [f"back-test of {self.history_path}: cutoff {self.cutoff}, {self.months} months forward",
-                 f"parameter uncertainty: {how.get(self.parameter_uncertainty, self.parameter_uncertainty)}"]
+                 f"parameter uncertainty: {how.get(self.parameter_uncertainty, self.parameter_uncertainty)}",
+                 "model uncertainty: " + ("averaged (each replication draws a curve family by its Akaike weight; "
+                                          "cssim_best: the lowest-AIC family only)"
+                                          if self.model_uncertainty == "averaged" else "best (lowest-AIC family)")]
+        for _, _, path, spec in self.scenario.averaged_curves():
+            fams = ", ".join(f"{m.curve['family']} {m.weight:.0%}" for m in spec.models)
+            lines.append(f"  {path.removeprefix('segments.').replace('.lifecycle.', '/')}: {fams}")
         s = self.scores[self.scores.metric.isin(["active_logos", "arr"])]
         for _, r in s.iterrows():
             lines.append(
@@ -530,8 +577,11 @@ class BacktestResults:
                          "(cssim) / point-estimate curves (cssim_point); estimation share = 1 - (point/with)^2")
             for r in u.itertuples():
                 share = "n/a" if not np.isfinite(r.share_estimation) else f"{r.share_estimation:.0%}"
+                model = ""
+                if "share_model" in u.columns:
+                    model = "   model share " + ("n/a" if not np.isfinite(r.share_model) else f"{r.share_model:.0%}")
                 lines.append(f"  {r.metric:<13} width {r.width_with:12,.1f} / {r.width_without:12,.1f}"
-                             f"   estimation share {share:>4}")
+                             f"   estimation share {share:>4}{model}")
         return "\n".join(lines)
 
     def plot_fan(self, metric: str = "active_logos", ax=None):
@@ -554,7 +604,7 @@ def _parse_cutoff(cutoff) -> dt.date:
         raise DataError(f"--cutoff: {cutoff!r} is not a date (YYYY-MM-DD)") from None
 
 
-def fit_known(history, families=None):
+def fit_known(history, families=None, weighting: str = "akaike"):
     """Per segment × transition curve fits (:class:`~cssim.fitting.univariate.UnivariateFit`) of a censored history.
 
     Returns a :class:`~cssim.fitting.curvesfile.HistoryFitResults` holding only the
@@ -569,7 +619,8 @@ def fit_known(history, families=None):
         for tr in TRANSITIONS:
             key = f"{seg}/{tr}"
             try:
-                res.fits[key] = UnivariateFit(durations(history, tr, seg), seg, tr, families=families).fit()
+                res.fits[key] = UnivariateFit(durations(history, tr, seg), seg, tr, families=families,
+                                              weighting=weighting).fit()
             except DataError as exc:
                 res.skipped[key] = str(exc).split(": ", 1)[-1]
     return res
@@ -587,7 +638,9 @@ def _acquisition_file(paths: dict, cutoff: dt.date, months: int) -> dict:
 
 def backtest(history, cutoff, horizon: int, template=None, replications: int = 100, seed: int = 0,
              jobs: int = 1, families=None, rate_uncertainty: bool = True,
-             parameter_uncertainty: str = "asymptotic", bootstrap: int | None = None) -> BacktestResults:
+             parameter_uncertainty: str = "asymptotic", bootstrap: int | None = None,
+             model_uncertainty: str = "averaged", tail: str | None = None,
+             weighting: str = "akaike") -> BacktestResults:
     """Back-test cssim and the baselines on ``history`` split at ``cutoff``; see the module docstring.
 
     Parameters
@@ -619,6 +672,19 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         ``none``: the point estimates only, as ``cssim``.
     bootstrap : int, optional
         Refits per curve with ``parameter_uncertainty="bootstrap"`` (default 200).
+    model_uncertainty : ``"averaged"`` or ``"best"``
+        ``averaged`` (the default): a curve whose fit has more than one
+        credible family (Akaike weight ≥ 1 %) averages over them — each
+        replication draws a family by weight, then its parameters — and the
+        forecast is run again with the lowest-AIC family only (``cssim_best``)
+        to score intervals without model uncertainty. ``best``: the lowest-AIC
+        family is taken as known.
+    tail : ``"auto"``, ``"hold"`` or ``"fitted"``, optional
+        Hazards beyond each curve's data edge (where fewer than 20 were at
+        risk before the cutoff): held at their level over the last
+        well-observed window, the fitted curve extrapolated, or ``auto``: held
+        only where the fitted hazard would rise above that level (default:
+        :data:`cssim.scenario.DEFAULT_TAIL`).
     """
     from .fitting.history import read_history
     from .loader import read_scenario_dict, scenario_from_dict
@@ -636,6 +702,10 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         raise DataError(f"--bootstrap: {bootstrap} refits; give at least 2")
     if horizon < 1:
         raise DataError(f"--horizon: {horizon} months; give at least 1")
+    if tail is not None and tail not in TAIL_POLICIES:
+        raise DataError(f"--tail: {tail!r}; choose one of {', '.join(TAIL_POLICIES)}")
+    if model_uncertainty not in MODEL_UNCERTAINTY:
+        raise DataError(f"--model-uncertainty: {model_uncertainty!r}; choose one of {', '.join(MODEL_UNCERTAINTY)}")
     full = read_history(history)
     label = full.source
     first = full.frame["signed_date"].min().date()
@@ -683,7 +753,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     with tempfile.TemporaryDirectory(prefix="cssim-backtest-") as tmp:
         tmp = Path(tmp)
         known.to_csv(tmp / "history_at_cutoff.csv", index=False)
-        fits = fit_known(read_history(tmp / "history_at_cutoff.csv", extract_date=cutoff), families)
+        fits = fit_known(read_history(tmp / "history_at_cutoff.csv", extract_date=cutoff), families, weighting)
         if not fits.fits:
             first = next(iter(fits.skipped.items()), ("", "no segments"))
             raise DataError(f"{label}: no curve could be fitted on the history before the cutoff {cutoff} "
@@ -691,13 +761,17 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         books = book_at(known, cutoff, signing, touch_models)
         acquisition = _acquisition_file(new_paths, cutoff, horizon)
         data = _forecast_scenario(template, fits, known, cutoff, horizon, tmp, books, replications, seed, acquisition,
-                                  parameter_uncertainty, bootstrap)
+                                  parameter_uncertainty, bootstrap, model_uncertainty, tail)
         scenario = scenario_from_dict(data, source=f"back-test scenario for {label}")
         results = simulate(scenario, jobs=jobs)
         runs = {"cssim": results}
+        if scenario.model_mode == "averaged":
+            # The lowest-AIC family only, with its parameter uncertainty: the interval without model choice.
+            best = scenario.model_copy(update={"model_uncertainty": "best"})
+            runs["cssim_best"] = simulate(best, jobs=jobs, replication_ids=results.replication_ids)
         if scenario.uncertainty_mode != "none":
             # Same replications, same customers and arrivals: only the curve parameters differ.
-            point = scenario.model_copy(update={"parameter_uncertainty": "none"})
+            point = scenario.model_copy(update={"parameter_uncertainty": "none", "model_uncertainty": "best"})
             runs["cssim_point"] = simulate(point, jobs=jobs, replication_ids=results.replication_ids)
     samples = {}
     for method, run in runs.items():
@@ -725,7 +799,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         before["month"] = before["month"] - before_months
     table, scores = score(actual, samples)
     res = BacktestResults(table, scores, actual, label, cutoff, horizon, scenario, before, rates, books,
-                          parameter_uncertainty=scenario.uncertainty_mode)
+                          parameter_uncertainty=scenario.uncertainty_mode, model_uncertainty=scenario.model_mode)
     res.acquisition = acquisition
     return res
 
@@ -751,7 +825,7 @@ def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
         save(res.plot_calibration(), tmp / "calibration.png")
         manifest = {"tool": "cssim", "kind": "backtest", "history": res.history_path, "cutoff": res.cutoff.isoformat(),
                     "horizon_months": res.months, "replications": res.scenario.replications,
-                    "parameter_uncertainty": res.parameter_uncertainty,
+                    "parameter_uncertainty": res.parameter_uncertainty, "model_uncertainty": res.model_uncertainty,
                     "seed": res.scenario.seed, "versions": versions()}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         # The forecast scenario, runnable again with `cssim run`: its books sit beside it.

@@ -543,6 +543,14 @@ def _add_fit(sub):
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0,
         help="histories: seed of the bootstrap resamples (default 0)")
     p.add_argument("--families", help="histories: " + _families_help())
+    p.add_argument("--weighting", choices=("akaike", "stacking"), default="akaike",
+                   help="histories: weights of the candidate families for model averaging: akaike (default) or "
+                   "stacking (5-fold cross-validated predictive densities; 5 refits per family)")
+    p.add_argument("--duration", help="snapshot tables (one row per customer): column of the tenure")
+    p.add_argument("--event", help="snapshot tables: column of the churn flag (1/0, Yes/No, True/False)")
+    p.add_argument("--segment", help="snapshot tables: column whose values are the segments (e.g. contract type)")
+    p.add_argument("--duration-unit", choices=("months", "days"), default="months",
+                   help="snapshot tables: unit of --duration (default months)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
@@ -560,7 +568,14 @@ def cmd_fit(args) -> int:
     from .files import regular_file
 
     regular_file(path, str(path), "a customer history or a cohort table (CSV or Parquet)")
-    if looks_like_cohort_table(path):
+    snapshot = None
+    if args.duration is not None or args.event is not None or args.segment is not None:
+        if args.duration is None or args.event is None:
+            raise CssimError(f"{path}: a snapshot table needs --duration and --event (the tenure and churn-flag "
+                             "columns)")
+        snapshot = {"duration": args.duration, "event": args.event, "segment": args.segment,
+                    "duration_unit": args.duration_unit}
+    elif looks_like_cohort_table(path):
         try:
             from .fitting.cohorts import fit_cohort_file
         except ImportError as exc:
@@ -581,7 +596,7 @@ def cmd_fit(args) -> int:
     return fit_history_file(
         path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
         segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
-        families=families, date_format=args.date_format,
+        families=families, date_format=args.date_format, weighting=args.weighting, snapshot=snapshot,
     )
 
 
@@ -673,6 +688,14 @@ def _add_backtest(sub):
                    "per replication instead (see --bootstrap); none: point estimates only")
     p.add_argument("--bootstrap", type=_int_in(2, MAX_BOOTSTRAP), default=None, metavar="N",
                    help="with --parameter-uncertainty bootstrap: refits per curve (default 200; costs N refits each)")
+    p.add_argument("--model-uncertainty", choices=("averaged", "best"), default="averaged",
+                   help="averaged (default): a curve with several credible families draws one per replication by its "
+                   "Akaike weight, and the forecast is run again with the lowest-AIC family (cssim_best); best: the "
+                   "lowest-AIC family is taken as known")
+    p.add_argument("--tail", choices=("auto", "hold", "fitted"), default=None,
+                   help="hazards beyond each curve's data edge (fewer than 20 at risk): hold keeps them at their level "
+                   "over the last well-observed window; fitted extrapolates the fitted curve; auto (default) holds "
+                   "only a hazard that would rise above that level")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
     p.set_defaults(func=cmd_backtest)
@@ -689,7 +712,7 @@ def cmd_backtest(args) -> int:
     res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario, families=families,
                    replications=args.replications, seed=args.seed, jobs=args.jobs,
                    rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty,
-                   bootstrap=args.bootstrap)
+                   bootstrap=args.bootstrap, model_uncertainty=args.model_uncertainty, tail=args.tail)
     out = write_backtest(res, args.out, force=args.force)
     print(res.summary())
     print(f"wrote {out}")

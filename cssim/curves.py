@@ -28,6 +28,7 @@ _SQRT_HALF = math.sqrt(0.5)
 _LN2 = math.log(2.0)
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 INF = math.inf
+_MAX_EXP = 709.0  # math.exp overflows just above 709.78
 
 
 class Curve:
@@ -174,7 +175,10 @@ class ExponentialGamma(Curve):
         return self.shape * math.log1p(t / self.scale) if t > 0 else 0.0
 
     def inv_cumhaz(self, h):
-        return self.scale * math.expm1(h / self.shape) if h > 0 else 0.0
+        if h <= 0:
+            return 0.0
+        x = h / self.shape
+        return self.scale * math.expm1(x) if x < _MAX_EXP else INF  # beyond float range: never, in practice
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,15 @@ class WeibullGamma(Curve):
         return self.shape * math.log1p((t / self.scale) ** self.rho) if t > 0 else 0.0
 
     def inv_cumhaz(self, h):
-        return self.scale * math.expm1(h / self.shape) ** (1.0 / self.rho) if h > 0 else 0.0
+        if h <= 0:
+            return 0.0
+        x = h / self.shape
+        if x >= _MAX_EXP:
+            return INF
+        try:
+            return self.scale * math.expm1(x) ** (1.0 / self.rho)
+        except OverflowError:
+            return INF
 
 
 @dataclass(frozen=True)
@@ -231,6 +243,51 @@ class PiecewiseExponential(Curve):
             if rate > 0 and reached >= h:
                 return self._edges[i] + (h - self._acc[i]) / rate
         return INF
+
+
+@dataclass(frozen=True)
+class HeldTail(Curve):
+    """``base`` up to ``edge``; beyond it the hazard held at its average over the last ``window`` days before it.
+
+    The tail policy for the data's edge: a fitted curve is evidence only where
+    customers were observed at risk. Past ``edge`` (where the risk set thins
+    out) the hazard stays at
+
+        rate = (H(edge) − H(edge − window)) / window,
+
+    so H(t) = H(edge) + rate · (t − edge) for t > edge: continuous,
+    non-decreasing, and exactly invertible. A base curve whose hazard keeps
+    rising (a steep Weibull) or falls away (a log-normal) is thereby not
+    extrapolated beyond what the data show.
+    """
+
+    base: Curve
+    edge: float
+    window: float
+    family = "held_tail"
+
+    def __post_init__(self):
+        if not (self.edge > 0 and self.window > 0):
+            raise ValueError(f"edge and window must be positive, got {self.edge} and {self.window}")
+        w = min(self.window, self.edge)
+        h_edge = self.base.cumhaz(self.edge)
+        object.__setattr__(self, "_h_edge", h_edge)
+        object.__setattr__(self, "_rate", max(h_edge - self.base.cumhaz(self.edge - w), 0.0) / w)
+
+    @property
+    def rate(self) -> float:
+        """The hazard (per day) held beyond the edge."""
+        return self._rate
+
+    def cumhaz(self, t):
+        if t <= self.edge:
+            return self.base.cumhaz(t)
+        return self._h_edge + self._rate * (t - self.edge)
+
+    def inv_cumhaz(self, h):
+        if h <= self._h_edge:
+            return min(self.base.inv_cumhaz(h), self.edge)
+        return self.edge + (h - self._h_edge) / self._rate if self._rate > 0 else INF
 
 
 FAMILIES: dict[str, type[Curve]] = {

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .checks import model_checks
+from .edge import warn_beyond_edge
 from .errors import ModelWarning, ScenarioError
 from .files import regular_file
 from .scenario import Scenario
@@ -366,7 +367,7 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     (``ScenarioError.problems``), each naming ``source`` and the field.
     """
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         # An unknown key first: a misspelt field also shows up as a missing one, and the typo is the cause.
         errors = sorted(exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden")
@@ -387,6 +388,8 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
         raise ScenarioError.many(lines) from None
     except RecursionError:
         raise ScenarioError(f"{source}: nested too deeply to validate") from None
+    warn_beyond_edge(scenario, source)  # fitted curves: how much of the forecast is extrapolation
+    return scenario
 
 
 def load_scenario(

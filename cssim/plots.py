@@ -1029,9 +1029,10 @@ def sobol_bars(table, kpi: str = "grr", scope: str = "all", ax=None):
 
 # ---------------------------------------------------------------------- back-tests (cssim.backtest)
 
-_BACKTEST_LABELS = {"cssim": "cssim", "cssim_point": "cssim, point-estimate curves", "flat_rate": "flat churn rate",
+_BACKTEST_LABELS = {"cssim": "cssim", "cssim_best": "cssim, lowest-AIC family",
+                    "cssim_point": "cssim, point-estimate curves", "flat_rate": "flat churn rate",
                     "constant_hazard": "constant hazard"}
-_BACKTEST_COLORS = {"cssim": 0, "cssim_point": 0, "flat_rate": 1, "constant_hazard": 2}
+_BACKTEST_COLORS = {"cssim": 0, "cssim_best": 3, "cssim_point": 0, "flat_rate": 1, "constant_hazard": 2}
 _BACKTEST_METRICS = {"active_logos": "Active logos", "arr": "ARR", "churned": "Churned logos", "renewed": "Renewals"}
 
 
@@ -1108,7 +1109,8 @@ def backtest_calibration(scores: pd.DataFrame, metrics: Sequence[str] = ("active
     ax.plot([0, 1], [0, 1], color=TOTAL, linewidth=1, linestyle="--", label="calibrated")
     markers = {"active_logos": "o", "arr": "s", "churned": "^", "renewed": "v"}
     styles = {"active_logos": "-", "arr": "--", "churned": ":", "renewed": "-."}
-    methods = [m for m in ("cssim", "cssim_point", "flat_rate", "constant_hazard") if m in set(scores["method"])]
+    methods = [m for m in ("cssim", "cssim_best", "cssim_point", "flat_rate", "constant_hazard")
+               if m in set(scores["method"])]
     for i, method in enumerate(methods):
         # Methods are nudged apart along x so that identical coverages stay visible; cssim is drawn on top.
         shift = (i - (len(methods) - 1) / 2) * 0.006

@@ -22,6 +22,7 @@ from scipy import stats
 
 from . import metrics
 from .clock import DAYS_PER_MONTH
+from .edge import MATERIAL_SHARE
 from .ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
 from .scenario import Scenario
 
@@ -240,6 +241,11 @@ class SimulationResults:
         for row in table.itertuples():
             lines.append(f"{metrics.kpi_label(row.kpi):<46}{_fmt(row.mean, row.unit):>14}   "
                          f"[{_fmt(row.lo, row.unit)}, {_fmt(row.hi, row.unit)}]")
+        for e in (self.manifest or {}).get("beyond_edge", []):
+            if e["share_beyond_edge"] > MATERIAL_SHARE:
+                lines.append(f"beyond the data's edge: {e['segment']}/{e['transition']} spends about "
+                             f"{e['share_beyond_edge']:.0%} of its customer-time past {e['edge_days']:.0f} days of "
+                             f"tenure (tail: {e['policy']})")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ multipliers (1 = no effect).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_serializer, model_validator
@@ -165,6 +166,33 @@ class CurveUncertainty(ParameterUncertainty):
     )
 
 
+#: Tail policies beyond the data's edge: ``fitted`` extrapolates the fitted curve; ``hold`` keeps the hazard at its
+#: average over the last well-observed window (:class:`cssim.curves.HeldTail`); ``auto`` holds it only where the
+#: fitted hazard would rise beyond the edge (above that level), and otherwise extrapolates.
+TAIL_POLICIES = ("auto", "fitted", "hold")
+#: The default tail policy of fitted curves (docs/backtest.md, "The data's edge").
+DEFAULT_TAIL = "auto"
+
+
+class TailSpec(Spec):
+    """What a fitted curve does beyond the data's edge (days on the curve's clock).
+
+    ``edge`` is where the fit's risk set thinned out (fewer than
+    ``cssim.fitting.univariate.MIN_AT_RISK`` customers at risk);
+    ``observed_max`` the longest tenure observed. ``policy: hold`` keeps the
+    hazard beyond ``edge`` at its average over ``[edge − window, edge]``;
+    ``fitted`` uses the fitted curve (the edge is then only recorded);
+    ``auto`` holds it when the fitted curve's average hazard over
+    ``[edge, 2·edge]`` exceeds that level (a hazard the data never saw rise),
+    and otherwise uses the fitted curve.
+    """
+
+    policy: Literal["auto", "fitted", "hold"] = DEFAULT_TAIL
+    edge: PositiveFloat = Field(description="days: where the risk set thins out")
+    window: PositiveFloat = Field(description="days before the edge whose average hazard is held")
+    observed_max: PositiveFloat | None = Field(None, exclude_if=_is_none, description="longest observed duration")
+
+
 class ParametricCurve(Spec):
     """A curve family with positive parameters that may carry their estimation ``uncertainty``."""
 
@@ -172,6 +200,19 @@ class ParametricCurve(Spec):
     uncertainty: CurveUncertainty | None = Field(
         None, exclude_if=_is_none, description="estimation uncertainty of the parameters (fitted curves)"
     )
+    tail: TailSpec | None = Field(
+        None, exclude_if=_is_none, description="the data's edge and the tail policy beyond it (fitted curves)"
+    )
+
+    def _tailed(self, curve):
+        """``curve`` with this spec's tail policy applied (``hold``: :class:`cssim.curves.HeldTail`)."""
+        t = self.tail
+        if t is None or t.policy == "fitted":
+            return curve
+        held = _curves.HeldTail(curve, t.edge, t.window)
+        if t.policy == "auto" and (curve.cumhaz(2 * t.edge) - curve.cumhaz(t.edge)) / t.edge <= held.rate:
+            return curve  # the fitted hazard does not rise beyond the edge: extrapolate it
+        return held
 
     @model_serializer(mode="wrap")
     def _uncertainty_last(self, handler):
@@ -226,7 +267,7 @@ class ExponentialCurve(ParametricCurve):
     scale: PositiveFloat
 
     def build(self):
-        return _curves.Exponential(self.scale)
+        return self._tailed(_curves.Exponential(self.scale))
 
 
 class WeibullCurve(ParametricCurve):
@@ -238,7 +279,7 @@ class WeibullCurve(ParametricCurve):
     shape: PositiveFloat
 
     def build(self):
-        return _curves.Weibull(self.scale, self.shape)
+        return self._tailed(_curves.Weibull(self.scale, self.shape))
 
 
 class LogNormalCurve(ParametricCurve):
@@ -250,7 +291,7 @@ class LogNormalCurve(ParametricCurve):
     sigma: PositiveFloat
 
     def build(self):
-        return _curves.LogNormal(self.median, self.sigma)
+        return self._tailed(_curves.LogNormal(self.median, self.sigma))
 
 
 class LogLogisticCurve(ParametricCurve):
@@ -262,7 +303,7 @@ class LogLogisticCurve(ParametricCurve):
     shape: PositiveFloat
 
     def build(self):
-        return _curves.LogLogistic(self.scale, self.shape)
+        return self._tailed(_curves.LogLogistic(self.scale, self.shape))
 
 
 class ExponentialGammaCurve(ParametricCurve):
@@ -274,7 +315,7 @@ class ExponentialGammaCurve(ParametricCurve):
     shape: PositiveFloat
 
     def build(self):
-        return _curves.ExponentialGamma(self.scale, self.shape)
+        return self._tailed(_curves.ExponentialGamma(self.scale, self.shape))
 
 
 class WeibullGammaCurve(ParametricCurve):
@@ -287,7 +328,7 @@ class WeibullGammaCurve(ParametricCurve):
     shape: PositiveFloat
 
     def build(self):
-        return _curves.WeibullGamma(self.scale, self.rho, self.shape)
+        return self._tailed(_curves.WeibullGamma(self.scale, self.rho, self.shape))
 
 
 class PiecewiseExponentialCurve(ParametricCurve):
@@ -318,7 +359,7 @@ class PiecewiseExponentialCurve(ParametricCurve):
         return self
 
     def build(self):
-        return _curves.PiecewiseExponential(tuple(self.breakpoints), tuple(self.rates))
+        return self._tailed(_curves.PiecewiseExponential(tuple(self.breakpoints), tuple(self.rates)))
 
 
 class NeverCurve(Spec):
@@ -328,6 +369,105 @@ class NeverCurve(Spec):
 
     def build(self):
         return _curves.Never()
+
+
+class AveragedModel(Spec):
+    """One family of a model-averaged curve: its weight and its curve (with its own ``uncertainty``)."""
+
+    weight: Annotated[float, Field(gt=0.0, le=1.0)]
+    curve: SkipJsonSchema[dict] = Field(description="a concrete curve spec (not averaged, not fitted)")
+
+    @model_validator(mode="after")
+    def _concrete(self):
+        fam = self.curve.get("family") if isinstance(self.curve, dict) else None
+        if fam in (None, "averaged", "fitted"):
+            raise ValueError(f"curve: a concrete curve family is needed here, got {fam!r}")
+        self.curve = _concrete_curve_adapter().validate_python(self.curve).model_dump(mode="json")
+        return self
+
+    def concrete(self):
+        return _concrete_curve_adapter().validate_python(self.curve)
+
+
+class AveragedCurve(Spec):
+    """Several candidate families with weights: model uncertainty (:mod:`cssim.uncertainty`).
+
+    Each replication draws one family by its ``weight`` (from a stream of its
+    own), then that family's parameters from its ``uncertainty`` as any
+    curve's; so intervals carry the choice of family as well as estimation
+    error. ``models[0]`` is the family chosen by the fit (lowest AIC): a
+    single curve (``build()``) and ``model_uncertainty: best`` use it.
+    ``cssim fit`` writes the weights (Akaike weights by default,
+    :mod:`cssim.fitting.univariate`); a ``{family: fitted}`` reference resolves
+    to this when its fit has more than one credible family.
+    """
+
+    family: Literal["averaged"]
+    models: list[AveragedModel] = Field(min_length=1)
+    weighting: str = Field("akaike", description="how the weights were computed (akaike or stacking)")
+
+    @model_validator(mode="after")
+    def _weights(self):
+        total = sum(m.weight for m in self.models)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"models: weights must sum to 1, got {total:.6g}")
+        return self
+
+    @property
+    def weights(self) -> list[float]:
+        return [m.weight for m in self.models]
+
+    def chosen(self):
+        """The fit's chosen family (``models[0]``) as a concrete spec."""
+        return self.models[0].concrete()
+
+    def build(self):
+        return self.chosen().build()
+
+
+#: Akaike weights below this leave a family out of an average (the rest are renormalised).
+MIN_MODEL_WEIGHT = 0.01
+
+
+def with_tail(spec: dict, edge: Mapping | None, policy: str | None = None) -> dict:
+    """``spec`` with a ``tail`` block from a curves-file ``edge`` entry (unchanged without one, or for an average,
+    whose models each get it)."""
+    if not isinstance(edge, Mapping) or "edge" not in edge:
+        return spec
+    if spec.get("family") == "averaged":
+        return {**spec, "models": [{**m, "curve": with_tail(m["curve"], edge, policy)} for m in spec["models"]]}
+    if spec.get("family") in ("never", "fitted", None):
+        return spec
+    tail = {"policy": policy or DEFAULT_TAIL, "edge": float(edge["edge"]), "window": float(edge["window"])}
+    if edge.get("observed_max"):
+        tail["observed_max"] = float(edge["observed_max"])
+    return {**spec, "tail": tail}
+
+
+def averaged_spec(stored: Mapping, label: str | None = None) -> dict | None:
+    """The ``averaged`` spec of a curves-file entry (``cssim fit``), or None if only one family is credible.
+
+    Families with a weight of at least :data:`MIN_MODEL_WEIGHT` are kept and
+    their weights renormalised; the chosen family comes first; each carries the
+    uncertainty of its stored parameters (:func:`cssim.uncertainty.attach_fitted`).
+    """
+    from .uncertainty import attach_fitted
+
+    weights = stored.get("weights") or {}
+    cands = {c["family"]: c for c in stored.get("candidates", []) if c.get("spec") is not None}
+    chosen = stored.get("chosen")
+    keep = [f for f, w in weights.items() if w >= MIN_MODEL_WEIGHT and f in cands]
+    if len(keep) < 2:
+        return None
+    keep.sort(key=lambda f: (f != chosen, -weights[f]))
+    total = sum(weights[f] for f in keep)
+    models = []
+    for f in keep:
+        spec = dict(stored["spec"]) if f == chosen else dict(cands[f]["spec"])
+        params = stored.get("parameters") if f == chosen else cands[f].get("parameters")
+        models.append({"weight": weights[f] / total,
+                       "curve": attach_fitted(spec, params, label=f"{label} ({f})" if label else f)})
+    return {"family": "averaged", "models": models, "weighting": stored.get("weighting", "akaike")}
 
 
 class FittedCurve(Spec):
@@ -344,6 +484,17 @@ class FittedCurve(Spec):
     file: str
     key: str = Field(description="segment/transition, e.g. smb/churn")
     sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
+    model_uncertainty: Literal["averaged", "best"] | None = Field(
+        None, exclude_if=_is_none,
+        description="averaged: each replication draws a candidate family by its weight (the default when the fit "
+        "has more than one credible family); best: the chosen family only",
+    )
+    tail: Literal["auto", "fitted", "hold"] | None = Field(
+        None, exclude_if=_is_none,
+        description="beyond the data's edge (where fewer than 20 were at risk): hold the hazard at its level over "
+        "the last well-observed window, extrapolate the fitted curve, or auto (the default): hold it only where "
+        "the fitted hazard would rise above that level",
+    )
     resolved: SkipJsonSchema[dict | None] = Field(None, exclude=True)
     # The curve's estimation uncertainty, from the covariance the file stores beside the spec (cssim.uncertainty).
     uncertainty: SkipJsonSchema[dict | None] = Field(None, exclude=True)
@@ -366,13 +517,18 @@ class FittedCurve(Spec):
                 )
             _concrete_curve_adapter().validate_python(spec)  # a bad stored spec fails here, naming this field
             self.resolved, self.sha256 = dict(spec), digest
-            if "uncertainty" not in spec:
-                stored = load_curves(self.file)["curves"][self.key].get("parameters")
-                self.uncertainty = attach_fitted(dict(spec), stored, label=self.key).get("uncertainty")
+            entry = load_curves(self.file)["curves"][self.key]
+            averaged = None if self.model_uncertainty == "best" else averaged_spec(entry, self.key)
+            if averaged is not None:
+                self.resolved = averaged
+            elif "uncertainty" not in spec:
+                self.uncertainty = attach_fitted(dict(spec), entry.get("parameters"), label=self.key).get("uncertainty")
+            self.resolved = with_tail(self.resolved, entry.get("edge"), self.tail)
         return self
 
     def concrete(self):
-        """The concrete curve spec this reference resolved to (with its ``uncertainty`` block, if the file has one)."""
+        """The concrete curve spec this reference resolved to (with its ``uncertainty`` block, if the file has one;
+        an ``averaged`` spec when the fit has several credible families and ``model_uncertainty`` is not best)."""
         spec = self.resolved if self.uncertainty is None else {**self.resolved, "uncertainty": self.uncertainty}
         return _concrete_curve_adapter().validate_python(spec)
 
@@ -389,6 +545,7 @@ _CONCRETE = Union[
     WeibullGammaCurve,
     PiecewiseExponentialCurve,
     NeverCurve,
+    AveragedCurve,
 ]
 
 
@@ -1033,6 +1190,12 @@ class Scenario(Spec):
         "estimation uncertainty: asymptotic (normal on the log or logit scale) or bootstrap (one stored set); "
         "default: asymptotic if any of them carries uncertainty, else none (see cssim.uncertainty)",
     )
+    model_uncertainty: Literal["averaged", "best"] | None = Field(
+        None,
+        exclude_if=_is_none,
+        description="averaged curves (several candidate families with weights): averaged draws a family per "
+        "replication by weight; best uses each fit's chosen family; default: averaged (see cssim.uncertainty)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -1239,6 +1402,10 @@ class Scenario(Spec):
             )
         if mode == "bootstrap":
             for path, block in uncertain:
+                # Only an average's chosen family is refitted by `cssim fit --bootstrap`; the others draw
+                # asymptotically (cssim.uncertainty.replication_curve).
+                if ".models." in path and ".models.0." not in path:
+                    continue
                 if isinstance(block, ParameterUncertainty) and block.bootstrap is None:
                     raise ValueError(
                         f"{path}.bootstrap: missing, but parameter_uncertainty is bootstrap; "
@@ -1254,7 +1421,12 @@ class Scenario(Spec):
         drawn log-normally in either mode, they have no bootstrap sets).
         """
         for _, _, path, spec in self.curve_specs():
-            if getattr(spec, "uncertainty", None) is not None:
+            if isinstance(spec, AveragedCurve):
+                for i, m in enumerate(spec.models):
+                    block = getattr(m.concrete(), "uncertainty", None)
+                    if block is not None:
+                        yield f"{path}.models.{i}.curve.uncertainty", block
+            elif getattr(spec, "uncertainty", None) is not None:
                 yield f"{path}.uncertainty", spec.uncertainty
         for name, seg in self.segments.items():
             if seg.renewal.uncertainty is not None:
@@ -1284,6 +1456,19 @@ class Scenario(Spec):
         if self.parameter_uncertainty is not None:
             return self.parameter_uncertainty
         return "asymptotic" if next(self.uncertain_parameters(), None) is not None else "none"
+
+    def averaged_curves(self):
+        """Every curve that averages over families: ``(segment, transition, field path, AveragedCurve)``."""
+        for seg, tr, path, spec in self.curve_specs():
+            if isinstance(spec, AveragedCurve):
+                yield seg, tr, path, spec
+
+    @property
+    def model_mode(self) -> str:
+        """``model_uncertainty`` as run: ``best`` if set so or if no curve averages over families, else averaged."""
+        if self.model_uncertainty == "best" or next(self.averaged_curves(), None) is None:
+            return "best"
+        return "averaged"
 
     def pod_of(self, segment: str) -> str | None:
         """Name of the pod serving ``segment`` (None: no CSMs serve it)."""

@@ -12,6 +12,7 @@ import importlib.metadata
 import platform
 from collections.abc import Sequence
 
+from .edge import edge_exposure
 from .loader import scenario_hash
 from .results import SimulationResults
 from .scenario import Scenario
@@ -75,9 +76,13 @@ def simulate(
         "seed": scenario.seed,
         "replications": len(reps),
         "parameter_uncertainty": scenario.uncertainty_mode,
+        "model_uncertainty": scenario.model_mode,
         "versions": versions(),
         "scenario": scenario.model_dump(mode="json"),
     }
+    edges = edge_exposure(scenario)  # share of customer-time beyond fitted curves' data edges (estimate)
+    if len(edges):
+        manifest["beyond_edge"] = edges.to_dict(orient="records")
     return SimulationResults(scenario=scenario, arrays=arrays, replication_ids=reps, manifest=manifest)
 
 

@@ -53,9 +53,15 @@ Assumptions
   is the safer choice.
 - Curves, renewal models (``renewal.uncertainty``, logit scale, or
   ``renewal.fitted`` from a curves file, :func:`fitted_renewal`) and touch
-  effects (``effects.intervals``, log-normal from a 95 % interval) are drawn;
-  the choice of curve family stays fixed (acquisition paths have their own
-  uncertainty, see ``segments.*.acquisition``).
+  effects (``effects.intervals``, log-normal from a 95 % interval) are drawn
+  (acquisition paths have their own uncertainty, see ``segments.*.acquisition``).
+- Model uncertainty: an ``averaged`` curve (:class:`cssim.scenario.AveragedCurve`,
+  what a fitted reference resolves to when its fit has several credible
+  families) first draws its family by weight from a stream of its own,
+  ``(seed, rep, KIND_PARAMS, segment, transition, "family")``, then that
+  family's parameters as above; ``model_uncertainty: best`` keeps the chosen
+  family. The weights (Akaike by default) treat the candidates as the only
+  possibilities: a shape none of them has is not covered.
 - Touch-effect intervals carry no covariance: ratios are independent of each
   other and of the curves, and are drawn log-normally in either mode.
 - One draw per block per replication: every customer of a replication shares
@@ -82,6 +88,8 @@ __all__ = [
     "attach_fitted",
     "draw_parameters",
     "replication_curve",
+    "replication_spec",
+    "draw_family",
     "replication_renewal",
     "replication_effects",
     "ReplicationParameters",
@@ -305,19 +313,52 @@ def params_stream(seed: int, rep: int, segment: str, transition: str) -> np.rand
     return S.generator(seed, (rep, S.KIND_PARAMS, S.name_key(segment), S.name_key(transition)))
 
 
-def replication_curve(spec, mode: str, seed: int, rep: int, segment: str, transition: str):
+def family_stream(seed: int, rep: int, segment: str, transition: str) -> np.random.Generator:
+    """The stream of replication ``rep``'s draw of a family for one model-averaged curve."""
+    return S.generator(seed, (rep, S.KIND_PARAMS, S.name_key(segment), S.name_key(transition), S.name_key("family")))
+
+
+def draw_family(weights, rng: np.random.Generator) -> int:
+    """Index of the family drawn by ``weights`` (one uniform)."""
+    cum = np.cumsum(np.asarray(weights, dtype=float))
+    return int(min(np.searchsorted(cum, rng.random() * cum[-1], side="right"), len(cum) - 1))
+
+
+def replication_spec(spec, model_mode: str, seed: int, rep: int, segment: str, transition: str):
+    """The concrete curve spec of replication ``rep``: for a model-averaged curve, the family drawn by weight.
+
+    ``model_mode`` ``best`` (or a curve that is not averaged) gives the spec
+    itself (an average's chosen family); ``averaged`` draws from the stream
+    :func:`family_stream`, apart from the parameter draw's.
+    """
+    from .scenario import AveragedCurve
+
+    concrete = _concrete(spec)
+    if not isinstance(concrete, AveragedCurve):
+        return concrete
+    if model_mode == "best":
+        return concrete.chosen()
+    k = draw_family(concrete.weights, family_stream(seed, rep, segment, transition))
+    return concrete.models[k].concrete()
+
+
+def replication_curve(spec, mode: str, seed: int, rep: int, segment: str, transition: str,
+                      model_mode: str = "averaged"):
     """The curve replication ``rep`` simulates for ``segment``/``transition``.
 
-    ``spec.build()`` exactly when ``mode`` is ``none`` or the curve carries no
-    uncertainty; otherwise the curve at this replication's parameter draw.
+    A model-averaged curve first gets this replication's family
+    (:func:`replication_spec`, unless ``model_mode`` is ``best``). Then
+    ``build()`` exactly when ``mode`` is ``none`` or the curve carries no
+    uncertainty; otherwise the curve at this replication's parameter draw. In
+    ``bootstrap`` mode a family without bootstrap sets (an average's other
+    candidates: only the chosen family is refitted) draws asymptotically.
     """
-    if mode == "none":
-        return spec.build()
-    concrete = _concrete(spec)
+    concrete = replication_spec(spec, model_mode, seed, rep, segment, transition)
     unc = getattr(concrete, "uncertainty", None)
-    if unc is None:
+    if mode == "none" or unc is None:
         return concrete.build()
-    x = draw_parameters(unc, mode, params_stream(seed, rep, segment, transition))
+    how = "asymptotic" if mode == "bootstrap" and unc.bootstrap is None else mode
+    x = draw_parameters(unc, how, params_stream(seed, rep, segment, transition))
     return concrete.with_parameters(np.exp(x)).build()
 
 
@@ -375,9 +416,10 @@ class ReplicationParameters:
 
     def __init__(self, scenario, rep: int):
         self.mode, self.seed, self.rep = scenario.uncertainty_mode, scenario.seed, rep
+        self.model_mode = scenario.model_mode
 
     def curve(self, segment: str, transition: str, spec):
-        return replication_curve(spec, self.mode, self.seed, self.rep, segment, transition)
+        return replication_curve(spec, self.mode, self.seed, self.rep, segment, transition, self.model_mode)
 
     def renewal(self, segment: str, spec):
         return replication_renewal(spec, self.mode, self.seed, self.rep, segment)
@@ -462,7 +504,7 @@ def fitted_renewal(data: dict) -> dict:
 # --------------------------------------------------------------------------- decomposition
 
 
-def decomposition_table(with_uncertainty, without_uncertainty, level: float = 0.9) -> pd.DataFrame:
+def decomposition_table(with_uncertainty, without_uncertainty, level: float = 0.9, best=None) -> pd.DataFrame:
     """Per KPI and scope: interval widths with and without parameter uncertainty, and the estimation share.
 
     Widths are of the ``level`` interval across replications (``hi − lo`` of
@@ -490,6 +532,18 @@ def decomposition_table(with_uncertainty, without_uncertainty, level: float = 0.
         t["share_variance"] = np.clip(1.0 - vr, 0.0, 1.0)
     cols = ["kpi", "scope", "unit", "mean_with", "lo_with", "hi_with", "width_with", "mean_without", "lo_without",
             "hi_without", "width_without", "share_estimation", "sd_with", "sd_without", "share_variance"]
+    if best is not None:
+        # The choice of family: the same seeds with each averaged curve at its chosen family (model_uncertainty
+        # best, parameters still drawn). share_model = 1 − (width_best / width_with)²; the estimation share is
+        # what remains of the total, (width_best² − width_without²) / width_with².
+        c = best.kpis(level)
+        c = c.assign(width_best=c["hi"] - c["lo"])[["kpi", "scope", "width_best"]]
+        t = t.merge(c, on=["kpi", "scope"])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rb = np.where(t["width_with"] > 0, t["width_best"] / t["width_with"], np.nan)
+            t["share_model"] = np.clip(1.0 - rb**2, 0.0, 1.0)
+            t["share_estimation"] = np.clip(t["share_estimation"] - t["share_model"], 0.0, 1.0)
+        cols = cols[:11] + ["width_best", "share_model"] + cols[11:]
     return t[cols]
 
 
@@ -502,6 +556,7 @@ class UncertaintyDecomposition:
     without_uncertainty: object
     mode: str
     level: float = 0.9
+    best_family: object = None  # with model averaging: the same seeds at each averaged curve's chosen family
 
     def summary(self, scope: str = "all") -> str:
         """How much of each KPI's interval width comes from estimation error (scope ``all``)."""
@@ -509,14 +564,21 @@ class UncertaintyDecomposition:
 
         t = self.table[self.table["scope"] == scope]
         pct = int(round(self.level * 100))
+        model = "share_model" in t.columns
+
+        def pc(v) -> str:
+            return "n/a" if not np.isfinite(v) else f"{v * 100:.0f}%"
+
         lines = [
-            f"Interval width ({pct} % across replications) with and without parameter uncertainty ({self.mode}), "
-            "same seeds; estimation share = 1 - (without/with)^2",
-            f"{'KPI':<24}{'with':>14}{'without':>14}{'estimation':>12}",
+            f"Interval width ({pct} % across replications) with and without parameter uncertainty ({self.mode})"
+            + (" and the choice of curve family (averaged)" if model else "") + ", same seeds; "
+            + ("model share = 1 - (best family/with)^2, estimation share = ((best family)^2 - without^2)/with^2"
+               if model else "estimation share = 1 - (without/with)^2"),
+            f"{'KPI':<24}{'with':>14}{'without':>14}{'estimation':>12}" + (f"{'model':>8}" if model else ""),
         ]
         for r in t.itertuples():
-            share = "n/a" if not np.isfinite(r.share_estimation) else f"{r.share_estimation * 100:.0f}%"
-            lines.append(f"{r.kpi:<24}{_fmt(r.width_with, r.unit):>14}{_fmt(r.width_without, r.unit):>14}{share:>12}")
+            lines.append(f"{r.kpi:<24}{_fmt(r.width_with, r.unit):>14}{_fmt(r.width_without, r.unit):>14}"
+                         f"{pc(r.share_estimation):>12}" + (f"{pc(r.share_model):>8}" if model else ""))
         return "\n".join(lines)
 
 
@@ -531,6 +593,9 @@ def decompose(
 ) -> UncertaintyDecomposition:
     """Run ``scenario`` with and without parameter uncertainty on the same seeds; compare interval widths.
 
+    With model-averaged curves a third run keeps the parameter draws but fixes
+    each averaged curve at its chosen family, and the table gets the share of
+    the width owed to the choice of family (``share_model``, ``width_best``).
     The with-run uses the scenario's own mode (asymptotic by default when its
     curves carry uncertainty); the without-run sets ``parameter_uncertainty:
     none``. Both see the same customers (common random numbers), so the only
@@ -541,13 +606,17 @@ def decompose(
     from .simulate import simulate
 
     mode = scenario.uncertainty_mode
-    if mode == "none":
+    if mode == "none" and scenario.model_mode == "best":
         raise ScenarioError(
             f"{scenario.name}: parameter_uncertainty is none (no curve carries an uncertainty block, or it is "
-            "switched off); nothing to decompose"
+            "switched off) and no curve averages over families; nothing to decompose"
         )
     on = simulate(scenario, replications=replications, seed=seed, jobs=jobs, progress=progress, dask=dask)
-    off_scenario = on.scenario.model_copy(update={"parameter_uncertainty": "none"})
+    best = None
+    if on.scenario.model_mode == "averaged":
+        best = simulate(on.scenario.model_copy(update={"model_uncertainty": "best"}), replications=None, seed=None,
+                        jobs=jobs, progress=progress, dask=dask, replication_ids=on.replication_ids)
+    off_scenario = on.scenario.model_copy(update={"parameter_uncertainty": "none", "model_uncertainty": "best"})
     off = simulate(off_scenario, replications=None, seed=None, jobs=jobs, progress=progress, dask=dask,
                    replication_ids=on.replication_ids)
-    return UncertaintyDecomposition(decomposition_table(on, off, level), on, off, mode, level)
+    return UncertaintyDecomposition(decomposition_table(on, off, level, best=best), on, off, mode, level, best)

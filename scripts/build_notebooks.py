@@ -134,8 +134,10 @@ table = cssim.read_cohort_table(COHORT_TABLE)
 fit = cssim.fit_cohorts(table, until=CALIBRATE_UNTIL, n_draws=300 if FAST else 2000)
 print(fit.report())
 """),
-    md("## Projection against the observed periods (the best model by AIC, with its interval)"),
-    code("plots.cohort_projection(fit.projection, model=fit.best).figure"),
+    md("## Projection against the observed periods (the recommended projection, with its interval)\n\n"
+       "When no model is clearly best by AIC the report recommends the model-averaged projection, whose "
+       "interval also carries the choice of model."),
+    code("plots.cohort_projection(fit.projection, model=fit.recommended).figure"),
     md("Every model side by side: a constant hazard (geometric) ignores that survivors are the loyal customers and under-projects."),
     code("plots.cohort_projection(fit.projection).figure"),
     md("## Use the fitted curve in a scenario\n\nThe continuous-time churn curve (days) the fit implies:"),
@@ -486,15 +488,19 @@ The forecast: the customers the business will sign over the next 24 months (from
 date, at the same 20 a month), with the fitted churn curve in place of the true one —
 `{family: fitted, file, key}`. Because the curve carries its covariance,
 `parameter_uncertainty` is `asymptotic` by default: each replication draws the curve's parameters
-once, then simulates its customers with that curve.
+once, then simulates its customers with that curve. (By default a fit with several credible
+families is also averaged over them — each replication first draws a family by its Akaike
+weight — and `decompose` then reports that share too; `model_uncertainty: best` keeps the chosen
+family here, so that this comparison isolates estimation error.)
 """),
     code("""
 forecast = cssim.load_scenario(TRUTH, {
     "name": "fitted_churn", "start_date": history.extract_date.date(), "horizon_months": FORECAST_MONTHS,
-    "segments.smb.lifecycle.churn": {"family": "fitted", "file": curves_file, "key": "smb/churn"},
+    "segments.smb.lifecycle.churn": {"family": "fitted", "file": curves_file, "key": "smb/churn",
+                                     "model_uncertainty": "best"},
 })
 fitted = forecast.segments["smb"].lifecycle.churn.concrete()
-print(f"fitted churn curve: {fitted.model_dump(exclude={'uncertainty'})}")
+print(f"fitted churn curve: {fitted.model_dump(exclude={'uncertainty', 'tail'})}")
 print(f"covariance of log {', log '.join(fitted.uncertainty.names)}: "
       f"{np.round(fitted.uncertainty.covariance, 4).tolist()}")
 print(f"parameter uncertainty: {forecast.uncertainty_mode}")

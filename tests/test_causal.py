@@ -376,3 +376,69 @@ def test_figures(fits, tmp_path):
     assert te.plot_forest(ax=axes[0]) is axes[0] and te.plot_balance(ax=axes[1]) is axes[1]
     with pytest.raises(ValueError, match="missing columns"):
         covariate_balance(pd.DataFrame({"covariate": ["x"]}))
+
+
+# --------------------------------------------------------------------------- degenerate estimates are refused
+
+
+def test_a_trim_that_leaves_too_few_events_or_too_small_an_ess_is_refused_not_written(tmp_path, capsys):
+    # Strong assignment: a large trim keeps a few dozen customers per touch model.
+    df = confounded(600, {"high_touch": 0.6}, seed=3, assign=4.0)
+    ok = TouchEffects(df, covariates=COVARIATES, trim=0.02).fit()
+    assert ok.refused_ == {}
+    assert _row(ok, "ipw")["refused"] == ""
+
+    te = TouchEffects(df, covariates=COVARIATES, trim=0.4).fit()
+    why = te.refused_[("ipw", "high_touch")]
+    assert "4 events among the 23 customers kept" in why
+    row = _row(te, "ipw")
+    assert np.isnan(row["hazard_ratio"]) and np.isnan(row["lo"]) and row["refused"] == why
+    assert _row(te, "adjusted")["refused"] == ""  # the other estimates stand
+    assert "ipw       high_touch       refused" in te.report()
+    with pytest.warns(UserWarning, match="refused"):
+        assert set(te.to_effects("ipw")) == {"low_touch"}
+
+    # The ESS rule: a smaller book, where the kept groups still have events but few effective customers.
+    small = confounded(200, {"high_touch": 0.6}, seed=3, assign=4.0)
+    te = TouchEffects(small, covariates=COVARIATES, trim=0.2).fit()
+    assert te.refused_ == {("ipw", "high_touch"): "effective sample size of high_touch is 21 under the weights "
+                                                  "after trim 0.2 (need 30)"}
+
+    path = tmp_path / "table.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "te"
+    assert main(["touch-effects", str(path), "--duration", "duration", "--event", "event", "--group", "touch_model",
+                 "--covariates", "log_arr,segment,size", "--trim", "0.4", "--out", str(out)]) == 0
+    effects = json.loads((out / "effects.json").read_text())
+    assert "high_touch" not in effects["ipw"] and "high_touch" in effects["adjusted"]
+    assert effects["refused"]["ipw"]["high_touch"] == why
+    assert "refused" in capsys.readouterr().out
+
+
+def test_a_ratio_at_zero_is_refused():
+    # Every kept high-touch customer is censored: the weighted Cox ratio runs to 0.
+    df = confounded(1500, {"high_touch": 0.6}, seed=4, assign=4.0)
+    te = TouchEffects(df, covariates=COVARIATES, trim=0.3).fit()
+    kept = te.weights_.to_numpy() > 0
+    df.loc[kept & (df["touch_model"] == "high_touch").to_numpy(), "event"] = 0
+    te = TouchEffects(df, covariates=COVARIATES, trim=0.3).fit()
+    assert "has 0 events" in te.refused_[("ipw", "high_touch")]
+    assert np.isnan(_row(te, "ipw")["hazard_ratio"])
+
+
+def test_cli_reads_yes_no_event_flags(tmp_path, capsys):
+    df = confounded(1500, {"high_touch": 0.6}, seed=5)
+    df["churned"] = np.where(df["event"] == 1, "Yes", "No")
+    path = tmp_path / "table.csv"
+    df.drop(columns="event").to_csv(path, index=False)
+    out = tmp_path / "te"
+    assert main(["touch-effects", str(path), "--duration", "duration", "--event", "churned", "--group", "touch_model",
+                 "--covariates", "log_arr", "--out", str(out)]) == 0
+    numeric = TouchEffects(df, covariates=["log_arr"]).fit()
+    got = pd.read_csv(out / "touch_effects.csv")
+    assert got["hazard_ratio"].to_numpy() == pytest.approx(numeric.summary["hazard_ratio"].to_numpy(), rel=1e-5)
+    df["churned"] = df["churned"].where(df.index != 3, "perhaps")
+    df.drop(columns="event").to_csv(path, index=False)
+    assert main(["touch-effects", str(path), "--duration", "duration", "--event", "churned", "--group", "touch_model",
+                 "--out", str(tmp_path / "te2")]) == 2
+    assert "row 5, column 'churned': 'perhaps' is not a churn flag" in capsys.readouterr().err

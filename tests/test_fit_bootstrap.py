@@ -145,11 +145,13 @@ def test_fit_bootstrap_to_scenario_end_to_end(tmp_path, capsys):
 
     d = small_scenario_dict()
     d["segments"]["smb"]["lifecycle"].update(
-        churn={"family": "fitted", "file": str(out / "curves.json"), "key": "smb/churn"}, at_risk_churn_hazard_ratio=1.0
+        churn={"family": "fitted", "file": str(out / "curves.json"), "key": "smb/churn", "model_uncertainty": "best"},
+        at_risk_churn_hazard_ratio=1.0,
     )
     d.update(parameter_uncertainty="bootstrap", replications=4, horizon_months=8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the fitted block is usable: no "leaves out estimation uncertainty"
+        warnings.filterwarnings("ignore", message=".*beyond the data's edge")  # true here: a 3-year-old book
         sc = scenario_from_dict(d, "boot.yaml")
     assert sc.uncertainty_mode == "bootstrap"
     spec = sc.segments["smb"].lifecycle.churn.concrete()

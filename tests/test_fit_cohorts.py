@@ -253,3 +253,28 @@ def test_arr_table_same_estimates_honest_errors(regular):
     se_naive = np.sqrt(np.diag(regular.fits["sbg"].cov_free)) / np.sqrt(2500.5)
     assert np.all(se_arr > 5 * se_naive) and fit.dispersion > 1
     assert "binomial" not in json.dumps(res.to_dict()["projection_interval"]["includes"])
+
+
+# --------------------------------------------------------------------------- model averaging
+
+
+def test_averaged_projection_of_the_regular_cohort(regular):
+    w = regular.weights
+    aic = {k: f.aic for k, f in regular.fits.items()}
+    expected = {k: np.exp(-(a - min(aic.values())) / 2) for k, a in aic.items()}
+    total = sum(expected.values())
+    assert w == pytest.approx({k: v / total for k, v in expected.items()})
+    assert w["geometric"] < 1e-40  # 227 AIC behind: no weight
+    # sBG, exponential-gamma and BdW are within 1 AIC of each other: no single model is clearly best.
+    assert regular.recommended == "averaged"
+    avg = regular.projection[regular.projection.model == "averaged"].set_index("period")
+    assert abs(avg.loc[12, "projected"] / ACTUAL_YEAR12 - 1) < 0.02, avg.loc[12]
+    assert avg.loc[12, "lo"] <= ACTUAL_YEAR12 <= avg.loc[12, "hi"]
+    # The mean is the weighted mean of the models' projections; the interval holds each credible model's mean.
+    mix = sum(w[m] * regular.projected(m)[12] for m in regular.fits)
+    assert avg.loc[12, "projected"] == pytest.approx(mix)
+    for m in ("sbg", "exponential_gamma", "bdw"):
+        assert avg.loc[12, "lo"] <= regular.projected(m)[12] <= avg.loc[12, "hi"]
+    assert "recommended projection: model-averaged" in regular.report()
+    d = regular.to_dict()
+    assert d["recommended"] == "averaged" and d["weights"] == pytest.approx(w)

@@ -247,7 +247,8 @@ def test_fitted_curves_file_and_cohort_fit_carry_the_covariance(tmp_path):
     data = pd.DataFrame({"duration": d, "event": e, "entry": 0.0})
     fit = UnivariateFit(data, "smb", "churn", families=("exponential", "weibull")).fit()
     (tmp_path / "curves.json").write_text(json.dumps({"format": FORMAT, "curves": {"smb/churn": fit.to_dict()}}))
-    churn = {"family": "fitted", "file": str(tmp_path / "curves.json"), "key": "smb/churn"}
+    # The chosen family alone (by default a fit with two credible families is averaged: test_model_averaging.py).
+    churn = {"family": "fitted", "file": str(tmp_path / "curves.json"), "key": "smb/churn", "model_uncertainty": "best"}
     sc = _scenario(churn)
     assert sc.uncertainty_mode == "asymptotic"
     spec = sc.segments["smb"].lifecycle.churn.concrete()

@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .snapshot import read_flags
 
 __all__ = [
     "TouchEffects", "touch_effects", "touch_frame_from_history", "touch_effects_file", "SUMMARY_COLUMNS", "METHODS",
@@ -70,6 +71,7 @@ __all__ = [
 METHODS = ("naive", "adjusted", "ipw")
 SUMMARY_COLUMNS = [
     "method", "touch_model", "reference", "hazard_ratio", "lo", "hi", "p", "n", "events", "estimand", "warning",
+    "refused",
 ]
 BALANCE_COLUMNS = ["covariate", "touch_model", "reference", "smd_before", "smd_after"]
 #: |SMD| above this after weighting counts as imbalance (the usual rule of thumb).
@@ -81,6 +83,12 @@ POOR_OVERLAP_SHARE = 0.05
 #: Warn when a group's effective sample size under the weights is below this share of its size.
 LOW_ESS_SHARE = 0.25
 MIN_EVENTS = 10
+#: Refuse an IPW ratio whose touch model (or reference) keeps an effective sample size below this under the weights.
+MIN_ESS = 30
+#: Refuse a ratio whose touch model (or reference) has fewer events than this among the customers the fit uses.
+MIN_GROUP_EVENTS = 5
+#: A ratio outside [1/HR_LIMIT, HR_LIMIT] is a ratio at 0 or ∞ (a group without events, a separated fit).
+HR_LIMIT = 1e4
 _ESTIMAND = {"naive": "crude", "adjusted": "conditional", "ipw": "marginal"}
 
 
@@ -384,7 +392,50 @@ class TouchEffects:
         self.balance_ = self._balance(X, g, w, keep)
         self.overlap_ = self._overlap(ps, g)
         self._diagnose()
+        self.refused_ = self._refusals(g, keep)
         return self
+
+    def _refusals(self, g: np.ndarray, keep: np.ndarray) -> dict[tuple[str, str], str]:
+        """(method, touch model) → why its hazard ratio is not an estimate anyone should use.
+
+        A ratio is refused when it sits at 0 or ∞ (beyond :data:`HR_LIMIT`), when its
+        interval is not finite or has no width, when the touch model or the reference
+        has fewer than :data:`MIN_GROUP_EVENTS` events among the customers the fit uses,
+        or (IPW) when either keeps an effective sample size below :data:`MIN_ESS`.
+        """
+        out = {}
+        events = self.data[self.event].to_numpy().astype(int)
+        for method in METHODS:
+            cph = getattr(self, f"{method}_")
+            if cph is None:
+                continue
+            s = cph.summary
+            lo_col = next(k for k in s.columns if k.startswith("exp(coef) lower"))
+            hi_col = next(k for k in s.columns if k.startswith("exp(coef) upper"))
+            used = keep if method == "ipw" else np.ones(len(g), dtype=bool)
+            for m in self.others:
+                c = f"touch[{m}]"
+                hr, lo, hi = (float(s.loc[c, k]) for k in ("exp(coef)", lo_col, hi_col))
+                why = None
+                for grp in (m, self.reference):
+                    n_ev = int(events[(g == grp) & used].sum())
+                    if n_ev < MIN_GROUP_EVENTS:
+                        why = (f"{grp} has {n_ev} events among the {int(((g == grp) & used).sum())} customers "
+                               f"{'kept' if method == 'ipw' and self.trim else 'fitted'} (need {MIN_GROUP_EVENTS})")
+                        break
+                if why is None and method == "ipw":
+                    for grp in (m, self.reference):
+                        if self.ess_[grp] < MIN_ESS:
+                            why = (f"effective sample size of {grp} is {self.ess_[grp]:.0f} under the weights"
+                                   f"{' after trim ' + str(self.trim) if self.trim else ''} (need {MIN_ESS})")
+                            break
+                if why is None and not (1.0 / HR_LIMIT < hr < HR_LIMIT):
+                    why = f"hazard ratio {hr:.3g} is at {'0' if hr <= 1 else 'infinity'} (the fit separates the groups)"
+                if why is None and not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi / lo > 1 + 1e-6):
+                    why = f"its interval ({lo:.3g}–{hi:.3g}) is not finite or has no width"
+                if why is not None:
+                    out[(method, m)] = why
+        return out
 
     def _balance(self, X: pd.DataFrame, g: np.ndarray, w: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
         rows = []
@@ -481,7 +532,10 @@ class TouchEffects:
                     "estimand": _ESTIMAND[method],
                     "warning": "" if method == "naive" else "; ".join(
                         t for about, t in self._warnings_about if about in (None, m, self.reference)),
+                    "refused": self.refused_.get((method, m), ""),
                 })
+                if rows[-1]["refused"]:  # never a number a scenario could pick up
+                    rows[-1].update(hazard_ratio=np.nan, lo=np.nan, hi=np.nan, p=np.nan)
         return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
     def to_effects(self, method: str = "adjusted", transition: str | None = None) -> dict:
@@ -509,6 +563,10 @@ class TouchEffects:
         widen = Z95 / float(norm.ppf(1 - self.alpha / 2))
         out = {self.reference: {tr: 1.0}}
         for _, r in s.iterrows():
+            if r["refused"]:
+                warnings.warn(f"{method} hazard ratio of {r['touch_model']} refused ({r['refused']}); "
+                              "left out of the effects", UserWarning, stacklevel=2)
+                continue
             hr = round(float(r["hazard_ratio"]), 4)
             lo = hr * (float(r["lo"]) / float(r["hazard_ratio"])) ** widen
             hi = hr * (float(r["hi"]) / float(r["hazard_ratio"])) ** widen
@@ -524,6 +582,9 @@ class TouchEffects:
         lines = [f"Touch-model hazard ratios{what} vs {self.reference} ({level} % intervals)", ""]
         lines.append(f"{'method':<9} {'touch model':<16} {'HR':>7}  {'interval':<17} {'p':>8}  estimand")
         for _, r in s.iterrows():
+            if r["refused"]:
+                lines.append(f"{r['method']:<9} {r['touch_model']:<16} {'refused':>7}  ({r['refused']})")
+                continue
             lines.append(f"{r['method']:<9} {r['touch_model']:<16} {r['hazard_ratio']:>7.3f}  "
                          f"{r['lo']:.3f}–{r['hi']:.3f}{'':<5} {r['p']:>8.3g}  {r['estimand']}")
         b = self.balance_
@@ -651,6 +712,8 @@ def _frame_for_cli(path: Path, transition, covariates, duration, event, group, e
         raise DataError(f"{path}: a table that is not a customer history needs --duration, --event and --group "
                         f"(missing {', '.join(missing)})")
     frame = _read_table(path)
+    if event in frame.columns and not pd.api.types.is_numeric_dtype(frame[event]):
+        frame[event] = read_flags(frame[event], event, str(path))  # Yes/No, True/False as 1/0
     covs = covs or []
     for c in covs:
         if c not in frame.columns:
@@ -695,8 +758,15 @@ def touch_effects_file(path, transition: str = "churn", covariates: str | None =
         te.balance_.to_csv(tmp / "balance.csv", index=False, float_format="%.6g")
         te.overlap_.to_csv(tmp / "overlap.csv", index=False, float_format="%.6g")
         (tmp / "summary.txt").write_text(report + "\n")
-        (tmp / "effects.json").write_text(json.dumps(
-            {m: te.to_effects(m) for m in METHODS}, indent=2) + "\n")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # refusals are in the report and under "refused"
+            effects = {m: te.to_effects(m) for m in METHODS}
+        refused = {}
+        for (m, tm), why in te.refused_.items():
+            refused.setdefault(m, {})[tm] = why
+        if refused:
+            effects["refused"] = refused
+        (tmp / "effects.json").write_text(json.dumps(effects, indent=2) + "\n")
         save(touch_effects_forest(te), tmp / "touch_effects_forest.png")
         save(covariate_balance(te), tmp / "covariate_balance.png")
         manifest = {

@@ -597,6 +597,23 @@ class CohortFitResults:
         """Model with the lowest AIC."""
         return min(self.fits, key=lambda k: self.fits[k].aic)
 
+    @property
+    def weights(self) -> dict[str, float]:
+        """Akaike weights of the models, w ∝ exp(−ΔAIC / 2)."""
+        return akaike_weights({k: f.aic for k, f in self.fits.items()})
+
+    @property
+    def recommended(self) -> str:
+        """The projection to use: ``averaged`` when more than one model has a weight ≥ 1 %, else the best model."""
+        credible = [k for k, w in self.weights.items() if w >= MIN_WEIGHT]
+        return AVERAGED if len(credible) > 1 else self.best
+
+    def _recommended_text(self) -> str:
+        if self.recommended == AVERAGED:
+            return ("model-averaged (`averaged` in projection.csv): no single model is clearly best, so the "
+                    "projection and its interval mix them by Akaike weight")
+        return f"{LABELS.get(self.best, self.best)} (it takes essentially all the Akaike weight)"
+
     def projected(self, model: str, cohort: str | None = None) -> pd.Series:
         """Projected active by period for one model and cohort (default: the first cohort)."""
         cohort = cohort if cohort is not None else self.table.cohorts[0]
@@ -631,6 +648,8 @@ class CohortFitResults:
             "horizon": self.horizon,
             "period_days": self.period_days,
             "best_by_aic": self.best,
+            "weights": self.weights,
+            "recommended": self.recommended,
             "models": {k: f.to_dict() for k, f in self.fits.items()},
             "projection_interval": {
                 "level": self.interval,
@@ -638,7 +657,8 @@ class CohortFitResults:
                 "seed": self.seed,
                 "includes": ["parameter uncertainty (asymptotic normal of log/logit parameters)"]
                 + (["binomial noise of which survivors renew"] if self.table.kind == "logos" else []),
-                "excludes": ["model-family uncertainty"],
+                "excludes": ["model-family uncertainty (except the 'averaged' projection, whose draws pick a "
+                             "model by its Akaike weight first)"],
             },
             "curve": self.curve_spec(),
             "curve_note": (
@@ -667,6 +687,8 @@ class CohortFitResults:
             f"- calibration: periods ≤ {self.until if self.until is not None else 'all'}; "
             f"projection to period {self.horizon}",
             f"- best by AIC: {LABELS.get(self.best, self.best)}",
+            "- Akaike weights: " + ", ".join(f"{LABELS.get(k, k)} {w:.1%}" for k, w in self.weights.items()),
+            f"- **recommended projection: {self._recommended_text()}**",
             "",
             "## Models",
             "",
@@ -685,13 +707,20 @@ class CohortFitResults:
         lines += [
             "",
             f"Projection intervals (`lo`, `hi` in projection.csv) are {int(round(100 * self.interval))} % intervals "
-            f"from {self.n_draws} parameter draws; they include {inc}, not model-family uncertainty. "
+            f"from {self.n_draws} parameter draws; they include {inc}; only the `averaged` projection (model "
+            "`averaged` in projection.csv: each draw picks a model by its Akaike weight, then its parameters) "
+            "includes model-family uncertainty. "
             "Beyond a cohort's last calibration period the projection is conditional on the customers "
             "still active then: n_L · S(t)/S(L).",
             "",
         ]
         for cohort in self.table.cohorts[:12]:
             lines += [f"## Cohort {cohort}", "", side_by_side_table(self, cohort), ""]
+            if AVERAGED in set(self.projection["model"]):
+                a = self.projection[(self.projection["model"] == AVERAGED) & (self.projection["cohort"] == cohort)]
+                r = a.set_index("period").loc[self.horizon]
+                lines += [f"Averaged projection at period {self.horizon}: {r['projected']:.1f} "
+                          f"({int(round(100 * self.interval))} % interval {r['lo']:.1f}–{r['hi']:.1f}).", ""]
         if len(self.table.cohorts) > 12:
             lines.append(f"({len(self.table.cohorts) - 12} more cohorts in projection.csv)")
         return "\n".join(lines) + "\n"
@@ -720,6 +749,63 @@ def side_by_side_table(
         a = fmt.format(actual) if np.isfinite(actual) else "–"
         rows.append(f"| {t} | {window} | {a} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+#: The model name of the model-averaged projection, and the smallest weight that counts a model as credible.
+AVERAGED = "averaged"
+MIN_WEIGHT = 0.01
+
+
+def akaike_weights(aic: dict[str, float]) -> dict[str, float]:
+    """Akaike weights w ∝ exp(−ΔAIC / 2) (Burnham & Anderson 2002), in the order given."""
+    a = np.array(list(aic.values()), dtype=float)
+    w = np.exp(-0.5 * (a - a.min()))
+    return dict(zip(aic, (w / w.sum()).tolist(), strict=True))
+
+
+def _project_averaged(table: CohortTable, fits: dict[str, CohortModelFit], weights: dict[str, float],
+                      last: dict[str, int], horizon: int, interval: float, n_draws: int, rng) -> pd.DataFrame:
+    """The model-averaged projection: mean Σ w_k · projection_k; interval from draws that pick a model by weight.
+
+    Each of ``n_draws`` draws takes model k with probability w_k, then that
+    model's parameters from their asymptotic normal (and, for logos, the
+    binomial renewal noise), so the interval carries the choice of model as
+    well as its estimation error.
+    """
+    periods = np.arange(horizon + 1)
+    names = list(fits)
+    w = np.array([weights[k] for k in names])
+    pick = rng.choice(len(names), size=n_draws, p=w / w.sum())
+    q = [(1 - interval) / 2 * 100, (1 + interval) / 2 * 100]
+    frames = []
+    for name in table.cohorts:
+        g = table.cohort(name).set_index("period")["active"]
+        L = last[name]
+        n0, nL = float(g.loc[0]), float(g.loc[L])
+        base = np.where(periods <= L, n0, nL)
+        cond = periods > L
+        mean = np.zeros(len(periods))
+        p_draw = np.empty((n_draws, len(periods)))
+        for k, m in enumerate(names):
+            fit = fits[m]
+            mean += w[k] * base * fit.survival(periods) / np.where(cond, fit.survival([L])[0], 1.0)
+            rows = pick == k
+            if rows.any():
+                draws = fit.draw_params(int(rows.sum()), rng)
+                Sd = _survival(fit.model, periods, draws)
+                p_draw[rows] = Sd / np.where(cond, _survival(fit.model, [L], draws)[:, 0:1], 1.0)
+        p_draw = np.clip(np.nan_to_num(p_draw, nan=0.0), 0.0, 1.0)
+        if table.kind == "logos":
+            sims = rng.binomial(np.broadcast_to(base.astype(np.int64), p_draw.shape), p_draw)
+        else:
+            sims = base * p_draw
+        lo, hi = np.percentile(sims, q, axis=0)
+        frames.append(pd.DataFrame({
+            "cohort": name, "period": periods, "observed": [g.get(t, np.nan) for t in periods],
+            "projected": mean, "lo": np.minimum(lo, mean), "hi": np.maximum(hi, mean), "model": AVERAGED,
+            "calibration": periods <= L,
+        }))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _project(
@@ -821,9 +907,13 @@ def fit_cohorts(
         else:
             fits[m] = _fit_ml(COHORT_MODELS[m], cells, table.kind, level)
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
-    projection = pd.concat(
-        [_project(table, f, last, horizon, interval, n_draws, rng) for f in fits.values()], ignore_index=True
-    )
+    parts = [_project(table, f, last, horizon, interval, n_draws, rng) for f in fits.values()]
+    weights = akaike_weights({k: f.aic for k, f in fits.items()})
+    if sum(w >= MIN_WEIGHT for w in weights.values()) > 1:
+        # Its own stream, so the single-model projections are the same with or without it.
+        avg_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(1,))))
+        parts.append(_project_averaged(table, fits, weights, last, horizon, interval, n_draws, avg_rng))
+    projection = pd.concat(parts, ignore_index=True)
     return CohortFitResults(
         table=table,
         fits=fits,

@@ -115,20 +115,27 @@ class HistoryFitResults:
             "",
         ]
         for key, f in self.fits.items():
+            e = f.edge_
             lines += [f"## {key}", "", f"n = {f.n_}, events = {f.events_}, left-truncated = {f.truncated_}; "
                       f"chosen: **{f.best_}** → `{_fmt_spec(f.curve_spec())}`"
                       + (f"; {_boot_note(f._bootstrap_block())}" if f._bootstrap_block() else ""), "",
-                      "| family | log-lik | AIC | ΔAIC | BIC | parameters (95 % CI) |", "|---|---:|---:|---:|---:|---|"]
+                      f"Data edge: {e['edge']:.0f} days (the last duration with at least {e['min_at_risk']} at risk; "
+                      f"longest observed {e['observed_max']:.0f}). Weights ({f.weighting}) are what a model-averaged "
+                      "forecast draws each family with.", "",
+                      "| family | log-lik | AIC | ΔAIC | weight | BIC | parameters (95 % CI) |",
+                      "|---|---:|---:|---:|---:|---:|---|"]
             for _, r in f.candidates_.iterrows():
                 if not r["converged"]:
-                    lines.append(f"| {r['family']} | – | – | – | – | failed: {r['note']} |")
+                    lines.append(f"| {r['family']} | – | – | – | – | – | failed: {r['note']} |")
                     continue
                 ps = ", ".join(f"{n} {v['estimate']:.4g} ({v['lower']:.4g}–{v['upper']:.4g})" for n, v in r["params"].items())
                 mark = " **✓**" if r["chosen"] else (" (report only)" if not r["simulatable"] else "")
                 note = f" — {r['note']}, not chosen" if r["note"] else ""
+                weight = f"{r['weight']:.1%}" if r["simulatable"] and r["weight"] > 0 else "–"
                 lines.append(f"| {r['family']}{mark} | {r['log_likelihood']:.2f} | {r['AIC']:.2f} | "
-                             f"{r['delta_AIC']:.2f} | {r['BIC']:.2f} | {ps}{note} |")
+                             f"{r['delta_AIC']:.2f} | {weight} | {r['BIC']:.2f} | {ps}{note} |")
             lines.append("")
+            lines += [f"**Note:** {n.split(': ', 1)[1]}." for n in f.notes()] + ([""] if f.notes() else [])
         if self.skipped:
             lines += ["## Not fitted", ""] + [f"- {k}: {v}" for k, v in self.skipped.items()] + [""]
         lines += ["## Touch-model hazard ratios (Cox PH, stratified by segment, with log ARR)", ""]
@@ -178,12 +185,14 @@ def _fmt_spec(spec: dict) -> str:
 
 def fit_history(
     source, segments=None, transitions=TRANSITIONS, drop_bad_rows: bool = False, extract_date=None, alpha: float = 0.05,
-    bootstrap: int = 0, seed: int = 0, progress: bool = False, families=None,
+    bootstrap: int = 0, seed: int = 0, progress: bool = False, families=None, weighting: str = "akaike",
 ) -> HistoryFitResults:
     """Fit every segment × transition of a customer history (path or :class:`History`).
 
     ``families`` limits the candidate curve families (default: all of
-    :data:`~cssim.fitting.univariate.FAMILY_ORDER`).
+    :data:`~cssim.fitting.univariate.FAMILY_ORDER`); ``weighting`` is how they are
+    weighted for model averaging (``akaike`` or ``stacking``, see
+    :class:`~cssim.fitting.univariate.UnivariateFit`).
 
     ``bootstrap`` > 0 also refits each chosen curve and each renewal model to
     that many resamples of the segment's customers (the same resamples for all
@@ -204,14 +213,15 @@ def fit_history(
             key = f"{seg}/{tr}"
             d = durations(h, tr, seg)
             try:
-                res.fits[key] = UnivariateFit(d, seg, tr, alpha, families=tuple(families or FAMILY_ORDER)).fit()
+                res.fits[key] = UnivariateFit(d, seg, tr, alpha, families=tuple(families or FAMILY_ORDER),
+                                              weighting=weighting).fit()
             except DataError as exc:
                 res.skipped[key] = str(exc).split(": ", 1)[-1]
     if not res.fits:
         first = next(iter(res.skipped.items()), ("", "no segments"))
         raise DataError(f"{h.source}: no curve could be fitted (e.g. {first[0]}: {first[1]})")
     res.touch_effects = touch_hazard_ratios(h, transitions, alpha=alpha)
-    res.renewal = fit_renewal_model(h, alpha=alpha)
+    res.renewal = fit_renewal_model(h, alpha=alpha) if "renewals_due" in h.frame else {}
     if bootstrap:
         _bootstrap(res, bootstrap, seed, progress)
     return res
@@ -275,8 +285,13 @@ def looks_like_cohort_table(path) -> bool:
 def fit_history_file(
     path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
     bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None, date_format: str | None = None,
+    weighting: str = "akaike", snapshot: dict | None = None,
 ) -> int:
-    """``cssim fit`` for a customer history: read, fit, write the folder, print a summary."""
+    """``cssim fit`` for a customer history: read, fit, write the folder, print a summary.
+
+    ``snapshot`` (``duration``, ``event``, optional ``segment`` and ``duration_unit``) reads ``path`` as a
+    snapshot table instead (:mod:`cssim.fitting.snapshot`) and fits its ``churn`` curves.
+    """
     from ..output import check_target
     from .bootstrap import check_count
 
@@ -285,18 +300,37 @@ def fit_history_file(
     except ValueError as exc:
         raise DataError(str(exc)) from None
     check_target(Path(out_dir), force)
-    h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date,
-                     date_format=date_format)
+    transitions = TRANSITIONS
+    if snapshot is not None:
+        from .snapshot import read_snapshot
+
+        h = read_snapshot(path, extract_date=extract_date, **snapshot)
+        if segments is not None:
+            unknown = sorted(set(h.segments) - set(segments))
+            if unknown:
+                raise DataError(f"{path}: segment {unknown[0]!r} is not in the scenario (allowed: {', '.join(segments)})")
+        transitions = ("churn",)
+    else:
+        h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date,
+                         date_format=date_format)
     if h.dropped:
         shown = ", ".join(map(str, h.dropped_lines[:20])) + (", ..." if len(h.dropped_lines) > 20 else "")
         print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept): "
               f"line{'s' if h.dropped != 1 else ''} {shown}")
-    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families)
+    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families,
+                          transitions=transitions, weighting=weighting)
     write_history_fit(results, out_dir, force=force)
     for key, f in results.fits.items():
         boot = _boot_note(f._bootstrap_block())
         print(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_}"
               + (f"; {boot})" if boot else ")"))
+        weights = [(fam, w) for fam, w in f.weights_.sort_values(ascending=False).items() if w >= 0.01]
+        if len(weights) > 1:
+            print(f"  averaged by default ({f.weighting} weights): "
+                  + ", ".join(f"{fam} {w:.0%}" for fam, w in weights))
+        e = f.edge_
+        print(f"  data edge: {e['edge']:.0f} days (at least {e['min_at_risk']} at risk up to there; longest "
+              f"observed {e['observed_max']:.0f}); beyond it a rising hazard is held at its level (tail: auto)")
     for seg, r in results.renewal.items():
         boot = _boot_note(r.get("parameters", {}))
         mapped = ", ".join(f"{k} {v:.3g}" for k, v in r["renewal"].items())
@@ -307,9 +341,17 @@ def fit_history_file(
         for _, r in te[te["touch_model"].notna()].iterrows():
             print(f"touch {r['touch_model']} vs {r['reference']} on {r['transition']}: HR {r['hr']:.2f} "
                   f"({r['lower']:.2f}–{r['upper']:.2f})")
+    for f in results.fits.values():
+        for note in f.notes():
+            print(f"note: {note}")
     print(f"wrote {out_dir}/ (curves.json, fit_report.md, km.csv)")
-    print(f"use in a scenario: lifecycle.churn: {{family: fitted, file: {out_dir}/curves.json, key: SEGMENT/churn}}; "
-          f"renewal: {{fitted: {{file: {out_dir}/curves.json, key: SEGMENT}}}} (docs/fitting.md)")
+    use = f"use in a scenario: lifecycle.churn: {{family: fitted, file: {out_dir}/curves.json, key: SEGMENT/churn}}"
+    if results.renewal:  # only suggest what the file holds
+        keys = ", ".join(sorted(results.renewal))
+        use += f"; renewal: {{fitted: {{file: {out_dir}/curves.json, key: SEGMENT}}}} (SEGMENT: {keys})"
+    else:
+        use += "; no renewal model (the history records no renewals): set each segment's renewal block by hand"
+    print(use + " (docs/fitting.md)")
     return 0
 
 

@@ -67,6 +67,17 @@ FAMILY_ORDER = (
 #: Families fitted and scored but without a cssim curve class: reported, never chosen.
 REPORT_ONLY = frozenset({"spline"})
 MIN_EVENTS = 5
+#: A report-only candidate (the spline) this many AIC points ahead of the chosen family is worth a note:
+#: no simulatable family describes the data well.
+NOTE_DELTA_AIC = 10.0
+#: The data's edge: beyond the last duration with at least this many customers at risk the fit is extrapolation.
+MIN_AT_RISK = 20
+#: The tail policy holds the hazard at its average over the last ``EDGE_WINDOW`` share of the well-observed range.
+EDGE_WINDOW = 0.25
+#: How candidate families are weighted for model averaging (see :meth:`UnivariateFit.fit`).
+WEIGHTINGS = ("akaike", "stacking")
+#: Folds of the customers for the cross-validated (stacking) weights.
+CV_FOLDS = 5
 
 
 def parse_families(text: str | None) -> tuple[str, ...] | None:
@@ -281,6 +292,7 @@ class UnivariateFit:
     transition: str = "churn"
     alpha: float = 0.05
     families: tuple = FAMILY_ORDER
+    weighting: str = "akaike"
 
     def fit(self) -> UnivariateFit:
         from lifelines import KaplanMeierFitter
@@ -298,6 +310,7 @@ class UnivariateFit:
         self.km_ = KaplanMeierFitter(alpha=self.alpha, label="Kaplan–Meier").fit(
             d["duration"], d["event"], entry=entry if (entry > 0).any() else None
         )
+        self.edge_ = self._edge()
         self.fitters_, self.breakpoints_, self.errors_ = {}, {}, {}
         rows = []
         for fam in self.families:
@@ -352,10 +365,118 @@ class UnivariateFit:
         self.best_ = str(ok.loc[ok["AIC"].idxmin(), "family"])
         table["delta_AIC"] = table["AIC"] - ok["AIC"].min() if "AIC" in table else np.nan
         table["chosen"] = table["family"] == self.best_
+        # Akaike weights over the families that could be chosen: w ∝ exp(−ΔAIC / 2) (Burnham & Anderson 2002).
+        delta = ok.set_index("family")["AIC"] - ok["AIC"].min()
+        w = np.exp(-0.5 * delta.astype(float))
+        self.weights_ = (w / w.sum()).rename("weight")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting: {self.weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+        if self.weighting == "stacking" and len(self.weights_) > 1:
+            self.weights_ = self._stacking_weights(list(self.weights_.index))
+        table["weight"] = table["family"].map(self.weights_).fillna(0.0)
         self.candidates_ = table
         return self
 
     # ------------------------------------------------------------------ results
+
+    def pointwise_log_likelihood(self, family: str, fitter=None, data: pd.DataFrame | None = None) -> np.ndarray:
+        """Each row's log-likelihood contribution under ``family``: E log h(T) − (H(T) − H(entry)).
+
+        The density of an observed event, the conditional survival of a censored
+        row, both conditional on survival to ``entry`` (left truncation); they sum
+        to lifelines' ``log_likelihood_``. ``fitter``/``data`` score another fit or
+        held-out rows.
+        """
+        f = fitter if fitter is not None else self.fitters_[family]
+        d = self.data if data is None else data
+        T, E, entry = (d[c].to_numpy(dtype=float) for c in ("duration", "event", "entry"))
+        H = f.cumulative_hazard_at_times(T).to_numpy()
+        H0 = np.where(entry > 0, f.cumulative_hazard_at_times(np.maximum(entry, 0.0)).to_numpy(), 0.0)
+        with np.errstate(divide="ignore"):
+            logh = np.where(E == 1, np.log(np.clip(f.hazard_at_times(T).to_numpy(), 0.0, None)), 0.0)
+        return E * logh - (H - H0)
+
+    def _stacking_weights(self, families: list[str]) -> pd.Series:
+        """Stacking of predictive distributions (Yao, Vehtari, Simpson & Gelman 2018) on held-out rows.
+
+        The customers are split into :data:`CV_FOLDS` folds (deterministically,
+        from the segment and transition names); each family is refitted without
+        each fold (started at its full-data estimates, same breakpoints) and
+        scored on it by :meth:`pointwise_log_likelihood`. The weights maximise
+        Σᵢ log Σₖ wₖ exp(ℓᵢₖ) over the simplex (scipy, softmax
+        parameterisation). A family whose refit fails on some fold gets weight 0.
+        ``cv_log_likelihood_`` keeps the held-out totals.
+        """
+        import zlib
+
+        from scipy.optimize import minimize
+        from scipy.special import logsumexp, softmax
+
+        d = self.data
+        ids = d["customer_id"].astype(str).to_numpy() if "customer_id" in d else np.arange(len(d)).astype(str)
+        uniq = np.unique(ids)
+        key = (zlib.crc32(self.segment.encode()), zlib.crc32(self.transition.encode()))
+        rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=key))
+        fold_of = dict(zip(uniq, rng.permutation(len(uniq)) % CV_FOLDS, strict=True))
+        fold = np.array([fold_of[i] for i in ids])
+        L = np.full((len(d), len(families)), np.nan)
+        for j, fam in enumerate(families):
+            point = self.fitters_[fam]
+            start = np.array([float(getattr(point, n)) for n in point._fitted_parameter_names])
+            for k in range(CV_FOLDS):
+                test = fold == k
+                if not test.any():
+                    continue
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        f, _ = _make(fam, d[~test], self.alpha, self.fitters_,
+                                     breakpoints=self.breakpoints_.get(fam), start=start)
+                        L[test, j] = self.pointwise_log_likelihood(fam, f, d[test])
+                except Exception:  # noqa: BLE001 - this family cannot be refitted: it gets no weight
+                    L[:, j] = -np.inf
+                    break
+        L = np.where(np.isfinite(L), L, -np.inf)
+        usable = np.isfinite(L).all(axis=0)
+        self.cv_log_likelihood_ = pd.Series(np.where(usable, L.sum(axis=0), -np.inf), index=families)
+        if usable.sum() <= 1:
+            return pd.Series(usable.astype(float), index=families, name="weight")
+        Lu = L[:, usable]
+
+        def objective(z):
+            logw = np.r_[0.0, z] - logsumexp(np.r_[0.0, z])
+            return -logsumexp(Lu + logw, axis=1).sum()
+
+        res = minimize(objective, np.zeros(Lu.shape[1] - 1), method="L-BFGS-B")
+        w = np.zeros(len(families))
+        w[usable] = softmax(np.r_[0.0, res.x])
+        return pd.Series(w, index=families, name="weight")
+
+    def _edge(self) -> dict:
+        """The data's edge: the longest observed duration, and the last duration with ≥ MIN_AT_RISK at risk."""
+        table = self.km_.event_table
+        times = table.index.to_numpy(dtype=float)
+        ok = times[(table["at_risk"].to_numpy() >= MIN_AT_RISK) & (times > 0)]
+        observed_max = float(self.data["duration"].max())
+        edge = float(ok.max()) if len(ok) else observed_max
+        return {"edge": edge, "observed_max": observed_max, "min_at_risk": MIN_AT_RISK,
+                "window": max(min(EDGE_WINDOW * edge, edge), 1.0)}
+
+    def notes(self) -> list[str]:
+        """Plain-language notes on the choice: a report-only candidate (spline) far ahead on AIC, and what to do."""
+        out = []
+        t = self.candidates_
+        chosen_aic = float(t.loc[t["chosen"], "AIC"].iloc[0])
+        for _, r in t[t["converged"] & ~t["simulatable"]].iterrows():
+            gap = chosen_aic - float(r["AIC"])
+            if gap >= NOTE_DELTA_AIC:
+                out.append(
+                    f"{self.segment}/{self.transition}: the {r['family']} (not simulatable) beats the chosen "
+                    f"{self.best_} by {gap:.0f} AIC, so no simulatable family describes these data well; compare "
+                    "them with plot_vs_km() / km.csv, and consider splitting the segment or a piecewise_exponential "
+                    "curve with breakpoints where the Kaplan–Meier hazard changes"
+                )
+        return out
 
     def curve_spec(self, family: str | None = None) -> dict:
         """The cssim curve spec (days) of ``family`` (default: the chosen one)."""
@@ -385,6 +506,12 @@ class UnivariateFit:
             "covariance": V.tolist(),
             "scale": "lifelines natural parameters (as fitted_parameter_names), days",
         }
+
+    def _safe_covariance(self, family: str) -> dict:
+        try:
+            return self.covariance(family)
+        except Exception as exc:  # noqa: BLE001 - a candidate without a usable Hessian is drawn at its estimate
+            return {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
 
     def bootstrap(self, n: int = 200, seed: int = 0, resamples=None, progress=None) -> list[list[float]]:
         """Parameter sets of the chosen family refitted to ``n`` resamples of the customers.
@@ -483,11 +610,14 @@ class UnivariateFit:
         cands = []
         for _, r in self.candidates_.iterrows():
             if r["converged"]:
+                fam = r["family"]
                 cands.append(
                     {
-                        "family": r["family"], "log_likelihood": r["log_likelihood"], "AIC": r["AIC"],
-                        "BIC": r["BIC"], "delta_AIC": r["delta_AIC"], "params": r["params"],
-                        "spec": None if r["family"] in REPORT_ONLY else self.curve_spec(r["family"]),
+                        "family": fam, "log_likelihood": r["log_likelihood"], "AIC": r["AIC"],
+                        "BIC": r["BIC"], "delta_AIC": r["delta_AIC"], "weight": float(r["weight"]),
+                        "params": r["params"],
+                        "spec": None if fam in REPORT_ONLY else self.curve_spec(fam),
+                        **({"parameters": self._safe_covariance(fam)} if fam in self.weights_.index else {}),
                     }
                 )
             else:
@@ -499,8 +629,22 @@ class UnivariateFit:
             "chosen": self.best_,
             "spec": self.curve_spec(),
             "parameters": {**self.covariance(), **self._bootstrap_block()},
+            "edge": self.edge_,
+            "weighting": self.weighting,
+            "weights": {f: float(w) for f, w in self.weights_.items()},
             "candidates": cands,
         }
+
+    def averaged_spec(self, min_weight: float | None = None) -> dict | None:
+        """The ``averaged`` curve spec (:class:`cssim.scenario.AveragedCurve`) of this fit, each family with its
+        estimation uncertainty; None when only one family has a weight of at least ``min_weight``
+        (default :data:`cssim.scenario.MIN_MODEL_WEIGHT`)."""
+        from .. import scenario as sc
+
+        entry = self.to_dict()
+        if min_weight is not None:
+            entry["weights"] = {f: (w if w >= min_weight else 0.0) for f, w in entry["weights"].items()}
+        return sc.averaged_spec(entry, f"{self.segment}/{self.transition}")
 
     def plot_vs_km(self, ax=None, families=None):
         """The chosen curve (or ``families``) against Kaplan–Meier with its band; returns the Axes."""
