@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import __version__
 from .errors import CssimError
 from .scenario import MAX_HORIZON_MONTHS, MAX_REPLICATIONS, MAX_SEED
 
@@ -730,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cssim", description="Forecast what a customer-success policy does to a B2B SaaS business."
     )
+    parser.add_argument("--version", action="version", version=f"cssim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)

@@ -265,3 +265,14 @@ def test_deep_merge_does_not_mutate_inputs():
     assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1} and over == {"a": {"b": 2}}
     merged["a"]["c"].append(3)
     assert base["a"]["c"] == [1, 2]
+
+
+def test_version_and_python_dash_m():
+    import subprocess
+    import sys
+
+    import cssim
+
+    for cmd in ([sys.executable, "-m", "cssim", "--version"], [sys.executable, "-m", "cssim.cli", "--version"]):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.strip() == f"cssim {cssim.__version__}", done
