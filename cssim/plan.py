@@ -76,7 +76,7 @@ from scipy import stats
 
 from .errors import PlanError
 from .metrics import KPI_NAMES, KPIS
-from .results import SimulationResults, _fmt
+from .results import SimulationResults, _fmt, mean_interval, paired_interval
 from .scenario import Scenario
 
 __all__ = ["Target", "parse_target", "plan", "PlanResults", "min_replications", "kpi_at_confidence"]
@@ -230,19 +230,6 @@ def kpi_at_confidence(target: Target, criterion: str, confidence: float, values:
     return x if np.isfinite(x) else np.nan
 
 
-def _paired(a: np.ndarray, b: np.ndarray, level: float = 0.9) -> tuple[float, float, float]:
-    """Mean of ``b − a`` over replications (finite pairs) and its t-interval at ``level``."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    d = (b - a)[np.isfinite(a) & np.isfinite(b)]
-    if d.size == 0:
-        return np.nan, np.nan, np.nan
-    mean = float(d.mean())
-    if d.size < 2:
-        return mean, np.nan, np.nan
-    half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
-    return mean, mean - half, mean + half
-
-
 def scope_label(target: Target) -> str:
     """``grr (all customers)``, ``touch_miss_rate (segment smb)`` or ``csm_utilisation (pod smb)``."""
     by = next(k.by for k in KPIS if k.name == target.kpi)
@@ -392,9 +379,7 @@ def _evaluate_table(target: Target, over: str, criterion: str, confidence: float
         v = res.kpi(target.kpi, target.scope)
         finite = v[np.isfinite(v)]
         met = target.met(v)
-        n = finite.size
-        mean = float(finite.mean()) if n else np.nan
-        half = stats.t.ppf(0.95, n - 1) * finite.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+        mean, ci_lo, ci_hi = mean_interval(finite, 0.9)
         years = res.scenario.horizon_months / 12.0
         retained[value] = _retained_arr(res)
         rows.append(
@@ -404,8 +389,8 @@ def _evaluate_table(target: Target, over: str, criterion: str, confidence: float
                 "scope": target.scope,
                 "kpi_at_confidence": kpi_at_confidence(target, criterion, confidence, v),
                 "mean": mean,
-                "ci_lo": mean - half,
-                "ci_hi": mean + half,
+                "ci_lo": ci_lo,
+                "ci_hi": ci_hi,
                 "share_met": float(met.mean()) if v.size else 0.0,
                 "meets": _meets(target, criterion, confidence, v),
                 "csm_cost_per_year": float(np.mean(res.kpi("csm_cost", "all"))) / years,
@@ -419,7 +404,7 @@ def _evaluate_table(target: Target, over: str, criterion: str, confidence: float
     marg = [(np.nan, np.nan, np.nan)]
     values = list(table["value"])
     for prev, cur in zip(values[:-1], values[1:], strict=True):
-        d, lo, hi = _paired(retained[prev], retained[cur])
+        d, lo, hi = paired_interval(retained[prev], retained[cur])
         marg.append((d / (cur - prev), lo / (cur - prev), hi / (cur - prev)))
     table["marginal_arr_per_csm"] = [m[0] for m in marg]
     table["marginal_arr_per_csm_lo"] = [m[1] for m in marg]
@@ -565,7 +550,7 @@ def plan(
         if far != start:
             far_meets = meets(far)
             a, b = results[start].kpi(target.kpi, target.scope), results[far].kpi(target.kpi, target.scope)
-            diff, lo, hi = _paired(a, b)
+            diff, lo, hi = paired_interval(a, b)
             response = {"from": start, "to": far, "diff": diff, "ci_lo": lo, "ci_hi": hi}
             flat = bool(np.isfinite(diff) and (not np.isfinite(lo) or lo <= 0.0 <= hi))
             # Stop only when both ends agree; if they straddle the target, bisect (and report the change).

@@ -57,6 +57,24 @@ def interval_summary(values: pd.Series, level: float) -> dict:
     )
 
 
+def mean_interval(values, level: float = 0.9) -> tuple[float, float, float]:
+    """Mean of the finite ``values`` and its t-interval at ``level`` (NaN where too few values say nothing)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.nan, np.nan, np.nan
+    mean = float(v.mean())
+    if v.size < 2:
+        return mean, np.nan, np.nan
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return mean, mean - half, mean + half
+
+
+def paired_interval(a, b, level: float = 0.9) -> tuple[float, float, float]:
+    """Mean of ``b − a`` over replications (common random numbers: the pairs share streams) and its t-interval."""
+    return mean_interval(np.asarray(b, dtype=float) - np.asarray(a, dtype=float), level)
+
+
 def month_dates(start: dt.date, months: int) -> list[dt.date]:
     """Month-end reporting dates: the last day of each simulated month."""
     out = []

@@ -68,7 +68,7 @@ from scipy import stats
 from .errors import PlanError, ScenarioError
 from .loader import load_scenario, scenario_hash
 from .metrics import KPI_NAMES, KPIS
-from .results import SimulationResults, _fmt
+from .results import SimulationResults, _fmt, mean_interval, paired_interval
 from .scenario import Scenario
 from .simulate import versions
 from .sweep import _with_run_settings, point_scenario, resolve_path, run_points
@@ -386,30 +386,6 @@ def _signed(value: float, unit: str) -> str:
     return ("+" if value >= 0 else "-") + _fmt(abs(value), unit)
 
 
-def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    d = (np.asarray(b, dtype=float) - np.asarray(a, dtype=float))
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return np.nan, np.nan, np.nan
-    mean = float(d.mean())
-    if d.size < 2:
-        return mean, np.nan, np.nan
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
-    return mean, mean - half, mean + half
-
-
-def _mean_ci(v: np.ndarray) -> tuple[float, float, float]:
-    v = np.asarray(v, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return np.nan, np.nan, np.nan
-    mean = float(v.mean())
-    if v.size < 2:
-        return mean, np.nan, np.nan
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
-    return mean, mean - half, mean + half
-
-
 def _rank(frame: pd.DataFrame, index: str) -> dict[str, int]:
     sub = frame[frame["index"] == index]
     order = sub.assign(key=sub["estimate"].abs().fillna(-1.0)).sort_values("key", ascending=False, kind="stable")
@@ -428,16 +404,16 @@ def _analyse(res: SensitivityResults) -> pd.DataFrame:
         oat = pts[pts["method"] == "oat"].sort_values("row")
         if len(oat):
             base_id = oat["point"].iloc[0]
-            m, lo, hi = _mean_ci(per_point[base_id])
+            m, lo, hi = mean_interval(per_point[base_id])
             block.append(dict(method="oat", field="", index="base", estimate=m, ci_lo=lo, ci_hi=hi, field_value=np.nan))
             for i, f in enumerate(res.fields):
                 low_id, high_id = oat["point"].iloc[1 + 2 * i], oat["point"].iloc[2 + 2 * i]
                 for index, pid in (("at_low", low_id), ("at_high", high_id)):
-                    m, lo, hi = _mean_ci(per_point[pid])
+                    m, lo, hi = mean_interval(per_point[pid])
                     value = pts.set_index("point").loc[pid, f]
                     block.append(dict(method="oat", field=f, index=index, estimate=m, ci_lo=lo, ci_hi=hi,
                                       field_value=float(value)))
-                d, lo, hi = _paired(per_point[low_id], per_point[high_id])
+                d, lo, hi = paired_interval(per_point[low_id], per_point[high_id])
                 block.append(dict(method="oat", field=f, index="swing", estimate=d, ci_lo=lo, ci_hi=hi,
                                   field_value=np.nan))
         for method in ("morris", "sobol"):
