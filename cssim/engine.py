@@ -231,6 +231,7 @@ class Engine:
         self.rep = rep
         self.env = simpy.Environment()
         self.now = 0.0
+        self._t_sim = INF  # time of SimPy's next event, kept by ``run`` and ``at``
         self.months = scenario.horizon_months
         self.end = self.months * DAYS_PER_MONTH
         if self.months >= MONTHS_PER_WINDOW:
@@ -308,22 +309,27 @@ class Engine:
         clock catches up at its next event; the engine's ``now`` is the time of whatever is processed.
         """
         env, cal, end = self.env, self.calendar, self.end
-        pop, peek, step = heapq.heappop, env.peek, env.step
+        pop, replace, peek, step, wake = heapq.heappop, heapq.heapreplace, env.peek, env.step, self._wake
+        self._t_sim = peek()
         while True:
             while cal and cal[0][2] != cal[0][3].ver:  # stale entries (moved or churned customers)
                 pop(cal)
             t_cal = cal[0][0] if cal else INF
-            t_sim = peek()
-            if t_cal < t_sim:
+            if t_cal < self._t_sim:  # calendar work schedules SimPy events only through ``at``, which lowers _t_sim
                 if t_cal >= end:
                     break
                 self.now = t_cal
-                self._wake(pop(cal)[3], t_cal)
+                entry = wake(cal[0][3], t_cal)
+                if entry is None:
+                    pop(cal)
+                else:  # the woken customer's entry is still the smallest: refile it in one heap operation
+                    replace(cal, entry)
             else:
-                if t_sim >= end:
+                if self._t_sim >= end:
                     break
-                self.now = t_sim
+                self.now = self._t_sim
                 step()
+                self._t_sim = peek()
         self.now = end
         for c in self.active.values():  # program sends of the last stretch
             for prog in c.progs:
@@ -379,6 +385,8 @@ class Engine:
     def at(self, t: float, callback, value=None) -> None:
         """Call ``callback(event)`` at absolute time ``t`` (a SimPy timeout; ``event.value`` is ``value``)."""
         self.env.timeout(t - self.env.now, value=value).callbacks.append(callback)
+        if t < self._t_sim:
+            self._t_sim = t
 
     def _schedule(self, c: Customer) -> None:
         """File ``c`` in the calendar at its earliest clock if that is earlier than its current entry.
@@ -395,8 +403,8 @@ class Engine:
             c.next = t
             heapq.heappush(self.calendar, (t, next(self._seq), c.ver, c))
 
-    def _wake(self, c: Customer, now: float) -> None:
-        """Fire ``c``'s due clocks in time order, then file it again at its next one."""
+    def _wake(self, c: Customer, now: float):
+        """Fire ``c``'s due clocks in time order; return its next calendar entry (``None`` if it left)."""
         c.next = -INF  # while firing, changes to c's clocks need no re-filing
         clocks = c.clocks
         due = now + _EPS
@@ -410,10 +418,11 @@ class Engine:
                 break
             fire(c, kind, now)
             t = INF
-        if c.alive:
-            c.ver += 1
-            c.next = t
-            heapq.heappush(self.calendar, (t, next(self._seq), c.ver, c))
+        if not c.alive:
+            return None
+        c.ver += 1
+        c.next = t
+        return (t, next(self._seq), c.ver, c)
 
     def _poke(self, c: Customer) -> None:
         """One of ``c``'s clocks may have moved earlier (a touch from outside its own wake-up)."""
@@ -765,27 +774,32 @@ class Engine:
                     lim = prog.until
                 if r > 1.0:
                     accel = True
-        segs = None
+        lists = None
         for eff, windows in c.win.values():
             r = eff[effect]
-            if r == 1.0 or not windows or windows[-1][1] <= t0:
-                continue
-            if segs is None:
-                if len(windows) == 1:
-                    start, stop = windows[0]
-                    segs = [(start if start > t0 else t0, stop, r)]
-                    continue
-                segs = []
+            if r != 1.0 and windows and windows[-1][1] > t0:
+                if lists is None:
+                    lists = [(windows, r)]
+                else:
+                    lists.append((windows, r))
+        if lists is None:
+            return ((INF, base),), lim, accel
+        if len(lists) == 1:
+            # One task's windows alone: merged, sorted and disjoint, so they are the pieces.
+            windows, r = lists[0]
+            pieces = []
+            for start, stop in windows:
+                if stop > t0:
+                    if start > t0 and (not pieces or start > pieces[-1][0]):
+                        pieces.append((start, base))
+                    pieces.append((stop, base * r))
+            pieces.append((INF, base))
+            return pieces, lim, accel
+        segs = []
+        for windows, r in lists:
             for start, stop in windows:
                 if stop > t0:
                     segs.append((start if start > t0 else t0, stop, r))
-        if segs is None:
-            return ((INF, base),), lim, accel
-        if len(segs) == 1:  # the common case, without the general sweep
-            start, stop, r = segs[0]
-            if start <= t0:
-                return ((stop, base * r), (INF, base)), lim, accel
-            return ((start, base), (stop, base * r), (INF, base)), lim, accel
         points = []
         for start, stop, r in segs:
             points.append((start, r))
