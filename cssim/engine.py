@@ -155,6 +155,54 @@ class Program:
         self.last_reached = None
 
 
+class Calendar:
+    """Customers filed by the time of their next event: a heap for the current day, a list per later day.
+
+    Entries are ``(time, seq, version, customer)``; one whose version is not the customer's is stale and
+    skipped. A heap of every customer would be as exact, but with a large book each of its operations
+    touches entries all over memory; a day's list is appended to, and heapified only when its day comes.
+    """
+
+    __slots__ = ("today", "day", "later", "days")
+
+    def __init__(self):
+        self.today: list = []  # heap of the current day's entries
+        self.day = -1
+        self.later: dict[int, list] = {}  # day -> entries, in no order
+        self.days: list[int] = []  # heap of the days in ``later``
+
+    def push(self, entry) -> None:
+        day = int(entry[0])
+        if day <= self.day:
+            heapq.heappush(self.today, entry)
+            return
+        bucket = self.later.get(day)
+        if bucket is None:
+            self.later[day] = [entry]
+            heapq.heappush(self.days, day)
+        else:
+            bucket.append(entry)
+
+    def head(self):
+        """The earliest live entry (left in place), or ``None``."""
+        today = self.today
+        while True:
+            while today:
+                entry = today[0]
+                if entry[2] == entry[3].ver:
+                    return entry
+                heapq.heappop(today)
+            if not self.days:
+                return None
+            self.day = heapq.heappop(self.days)
+            today = self.today = self.later.pop(self.day)
+            heapq.heapify(today)
+
+    def pop(self) -> None:
+        """Remove the entry ``head`` returned."""
+        heapq.heappop(self.today)
+
+
 class Customer:
     """One customer episode (a win-back starts a new episode)."""
 
@@ -292,7 +340,7 @@ class Engine:
         self.active: dict[tuple, Customer] = {}
         self.window = 0
         self.records: list[dict] | None = [] if record else None
-        self.calendar: list = []  # heap of (time, seq, version, customer)
+        self.calendar = Calendar()
         self._seq = count()
         for seg in self.segments:
             for k in range(seg.spec.initial_customers):
@@ -308,22 +356,19 @@ class Engine:
         At a tie SimPy's event goes first (month ends were scheduled before anything else). SimPy's own
         clock catches up at its next event; the engine's ``now`` is the time of whatever is processed.
         """
-        env, cal, end = self.env, self.calendar, self.end
-        pop, replace, peek, step, wake = heapq.heappop, heapq.heapreplace, env.peek, env.step, self._wake
+        env, end = self.env, self.end
+        head, pop, push = self.calendar.head, self.calendar.pop, self.calendar.push
+        peek, step, wake = env.peek, env.step, self._wake
         self._t_sim = peek()
         while True:
-            while cal and cal[0][2] != cal[0][3].ver:  # stale entries (moved or churned customers)
-                pop(cal)
-            t_cal = cal[0][0] if cal else INF
+            entry = head()
+            t_cal = entry[0] if entry is not None else INF
             if t_cal < self._t_sim:  # calendar work schedules SimPy events only through ``at``, which lowers _t_sim
-                if t_cal >= end:
-                    break
                 self.now = t_cal
-                entry = wake(cal[0][3], t_cal)
-                if entry is None:
-                    pop(cal)
-                else:  # the woken customer's entry is still the smallest: refile it in one heap operation
-                    replace(cal, entry)
+                pop()
+                entry = wake(entry[3], t_cal)
+                if entry is not None and entry[0] < end:
+                    push(entry)
             else:
                 if self._t_sim >= end:
                     break
@@ -401,7 +446,8 @@ class Engine:
                 t = self.now
             c.ver += 1
             c.next = t
-            heapq.heappush(self.calendar, (t, next(self._seq), c.ver, c))
+            if t < self.end:  # past the horizon it never fires
+                self.calendar.push((t, next(self._seq), c.ver, c))
 
     def _wake(self, c: Customer, now: float):
         """Fire ``c``'s due clocks in time order; return its next calendar entry (``None`` if it left)."""
