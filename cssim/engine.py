@@ -10,9 +10,10 @@ monthly aggregates (and, on request, flat per-customer records).
 
 Only what interacts or changes state is an event. A customer is not a SimPy
 process but a record with a few clocks (the next time each of its transitions
-or tasks is due); one heap of customers keyed by their earliest clock is the
-calendar, and SimPy wakes it through ordinary timeouts. The CSM pods, their
-hires and attrition, arrivals, win-backs and month ends stay SimPy events.
+or tasks is due), filed in one :class:`Calendar` by its earliest clock.
+``Engine.run`` takes whichever is earlier, the calendar's next customer or
+SimPy's next event: the CSM pods, their hires and attrition, arrivals,
+win-backs and month ends stay SimPy events.
 Tech-touch programs (tasks without CSM time on a cadence or at random) are
 schedules drawn in advance: send times are fixed, reach is drawn per send, and
 the reached sends' effect windows enter the hazard multipliers directly.
@@ -20,15 +21,17 @@ the reached sends' effect windows enter the hazard multipliers directly.
 Assumptions
 -----------
 - Each customer wakes at the earliest of its clocks (stage, health, churn,
-  renewal, task cadences, program schedule); a delivered touch recomputes the
-  affected hazard clocks exactly through H and H⁻¹ and moves the customer
-  earlier in the calendar if an event moved earlier.
+  renewal, window, deadline, champion, task cadences); a delivered touch that
+  raises a hazard re-solves the clock exactly through H and H⁻¹ and moves the
+  customer earlier in the calendar; one that can only delay the event leaves
+  the clock a lower bound, solved exactly when it comes due.
 - The hazard budget of every transition is one unit-exponential draw per
   customer and episode, so policies differ only through the multipliers.
-- Program schedules are drawn half a year ahead (``LOOKAHEAD_DAYS``); hazard
-  clocks are solved exactly up to that point and re-solved when the next part
-  of the schedule is drawn, so the result is the same as sending each program
-  touch as an event.
+- Program schedules are drawn half a year ahead (``LOOKAHEAD_DAYS``) and
+  extended when a solve needs more; past the drawn part a program that delays
+  an event leaves the clock a lower bound and one that raises a hazard makes
+  it look again where the drawn part ends, so the result is the same as
+  sending each program touch as an event.
 - Initial customers have uniform tenure on ``[0, initial_tenure_months]``;
   their stage is sampled from the same curves and their clocks are
   conditioned on the time already spent. A segment's ``book`` lists them
