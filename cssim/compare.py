@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import PlanError
-from .results import SimulationResults, _fmt
+from .results import SimulationResults, _fmt, fmt_change
 from .scenario import Scenario
 
 __all__ = ["ComparisonResults", "compare", "paired_difference", "unpaired_difference"]
@@ -59,15 +59,6 @@ def unpaired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.9) -> dic
     mean = float(b.mean() - a.mean())
     half = stats.t.ppf(0.5 + level / 2, df) * se
     return dict(diff=mean, ci_lo=mean - half, ci_hi=mean + half, n=min(a.size, b.size))
-
-
-def _fmt_diff(value: float, unit: str) -> str:
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    if unit == "ratio":
-        return f"{value * 100:+.2f} pts"
-    sign = "+" if value >= 0 else "-"
-    return sign + _fmt(abs(value), unit)
 
 
 @dataclass
@@ -236,7 +227,8 @@ class ComparisonResults:
         out = []
         for r in self.tradeoff().itertuples():
             def m(v, lo, hi, suffix=""):
-                return f"{_fmt_diff(v, 'currency')}{suffix} [{_fmt_diff(lo, 'currency')}, {_fmt_diff(hi, 'currency')}]"
+                money = lambda x: fmt_change(x, "currency")  # noqa: E731
+                return f"{money(v)}{suffix} [{money(lo)}, {money(hi)}]"
 
             kept = m(r.d_retained_arr_per_year, r.d_retained_arr_per_year_lo, r.d_retained_arr_per_year_hi, "/yr")
             head = (f"Trade-off {r.scenario} vs {r.reference} (all customers, {pct}% intervals): CSM cost "
@@ -300,7 +292,7 @@ class ComparisonResults:
                     continue
                 d = dindex.loc[key]
                 mark = " *" if d["distinguishable"] else "  "
-                text = f"{_fmt_diff(d['diff'], unit)} [{_fmt_diff(d['ci_lo'], unit)}, {_fmt_diff(d['ci_hi'], unit)}]"
+                text = f"{fmt_change(d['diff'], unit)} [{fmt_change(d['ci_lo'], unit)}, {fmt_change(d['ci_hi'], unit)}]"
                 cells.append(f"{text + mark:>44}")
             lines.append(f"{kpi_label(row.kpi):<{width}}{row.scope:<14}" + "".join(cells))
         if len(hidden) and not show_all:

@@ -76,7 +76,7 @@ from scipy import stats
 
 from .errors import PlanError
 from .metrics import KPI_NAMES, KPIS
-from .results import SimulationResults, _fmt, mean_interval, paired_interval
+from .results import SimulationResults, _fmt, fmt_change, mean_interval, paired_interval
 from .scenario import Scenario
 
 __all__ = ["Target", "parse_target", "plan", "PlanResults", "min_replications", "kpi_at_confidence"]
@@ -303,8 +303,8 @@ class PlanResults:
             lines.append(f"Smallest {self.over} meeting {self.target} ({crit}): {self.answer} — {label}.")
         r = self.response
         if r:
-            change = (f"{label} changes by {_fmt_change(r['diff'], unit)} "
-                      f"[90% CI {_fmt_change(r['ci_lo'], unit)}, {_fmt_change(r['ci_hi'], unit)}] "
+            change = (f"{label} changes by {fmt_change(r['diff'], unit)} "
+                      f"[90% CI {fmt_change(r['ci_lo'], unit)}, {fmt_change(r['ci_hi'], unit)}] "
                       f"from {self.over}={r['from']} to {r['to']} (paired, same customers)")
             if self.no_response:
                 then = (f"more of {self.over} will not reach the target — change another lever or the target"
@@ -331,9 +331,9 @@ class PlanResults:
         for row in self.table.itertuples():
             mean = f"{_fmt(row.mean, unit)} [{_fmt(row.ci_lo, unit)}, {_fmt(row.ci_hi, unit)}]"
             marg = "" if not np.isfinite(row.marginal_arr_per_csm) else (
-                f"{_fmt_change(row.marginal_arr_per_csm, 'currency')} "
-                f"[{_fmt_change(row.marginal_arr_per_csm_lo, 'currency')}, "
-                f"{_fmt_change(row.marginal_arr_per_csm_hi, 'currency')}]")
+                f"{fmt_change(row.marginal_arr_per_csm, 'currency')} "
+                f"[{fmt_change(row.marginal_arr_per_csm_lo, 'currency')}, "
+                f"{fmt_change(row.marginal_arr_per_csm_hi, 'currency')}]")
             lines.append(
                 f"{row.value:>7}{_fmt(row.kpi_at_confidence, unit):>30}{mean:>32}{row.share_met * 100:>10.0f}%"
                 f"{'yes' if row.meets else 'no':>7}{_fmt(row.csm_cost_per_year, 'currency'):>23}"
@@ -361,14 +361,6 @@ class PlanResults:
         scoped = ", ".join(f"{self.target.kpi}[{s}]" for s in pod.segments)
         return (f"Pod {parts[2]} serves {', '.join(pod.segments)}; the all-customer KPI may hide its effect — "
                 f"a target on {scoped} asks about the customers this lever reaches.")
-
-
-def _fmt_change(value: float, unit: str) -> str:
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    if unit == "ratio":
-        return f"{value * 100:+.2f} pts"
-    return ("+" if value >= 0 else "-") + _fmt(abs(value), unit)
 
 
 def _evaluate_table(target: Target, over: str, criterion: str, confidence: float, results: dict) -> pd.DataFrame:

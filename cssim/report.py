@@ -26,7 +26,7 @@ import pandas as pd
 from .errors import CssimError
 from .output import add_to_manifest
 from .ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
-from .results import SimulationResults, _fmt
+from .results import SimulationResults, _fmt, fmt_change
 
 __all__ = ["FolderResults", "read_results", "folder_kind", "write_report"]
 
@@ -398,8 +398,7 @@ def _difference_rows(d: pd.DataFrame, level: int, kpis=None) -> pd.DataFrame:
     d = pd.concat([d[dist], d[~dist]])
     rows = []
     for r, real in zip(d.itertuples(), pd.concat([dist[dist], dist[~dist]]), strict=True):
-        f = (lambda v, u=r.unit: "n/a" if not np.isfinite(v) else
-             f"{v * 100:+.2f} pts" if u == "ratio" else ("+" if v >= 0 else "-") + _fmt(abs(v), u))
+        f = (lambda v, u=r.unit: fmt_change(v, u))
         if not np.isfinite(r.diff):
             which = r.reference if np.isfinite(r.reference_mean) else r.scenario
             rows.append({"scenario": r.scenario, "KPI": _label(r.kpi), "difference": "n/a",
@@ -536,9 +535,7 @@ def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pa
                     row[head] = f"{r['estimate']:.2f} [{r['ci_lo']:.2f}, {r['ci_hi']:.2f}]"
                     row["_key"] = r["estimate"]
                 else:
-                    show = (lambda v: f"{v * 100:+.2f} pts" if unit == "ratio" else
-                            ("+" if v >= 0 else "-") + _fmt(abs(v), unit)) if method == "oat" else (
-                        lambda v: _fmt(v, unit))
+                    show = (lambda v: fmt_change(v, unit)) if method == "oat" else (lambda v: _fmt(v, unit))
                     row[head] = f"{show(r['estimate'])} [{show(r['ci_lo'])}, {show(r['ci_hi'])}]"
                     row.setdefault("_key", abs(r["estimate"]))
             rows.append(row)

@@ -273,6 +273,15 @@ class SimulationResults:
         )
 
 
+def fmt_change(value: float, unit: str) -> str:
+    """A signed difference: percentage points for ratios, otherwise ``_fmt`` with a sign; ``n/a`` if not finite."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if unit == "ratio":
+        return f"{value * 100:+.2f} pts"
+    return ("+" if value >= 0 else "-") + _fmt(abs(value), unit)
+
+
 def _fmt(value: float, unit: str) -> str:
     if value is None or not np.isfinite(value):
         return "n/a"

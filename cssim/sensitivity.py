@@ -68,7 +68,7 @@ from scipy import stats
 from .errors import PlanError, ScenarioError
 from .loader import load_scenario, scenario_hash
 from .metrics import KPI_NAMES, KPIS
-from .results import SimulationResults, _fmt, mean_interval, paired_interval
+from .results import SimulationResults, _fmt, fmt_change, mean_interval, paired_interval
 from .scenario import Scenario
 from .simulate import versions
 from .sweep import _with_run_settings, point_scenario, resolve_path, run_points
@@ -348,8 +348,8 @@ class SensitivityResults:
                     cells += (f"{_fmt(row.morris_mu_star, unit)} [{_fmt(row.morris_mu_star_lo, unit)}, "
                               f"{_fmt(row.morris_mu_star_hi, unit)}]").rjust(34)
                 if "oat_swing" in r:
-                    cells += (f"{_signed(row.oat_swing, unit)} [{_signed(row.oat_swing_lo, unit)}, "
-                              f"{_signed(row.oat_swing_hi, unit)}]").rjust(40)
+                    cells += (f"{fmt_change(row.oat_swing, unit)} [{fmt_change(row.oat_swing_lo, unit)}, "
+                              f"{fmt_change(row.oat_swing_hi, unit)}]").rjust(40)
                 lines.append(cells)
             if "sobol_ST" in r:
                 inert = [row.field for row in r.itertuples() if row.sobol_ST_lo <= 0.0]
@@ -376,14 +376,6 @@ class SensitivityResults:
 
     def __repr__(self) -> str:
         return f"SensitivityResults(scenario={self.scenario.name!r}, fields={self.fields}, points={len(self.points)})"
-
-
-def _signed(value: float, unit: str) -> str:
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    if unit == "ratio":
-        return f"{value * 100:+.2f} pts"
-    return ("+" if value >= 0 else "-") + _fmt(abs(value), unit)
 
 
 def _rank(frame: pd.DataFrame, index: str) -> dict[str, int]:
