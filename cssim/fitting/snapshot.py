@@ -35,6 +35,7 @@ import pandas as pd
 from ..clock import DAYS_PER_MONTH
 from ..errors import DataError
 from .history import History
+from .tables import read_text_table
 
 __all__ = ["FLAG_VALUES", "read_flags", "read_snapshot", "DURATION_UNITS"]
 
@@ -53,17 +54,6 @@ def read_flags(values: pd.Series, column: str, label: str) -> np.ndarray:
         raise DataError(f"{label}: row {i + 2}, column {column!r}: {values.iloc[i]!r} is not a churn flag; use 1/0, "
                         f"Yes/No or True/False ({int(bad.sum())} bad row{'s' if bad.sum() != 1 else ''})")
     return mapped.to_numpy(dtype=int)
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, skipinitialspace=True, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: cannot read as CSV or Parquet ({str(exc).splitlines()[0]})") from None
 
 
 def read_snapshot(path, duration: str, event: str, extract_date, segment: str | None = None,
@@ -99,7 +89,7 @@ def read_snapshot(path, duration: str, event: str, extract_date, segment: str | 
         extract = pd.Timestamp(extract_date).normalize()
     except (ValueError, TypeError):
         raise DataError(f"--extract-date: {extract_date!r} is not a date (YYYY-MM-DD)") from None
-    raw = _read_table(path)
+    raw = read_text_table(path, "a snapshot table (one row per customer)")
     cols = {str(c).strip(): c for c in raw.columns}
     for opt, col in (("--duration", duration), ("--event", event), ("--segment", segment)):
         if col is not None and col not in cols:
