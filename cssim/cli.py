@@ -287,11 +287,15 @@ def _add_sweep(sub):
 
 
 def _cache_dir(args, out: Path) -> Path | None:
+    """The batch cache of sweep and sensitivity (``--cache``, default beside ``out``), refused if unusable."""
     from .cache import DEFAULT_CACHE_NAME
+    from .output import check_dir_option
 
     if getattr(args, "no_cache", False):
         return None
-    return Path(args.cache) if args.cache else out.parent / DEFAULT_CACHE_NAME
+    cache = Path(args.cache) if args.cache else out.parent / DEFAULT_CACHE_NAME
+    check_dir_option(cache, "--cache")
+    return cache
 
 
 def _interrupted(cache: Path | None) -> int:
@@ -311,7 +315,7 @@ def _interrupted(cache: Path | None) -> int:
 def cmd_sweep(args) -> int:
     from .errors import PlanError
     from .loader import load_scenario
-    from .output import check_dir_option, check_target
+    from .output import check_target
     from .sweep import sweep
 
     if args.batch_size < 1:
@@ -322,8 +326,6 @@ def cmd_sweep(args) -> int:
     out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sweep"
     check_target(out, args.force)
     cache = _cache_dir(args, out)
-    if cache is not None:
-        check_dir_option(cache, "--cache")
     try:
         result = sweep(
             scenario, replications=args.replications, seed=args.seed, jobs=args.jobs, dask=args.dask,

@@ -80,11 +80,11 @@ def check_target(out: Path, force: bool) -> None:
             )
 
 
-def _check_parent(out: Path) -> None:
+def _check_parent(out: Path, flag: str = "--out") -> None:
     for parent in out.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise CssimError(f"{out}: {parent} is not a folder; choose another --out")
+                raise CssimError(f"{out}: {parent} is not a folder; choose another {flag}")
             return
 
 
@@ -92,7 +92,7 @@ def check_dir_option(path: Path, flag: str) -> None:
     """Refuse a folder option (``--cache``) that names an existing file, before any work."""
     if path.exists() and not path.is_dir():
         raise CssimError(f"{flag} {path}: exists and is not a folder; give a folder")
-    _check_parent(path)
+    _check_parent(path, flag)
 
 
 def check_file_target(out: Path, force: bool) -> None:
