@@ -395,6 +395,19 @@ class TouchEffects:
         self.refused_ = self._refusals(g, keep)
         return self
 
+    def _ratios(self):
+        """Each fitted method's hazard ratio per touch model: ``(method, cph, touch model, hr, lo, hi, p)``."""
+        for method in METHODS:
+            cph = getattr(self, f"{method}_")
+            if cph is None:
+                continue
+            s = cph.summary
+            lo_col = next(k for k in s.columns if k.startswith("exp(coef) lower"))
+            hi_col = next(k for k in s.columns if k.startswith("exp(coef) upper"))
+            for m in self.others:
+                c = f"touch[{m}]"
+                yield (method, cph, m, *(float(s.loc[c, k]) for k in ("exp(coef)", lo_col, hi_col, "p")))
+
     def _refusals(self, g: np.ndarray, keep: np.ndarray) -> dict[tuple[str, str], str]:
         """(method, touch model) → why its hazard ratio is not an estimate anyone should use.
 
@@ -405,36 +418,27 @@ class TouchEffects:
         """
         out = {}
         events = self.data[self.event].to_numpy().astype(int)
-        for method in METHODS:
-            cph = getattr(self, f"{method}_")
-            if cph is None:
-                continue
-            s = cph.summary
-            lo_col = next(k for k in s.columns if k.startswith("exp(coef) lower"))
-            hi_col = next(k for k in s.columns if k.startswith("exp(coef) upper"))
+        for method, _cph, m, hr, lo, hi, _p in self._ratios():
             used = keep if method == "ipw" else np.ones(len(g), dtype=bool)
-            for m in self.others:
-                c = f"touch[{m}]"
-                hr, lo, hi = (float(s.loc[c, k]) for k in ("exp(coef)", lo_col, hi_col))
-                why = None
+            why = None
+            for grp in (m, self.reference):
+                n_ev = int(events[(g == grp) & used].sum())
+                if n_ev < MIN_GROUP_EVENTS:
+                    why = (f"{grp} has {n_ev} events among the {int(((g == grp) & used).sum())} customers "
+                           f"{'kept' if method == 'ipw' and self.trim else 'fitted'} (need {MIN_GROUP_EVENTS})")
+                    break
+            if why is None and method == "ipw":
                 for grp in (m, self.reference):
-                    n_ev = int(events[(g == grp) & used].sum())
-                    if n_ev < MIN_GROUP_EVENTS:
-                        why = (f"{grp} has {n_ev} events among the {int(((g == grp) & used).sum())} customers "
-                               f"{'kept' if method == 'ipw' and self.trim else 'fitted'} (need {MIN_GROUP_EVENTS})")
+                    if self.ess_[grp] < MIN_ESS:
+                        why = (f"effective sample size of {grp} is {self.ess_[grp]:.0f} under the weights"
+                               f"{' after trim ' + str(self.trim) if self.trim else ''} (need {MIN_ESS})")
                         break
-                if why is None and method == "ipw":
-                    for grp in (m, self.reference):
-                        if self.ess_[grp] < MIN_ESS:
-                            why = (f"effective sample size of {grp} is {self.ess_[grp]:.0f} under the weights"
-                                   f"{' after trim ' + str(self.trim) if self.trim else ''} (need {MIN_ESS})")
-                            break
-                if why is None and not (1.0 / HR_LIMIT < hr < HR_LIMIT):
-                    why = f"hazard ratio {hr:.3g} is at {'0' if hr <= 1 else 'infinity'} (the fit separates the groups)"
-                if why is None and not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi / lo > 1 + 1e-6):
-                    why = f"its interval ({lo:.3g}–{hi:.3g}) is not finite or has no width"
-                if why is not None:
-                    out[(method, m)] = why
+            if why is None and not (1.0 / HR_LIMIT < hr < HR_LIMIT):
+                why = f"hazard ratio {hr:.3g} is at {'0' if hr <= 1 else 'infinity'} (the fit separates the groups)"
+            if why is None and not (np.isfinite(lo) and np.isfinite(hi) and lo > 0 and hi / lo > 1 + 1e-6):
+                why = f"its interval ({lo:.3g}–{hi:.3g}) is not finite or has no width"
+            if why is not None:
+                out[(method, m)] = why
         return out
 
     def _balance(self, X: pd.DataFrame, g: np.ndarray, w: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
@@ -515,27 +519,18 @@ class TouchEffects:
         events, estimand, warning`` (the warning column is filled on IPW rows when overlap or balance is poor)."""
         self._check_fitted()
         rows = []
-        for method in METHODS:
-            cph = getattr(self, f"{method}_")
-            if cph is None:
-                continue
-            s = cph.summary
-            lo_col = next(k for k in s.columns if k.startswith("exp(coef) lower"))
-            hi_col = next(k for k in s.columns if k.startswith("exp(coef) upper"))
-            for m in self.others:
-                c = f"touch[{m}]"
-                rows.append({
-                    "method": method, "touch_model": m, "reference": self.reference,
-                    "hazard_ratio": float(s.loc[c, "exp(coef)"]), "lo": float(s.loc[c, lo_col]),
-                    "hi": float(s.loc[c, hi_col]), "p": float(s.loc[c, "p"]),
-                    "n": int(cph._n_examples), "events": int(cph.event_observed.sum()),
-                    "estimand": _ESTIMAND[method],
-                    "warning": "" if method == "naive" else "; ".join(
-                        t for about, t in self._warnings_about if about in (None, m, self.reference)),
-                    "refused": self.refused_.get((method, m), ""),
-                })
-                if rows[-1]["refused"]:  # never a number a scenario could pick up
-                    rows[-1].update(hazard_ratio=np.nan, lo=np.nan, hi=np.nan, p=np.nan)
+        for method, cph, m, hr, lo, hi, p in self._ratios():
+            rows.append({
+                "method": method, "touch_model": m, "reference": self.reference,
+                "hazard_ratio": hr, "lo": lo, "hi": hi, "p": p,
+                "n": int(cph._n_examples), "events": int(cph.event_observed.sum()),
+                "estimand": _ESTIMAND[method],
+                "warning": "" if method == "naive" else "; ".join(
+                    t for about, t in self._warnings_about if about in (None, m, self.reference)),
+                "refused": self.refused_.get((method, m), ""),
+            })
+            if rows[-1]["refused"]:  # never a number a scenario could pick up
+                rows[-1].update(hazard_ratio=np.nan, lo=np.nan, hi=np.nan, p=np.nan)
         return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
     def to_effects(self, method: str = "adjusted", transition: str | None = None) -> dict:
