@@ -779,11 +779,7 @@ def _project_averaged(table: CohortTable, fits: dict[str, CohortModelFit], weigh
     q = [(1 - interval) / 2 * 100, (1 + interval) / 2 * 100]
     frames = []
     for name in table.cohorts:
-        g = table.cohort(name).set_index("period")["active"]
-        L = last[name]
-        n0, nL = float(g.loc[0]), float(g.loc[L])
-        base = np.where(periods <= L, n0, nL)
-        cond = periods > L
+        g, L, base, cond = _cohort_base(table, name, last, periods)
         mean = np.zeros(len(periods))
         p_draw = np.empty((n_draws, len(periods)))
         for k, m in enumerate(names):
@@ -794,18 +790,34 @@ def _project_averaged(table: CohortTable, fits: dict[str, CohortModelFit], weigh
                 draws = fit.draw_params(int(rows.sum()), rng)
                 Sd = _survival(fit.model, periods, draws)
                 p_draw[rows] = Sd / np.where(cond, _survival(fit.model, [L], draws)[:, 0:1], 1.0)
-        p_draw = np.clip(np.nan_to_num(p_draw, nan=0.0), 0.0, 1.0)
-        if table.kind == "logos":
-            sims = rng.binomial(np.broadcast_to(base.astype(np.int64), p_draw.shape), p_draw)
-        else:
-            sims = base * p_draw
-        lo, hi = np.percentile(sims, q, axis=0)
+        lo, hi = _draw_interval(table, base, p_draw, q, rng)
         frames.append(pd.DataFrame({
             "cohort": name, "period": periods, "observed": [g.get(t, np.nan) for t in periods],
             "projected": mean, "lo": np.minimum(lo, mean), "hi": np.maximum(hi, mean), "model": AVERAGED,
             "calibration": periods <= L,
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+def _cohort_base(table: CohortTable, name, last: dict[str, int], periods: np.ndarray):
+    """One cohort's observed counts, last observed period L, the count each period is projected from, and
+    which periods lie past L: up to L the fitted n0·S(t), after L conditional on the nL still active,
+    nL·S(t)/S(L)."""
+    g = table.cohort(name).set_index("period")["active"]
+    L = last[name]
+    base = np.where(periods <= L, float(g.loc[0]), float(g.loc[L]))
+    return g, L, base, periods > L
+
+
+def _draw_interval(table: CohortTable, base: np.ndarray, p_draw: np.ndarray, q, rng):
+    """Percentiles ``q`` of the projection over parameter draws (rows of ``p_draw``, survival shares of ``base``),
+    with binomial noise for logo counts."""
+    p_draw = np.clip(np.nan_to_num(p_draw, nan=0.0), 0.0, 1.0)
+    if table.kind == "logos":
+        sims = rng.binomial(np.broadcast_to(base.astype(np.int64), p_draw.shape), p_draw)
+    else:
+        sims = base * p_draw
+    return np.percentile(sims, q, axis=0)
 
 
 def _project(
@@ -818,20 +830,10 @@ def _project(
     q = [(1 - interval) / 2 * 100, (1 + interval) / 2 * 100]
     frames = []
     for name in table.cohorts:
-        g = table.cohort(name).set_index("period")["active"]
-        L = last[name]
-        n0, nL = float(g.loc[0]), float(g.loc[L])
-        base = np.where(periods <= L, n0, nL)
-        # Up to L: fitted n0·S(t). After L: conditional on the nL still active, nL·S(t)/S(L).
-        cond = periods > L
+        g, L, base, cond = _cohort_base(table, name, last, periods)
         proj = base * S / np.where(cond, fit.survival([L])[0], 1.0)
         p_draw = Sd / np.where(cond, _survival(fit.model, [L], draws)[:, 0:1], 1.0)
-        p_draw = np.clip(np.nan_to_num(p_draw, nan=0.0), 0.0, 1.0)
-        if table.kind == "logos":
-            sims = rng.binomial(np.broadcast_to(base.astype(np.int64), p_draw.shape), p_draw)
-        else:
-            sims = base * p_draw
-        lo, hi = np.percentile(sims, q, axis=0)
+        lo, hi = _draw_interval(table, base, p_draw, q, rng)
         frames.append(
             pd.DataFrame(
                 {
