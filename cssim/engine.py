@@ -360,7 +360,7 @@ class Engine:
         clock catches up at its next event; the engine's ``now`` is the time of whatever is processed.
         """
         env, end = self.env, self.end
-        head, pop, push = self.calendar.head, self.calendar.pop, self.calendar.push
+        head, pop = self.calendar.head, self.calendar.pop
         peek, step, wake = env.peek, env.step, self._wake
         self._t_sim = peek()
         while True:
@@ -369,9 +369,7 @@ class Engine:
             if t_cal < self._t_sim:  # calendar work schedules SimPy events only through ``at``, which lowers _t_sim
                 self.now = t_cal
                 pop()
-                entry = wake(entry[3], t_cal)
-                if entry is not None and entry[0] < end:
-                    push(entry)
+                wake(entry[3], t_cal)
             else:
                 if self._t_sim >= end:
                     break
@@ -445,15 +443,18 @@ class Engine:
         clocks = c.clocks
         t = min(clocks.values()) if clocks else INF
         if t < c.next:
-            if t < self.now:  # overdue (e.g. a starting book's passed deadline): due at once
-                t = self.now
-            c.ver += 1
-            c.next = t
-            if t < self.end:  # past the horizon it never fires
-                self.calendar.push((t, next(self._seq), c.ver, c))
+            self._file(c, t)
 
-    def _wake(self, c: Customer, now: float):
-        """Fire ``c``'s due clocks in time order; return its next calendar entry (``None`` if it left)."""
+    def _file(self, c: Customer, t: float) -> None:
+        if t < self.now:  # overdue (e.g. a starting book's passed deadline): due at once
+            t = self.now
+        c.ver += 1  # any older entry of c is stale now
+        c.next = t
+        if t < self.end:  # past the horizon it never fires
+            self.calendar.push((t, next(self._seq), c.ver, c))
+
+    def _wake(self, c: Customer, now: float) -> None:
+        """Fire ``c``'s due clocks in time order, then file it at its next one."""
         c.next = -INF  # while firing, changes to c's clocks need no re-filing
         clocks = c.clocks
         due = now + _EPS
@@ -467,11 +468,8 @@ class Engine:
                 break
             fire(c, kind, now)
             t = INF
-        if not c.alive:
-            return None
-        c.ver += 1
-        c.next = t
-        return (t, next(self._seq), c.ver, c)
+        if c.alive:
+            self._file(c, t)
 
     def _poke(self, c: Customer) -> None:
         """One of ``c``'s clocks may have moved earlier (a touch from outside its own wake-up)."""
