@@ -22,6 +22,7 @@ from .checks import model_checks
 from .edge import warn_beyond_edge
 from .errors import ModelWarning, ScenarioError
 from .files import regular_file
+from .shipped import resolve_scenario, scenario_names
 from .scenario import Scenario
 
 __all__ = [
@@ -231,8 +232,14 @@ def _anchor_files(data: dict, base: Path) -> None:
 
 
 def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
-    """Read ``path`` and resolve its ``extends`` chain into one plain dict (not yet validated)."""
-    path = Path(path)
+    """Read ``path`` and resolve its ``extends`` chain into one plain dict (not yet validated).
+
+    A bare name that is not a file here (``baseline``) is the shipped scenario of that name.
+    """
+    path = Path(path) if _chain else resolve_scenario(path)
+    if not _chain and not path.exists() and len(path.parts) == 1 and not path.suffix:
+        shipped = ", ".join(scenario_names())
+        raise ScenarioError(f"{path}: file not found, and no shipped scenario of that name (shipped: {shipped})")
     label = str(path)
     regular_file(path, label, "a YAML scenario file", error=ScenarioError, max_bytes=MAX_SCENARIO_BYTES)
     resolved = path.resolve()
