@@ -70,6 +70,7 @@ class Pod:
         self.queue: list = []
         self.seq = 0
         self.waiting: deque = deque()
+        self.books: list = []  # heap of (book size, id, csm); see _roomiest
         self.cap = spec.book_cap if spec.book_cap is not None else INF
         for _ in range(spec.headcount):
             self._add_csm(hired=-INF)
@@ -83,6 +84,7 @@ class Pod:
         self.csms.append(csm)
         self.all_csms.append(csm)
         self.idle.append(csm)
+        self._booked(csm)
         if self.spec.attrition_per_year > 0:
             stay = self.rng.exponential(365.25 / self.spec.attrition_per_year)
             start = max(hired, 0.0)
@@ -126,13 +128,32 @@ class Pod:
 
     # ---------------------------------------------------------------- books
 
+    def _roomiest(self) -> CSM | None:
+        """The CSM with the smallest book (the earliest hired among equals), if that book has room.
+
+        ``books`` is a heap of ``(book size, id, csm)`` pushed at every change of a book; an entry whose size
+        is no longer the CSM's, or whose CSM has left, is stale and dropped when it reaches the top. So a
+        choice costs O(log CSMs) rather than a scan of every CSM (a large book has hundreds of them).
+        """
+        books = self.books
+        while books:
+            n, _, csm = books[0]
+            if csm.active and n == len(csm.customers):
+                return csm if n < self.cap else None
+            heapq.heappop(books)
+        return None
+
+    def _booked(self, csm: CSM) -> None:
+        """``csm``'s book changed size: file its new size (and compact the heap when stale entries pile up)."""
+        books = self.books
+        heapq.heappush(books, (len(csm.customers), csm.id, csm))
+        if len(books) > 4 * len(self.csms) + 64:
+            books[:] = [(len(c.customers), c.id, c) for c in self.csms]
+            heapq.heapify(books)
+
     def assign(self, customer, front: bool = False) -> None:
         """Give ``customer`` a named CSM with room in their book, or queue it for one."""
-        best = None
-        for csm in self.csms:
-            n = len(csm.customers)
-            if n < self.cap and (best is None or n < len(best.customers)):
-                best = csm
+        best = self._roomiest()
         if best is None:
             customer.csm = None
             if front:
@@ -142,6 +163,7 @@ class Pod:
             return
         best.customers[customer] = None
         customer.csm = best
+        self._booked(best)
         self.engine.csm_changed(customer, 1)
 
     def release(self, customer) -> None:
@@ -150,6 +172,7 @@ class Pod:
         if csm is not None:
             csm.customers.pop(customer, None)
             customer.csm = None
+            self._booked(csm)
             self.engine.csm_changed(customer, -1)
             self._fill_books()
 
@@ -159,7 +182,7 @@ class Pod:
             if not customer.alive or customer.pod is not self or customer.csm is not None or not customer.tm.uses_csm:
                 self.waiting.popleft()  # gone, served, or moved to a model without CSM work
                 continue
-            if not any(len(c.customers) < self.cap for c in self.csms):
+            if self._roomiest() is None:
                 return
             self.waiting.popleft()
             self.assign(customer)
