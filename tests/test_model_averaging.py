@@ -20,7 +20,7 @@ from conftest import small_scenario_dict
 from cssim import scenario_from_dict
 from cssim.curves import HeldTail, LogNormal, Weibull
 from cssim.fitting.curvesfile import FORMAT
-from cssim.fitting.univariate import UnivariateFit
+from cssim.fitting.univariate import UnivariateFit, pseudo_bma_weights, stacking_weights
 from cssim.scenario import AveragedCurve, _concrete_curve_adapter
 from cssim.uncertainty import decompose, draw_family, family_stream, replication_curve, replication_spec
 
@@ -67,6 +67,62 @@ def test_akaike_weights_follow_the_formula(fit):
     assert stored["weighting"] == "akaike" and stored["weights"] == pytest.approx(fit.weights_.to_dict())
     # Every weighted candidate keeps its covariance, so the average can draw its parameters too.
     assert all("parameters" in c for c in stored["candidates"] if c["family"] in stored["weights"])
+
+
+def test_pseudo_bma_weights_follow_the_formula():
+    # Four rows of three customers (the first two rows are one customer), two families.
+    L = np.array([[-1.0, -1.5], [-2.0, -1.2], [-0.5, -0.9], [-3.0, -2.0]])
+    groups = ["a", "a", "b", "c"]
+    per = np.array([[-3.0, -2.7], [-0.5, -0.9], [-3.0, -2.0]])  # ℓ per customer: rows of one customer summed
+    draws = 7
+    alpha = np.random.default_rng(42).dirichlet(np.ones(3), size=draws)
+    expected = np.zeros(2)
+    for a in alpha:
+        elpd = [3 * sum(a[i] * per[i, k] for i in range(3)) for k in range(2)]
+        expected += np.array([math.exp(e) for e in elpd]) / sum(math.exp(e) for e in elpd) / draws
+    got = pseudo_bma_weights(L, groups, np.random.default_rng(42), draws=draws)
+    assert got == pytest.approx(expected, rel=1e-12)
+    # A family that could not be scored (−inf) gets no weight; the others share it by the same formula.
+    with_failed = pseudo_bma_weights(np.c_[L, np.full(4, -np.inf)], groups, np.random.default_rng(42), draws=draws)
+    assert with_failed == pytest.approx([*expected, 0.0], rel=1e-12)
+
+
+def test_pseudo_bma_regularises_where_stacking_does_not():
+    rng = np.random.default_rng(1)
+    base = rng.normal(-3.0, 1.0, 100)
+    # Identical held-out scores: half each, whatever the bootstrap draws.
+    assert pseudo_bma_weights(np.c_[base, base]) == pytest.approx([0.5, 0.5], abs=1e-12)
+    # One family 0.01 nats better for every customer (1 nat in total): stacking puts all the weight on it, pseudo-BMA+
+    # gives it e / (1 + e) — n Σ αᵢ · 0.01 = 1 in every draw, as an Akaike weight for a difference of 2 AIC points.
+    close = np.c_[base, base - 0.01]
+    assert stacking_weights(close) == pytest.approx([1.0, 0.0], abs=1e-3)
+    assert pseudo_bma_weights(close) == pytest.approx([math.e / (1 + math.e), 1 / (1 + math.e)], rel=1e-9)
+    # A total 2 nats ahead but noisy customer by customer: the bootstrap weighs the noise, so the weights are less
+    # extreme than the softmax of the totals (pseudo-BMA without the bootstrap).
+    noise = rng.normal(0.0, 0.3, 100)
+    noisy = np.c_[base + 0.02 + noise - noise.mean(), base]
+    plain = math.exp(2.0) / (1 + math.exp(2.0))
+    assert 0.5 < pseudo_bma_weights(noisy)[0] < plain - 0.05
+
+
+def test_pseudo_bma_fit_shares_the_held_out_scores_and_is_deterministic():
+    fams = ("exponential", "weibull", "lognormal")
+    a = UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="pseudo_bma").fit()
+    again = UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="pseudo_bma").fit()
+    stacked = UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="stacking").fit()
+    pd.testing.assert_series_equal(a.weights_, again.weights_)
+    # One held-out matrix for both cross-validated weightings (the same folds and refits).
+    pd.testing.assert_frame_equal(a.cv_pointwise_, stacked.cv_pointwise_)
+    assert a.cv_log_likelihood_.to_numpy() == pytest.approx(a.cv_pointwise_.sum().to_numpy())
+    assert a.weights_.sum() == pytest.approx(1.0) and (a.weights_ > 0.05).sum() >= 2
+    # The folds and the bootstrap are keyed by the segment and transition: another name, another split.
+    other = UnivariateFit(_history(8), "mid", "churn", families=fams, weighting="pseudo_bma").fit()
+    assert not other.weights_.equals(a.weights_)
+    stored = a.to_dict()
+    assert stored["weighting"] == "pseudo_bma" and stored["weights"] == pytest.approx(a.weights_.to_dict())
+    assert _concrete_curve_adapter().validate_python(a.averaged_spec()).weighting == "pseudo_bma"
+    with pytest.raises(ValueError, match="choose one of akaike, stacking, pseudo_bma"):
+        UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="bma").fit()
 
 
 def test_a_fitted_reference_averages_by_default_and_best_keeps_the_chosen_family(fit, curves_file):
