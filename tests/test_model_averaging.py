@@ -1,6 +1,7 @@
 """Model uncertainty: a curve whose fit has several credible families draws one per replication by its weight.
 
-Akaike weights are checked against their formula, the family draw against
+Akaike and pseudo-BMA+ weights are checked against their formulas (and pseudo-BMA+ against stacking where the
+held-out scores barely differ), the family draw against
 its weights (and its independence from the parameter draw's stream), the
 curves file → scenario path (averaged by default, ``best`` on request), the
 decomposition's model share, and — the point of the feature — back-tests on
@@ -37,7 +38,8 @@ def _history(seed: int, n: int = 250) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def fit():
     # Seed 8: Akaike weights 0.03 / 0.58 / 0.39 — three credible families.
-    return UnivariateFit(_history(8), "smb", "churn", families=("exponential", "weibull", "lognormal")).fit()
+    return UnivariateFit(_history(8), "smb", "churn", families=("exponential", "weibull", "lognormal"),
+                         weighting="akaike").fit()
 
 
 @pytest.fixture()
@@ -107,7 +109,8 @@ def test_pseudo_bma_regularises_where_stacking_does_not():
 
 def test_pseudo_bma_fit_shares_the_held_out_scores_and_is_deterministic():
     fams = ("exponential", "weibull", "lognormal")
-    a = UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="pseudo_bma").fit()
+    a = UnivariateFit(_history(8), "smb", "churn", families=fams).fit()  # the default weighting
+    assert a.weighting == "pseudo_bma"
     again = UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="pseudo_bma").fit()
     stacked = UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="stacking").fit()
     pd.testing.assert_series_equal(a.weights_, again.weights_)
@@ -123,6 +126,21 @@ def test_pseudo_bma_fit_shares_the_held_out_scores_and_is_deterministic():
     assert _concrete_curve_adapter().validate_python(a.averaged_spec()).weighting == "pseudo_bma"
     with pytest.raises(ValueError, match="choose one of akaike, stacking, pseudo_bma"):
         UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="bma").fit()
+
+
+def test_the_weighting_is_chosen_on_the_command_line_and_in_the_back_test():
+    from cssim.backtest import backtest
+    from cssim.cli import build_parser
+    from cssim.errors import DataError
+
+    parser = build_parser()
+    for cmd in (["fit", "h.csv", "--out", "x"], ["backtest", "h.csv", "--cutoff", "2024-01-01", "--horizon", "3"]):
+        assert parser.parse_args(cmd).weighting == "pseudo_bma"
+        assert parser.parse_args([*cmd, "--weighting", "akaike"]).weighting == "akaike"
+        with pytest.raises(SystemExit):
+            parser.parse_args([*cmd, "--weighting", "bma"])
+    with pytest.raises(DataError, match="--weighting: 'bma'; choose one of akaike, stacking, pseudo_bma"):
+        backtest("missing.csv", "2024-01-01", 3, weighting="bma")
 
 
 def test_a_fitted_reference_averages_by_default_and_best_keeps_the_chosen_family(fit, curves_file):
@@ -148,8 +166,10 @@ def test_a_fitted_reference_averages_by_default_and_best_keeps_the_chosen_family
 
 
 def test_one_credible_family_is_not_averaged(tmp_path):
-    # Seed 5: the Weibull takes all the weight (the others are > 20 AIC behind).
-    fit = UnivariateFit(_history(5), "smb", "churn", families=("exponential", "weibull", "lognormal")).fit()
+    # Seed 5: the Weibull takes all the Akaike weight (the others are > 20 AIC behind; pseudo-BMA+, which weighs
+    # the noise in the held-out scores, leaves the exponential 4 %).
+    fit = UnivariateFit(_history(5), "smb", "churn", families=("exponential", "weibull", "lognormal"),
+                        weighting="akaike").fit()
     assert fit.weights_.max() > 0.999 and fit.averaged_spec() is None
     path = tmp_path / "curves.json"
     path.write_text(json.dumps({"format": FORMAT, "curves": {"smb/churn": fit.to_dict()}}, default=float))
@@ -221,7 +241,7 @@ FAMILIES = ("exponential", "weibull", "lognormal", "loglogistic", "exponential_g
 def wrong_family_runs(tmp_path_factory):
     """The short histories of docs/backtest.md (Weibull churn, shape 0.8; one year before the cutoff) on which the
     lowest AIC picks another family for churn: every such history among seeds 1-15 (exponential for 3, 5, 6 and 12,
-    log-logistic for 11, exponential-gamma for 14)."""
+    log-logistic for 11, exponential-gamma for 14). Families weighted by the default weighting (pseudo-BMA+)."""
     from test_backtest_uncertainty import CUTOFF, SHORT, TRUTH
 
     from cssim.backtest import backtest
@@ -252,8 +272,8 @@ def test_averaging_widens_the_back_test_interval_towards_the_truth(wrong_family_
         share_model.append(r.uncertainty.set_index("metric").loc["churned", "share_model"])
         assert "model uncertainty: averaged" in r.summary()
     averaged, best = np.mean(cov["cssim"]), np.mean(cov["cssim_best"])
-    # Measured: 79 % of the months with averaging, 71 % with the lowest-AIC family alone (logos and ARR pooled over
-    # the six histories). Which way the other families move the interval depends on the family AIC picked; the
-    # choice of family is part of the interval of churned logos either way.
-    assert averaged >= best + 0.05, (averaged, best)
+    # The issue's criterion. Measured: 82.6 % of the months with averaging (pseudo-BMA+ weights), 70.8 % with the
+    # lowest-AIC family alone (logos and ARR pooled over the six histories; Akaike weights: 78.5 %); the model share
+    # of the churned-logo interval averages 7.8 %. Seed 12 is missed either way (logos 8 % of the months).
+    assert averaged >= 0.80 and best < 0.80, (averaged, best)
     assert np.mean(share_model) > 0.05, share_model
