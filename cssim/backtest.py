@@ -554,7 +554,7 @@ class BacktestResults:
         self.uncertainty = estimation_share(scores)  # empty unless both cssim and cssim_point ran
 
     def _weighting_note(self) -> str:
-        """`` (akaike weights)``: how the averaged curves were weighted (empty without one)."""
+        """How the averaged curves were weighted, e.g. " (pseudo_bma weights)"; empty without an averaged curve."""
         names = sorted({spec.weighting for *_, spec in self.scenario.averaged_curves()})
         return f" ({', '.join(names)} weights)" if names else ""
 

@@ -703,16 +703,15 @@ def pseudo_bma_weights(L: np.ndarray, groups=None, rng: np.random.Generator | No
     are summed into one observation ℓᵢₖ (default: each row its own). Each of
     ``draws`` Bayesian-bootstrap draws α ~ Dirichlet(1, …, 1) over the n
     observations gives weights softmaxₖ(n Σᵢ αᵢ ℓᵢₖ); the weights are their
-    mean. Without the bootstrap this is softmax of the held-out totals (pseudo-
-    BMA, an Akaike weight on cross-validated scores); the bootstrap accounts
-    for the noise in those totals, so families whose held-out scores differ by
-    less than their sampling error share the weight.
+    mean. Without the bootstrap this is the softmax of the held-out totals
+    (pseudo-BMA, an Akaike weight on cross-validated scores); the bootstrap
+    accounts for the noise in those totals, so families whose held-out scores
+    differ by less than their sampling error share the weight.
     """
     from scipy.special import softmax
 
     L = np.asarray(L, dtype=float)
     usable = np.isfinite(L).all(axis=0)
-    w = np.zeros(L.shape[1])
     if usable.sum() <= 1:
         return usable.astype(float)
     Lu = L[:, usable]
@@ -724,6 +723,7 @@ def pseudo_bma_weights(L: np.ndarray, groups=None, rng: np.random.Generator | No
     n = Lu.shape[0]
     rng = rng if rng is not None else np.random.default_rng(0)
     alpha = rng.dirichlet(np.ones(n), size=draws)
+    w = np.zeros(L.shape[1])
     w[usable] = softmax(n * (alpha @ Lu), axis=1).mean(axis=0)
     return w
 
