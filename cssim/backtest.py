@@ -553,6 +553,11 @@ class BacktestResults:
         self.model_uncertainty = model_uncertainty  # averaged: some curve averaged over families
         self.uncertainty = estimation_share(scores)  # empty unless both cssim and cssim_point ran
 
+    def _weighting_note(self) -> str:
+        """How the averaged curves were weighted, e.g. " (pseudo_bma weights)"; empty without an averaged curve."""
+        names = sorted({spec.weighting for *_, spec in self.scenario.averaged_curves()})
+        return f" ({', '.join(names)} weights)" if names else ""
+
     def summary(self) -> str:
         how = {"none": "none (fitted curves at their point estimates)",
                "asymptotic": "asymptotic (curve parameters and renewal rates drawn per replication from their "
@@ -560,8 +565,8 @@ class BacktestResults:
                "bootstrap": "bootstrap (curve parameters: one refit on resampled customers per replication)"}
         lines = [f"back-test of {self.history_path}: cutoff {self.cutoff}, {self.months} months forward",
                  f"parameter uncertainty: {how.get(self.parameter_uncertainty, self.parameter_uncertainty)}",
-                 "model uncertainty: " + ("averaged (each replication draws a curve family by its Akaike weight; "
-                                          "cssim_best: the lowest-AIC family only)"
+                 "model uncertainty: " + (f"averaged (each replication draws a curve family by its weight"
+                                          f"{self._weighting_note()}; cssim_best: the lowest-AIC family only)"
                                           if self.model_uncertainty == "averaged" else "best (lowest-AIC family)")]
         for _, _, path, spec in self.scenario.averaged_curves():
             fams = ", ".join(f"{m.curve['family']} {m.weight:.0%}" for m in spec.models)
@@ -604,7 +609,7 @@ def _parse_cutoff(cutoff) -> dt.date:
         raise DataError(f"--cutoff: {cutoff!r} is not a date (YYYY-MM-DD)") from None
 
 
-def fit_known(history, families=None, weighting: str = "akaike"):
+def fit_known(history, families=None, weighting: str | None = None):
     """Per segment × transition curve fits (:class:`~cssim.fitting.univariate.UnivariateFit`) of a censored history.
 
     Returns a :class:`~cssim.fitting.curvesfile.HistoryFitResults` holding only the
@@ -640,7 +645,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
              jobs: int = 1, families=None, rate_uncertainty: bool = True,
              parameter_uncertainty: str = "asymptotic", bootstrap: int | None = None,
              model_uncertainty: str = "averaged", tail: str | None = None,
-             weighting: str = "akaike") -> BacktestResults:
+             weighting: str | None = None) -> BacktestResults:
     """Back-test cssim and the baselines on ``history`` split at ``cutoff``; see the module docstring.
 
     Parameters
@@ -674,11 +679,15 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         Refits per curve with ``parameter_uncertainty="bootstrap"`` (default 200).
     model_uncertainty : ``"averaged"`` or ``"best"``
         ``averaged`` (the default): a curve whose fit has more than one
-        credible family (Akaike weight ≥ 1 %) averages over them — each
+        credible family (weight ≥ 1 %, see ``weighting``) averages over them — each
         replication draws a family by weight, then its parameters — and the
         forecast is run again with the lowest-AIC family only (``cssim_best``)
         to score intervals without model uncertainty. ``best``: the lowest-AIC
         family is taken as known.
+    weighting : str, optional
+        How the candidate families are weighted for averaging: one of
+        :data:`cssim.fitting.univariate.WEIGHTINGS` (``akaike``, ``stacking``,
+        ``pseudo_bma``); default :data:`cssim.fitting.univariate.DEFAULT_WEIGHTING`.
     tail : ``"auto"``, ``"hold"`` or ``"fitted"``, optional
         Hazards beyond each curve's data edge (where fewer than 20 were at
         risk before the cutoff): held at their level over the last
@@ -706,6 +715,10 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         raise DataError(f"--tail: {tail!r}; choose one of {', '.join(TAIL_POLICIES)}")
     if model_uncertainty not in MODEL_UNCERTAINTY:
         raise DataError(f"--model-uncertainty: {model_uncertainty!r}; choose one of {', '.join(MODEL_UNCERTAINTY)}")
+    from .fitting.univariate import WEIGHTINGS
+
+    if weighting is not None and weighting not in WEIGHTINGS:
+        raise DataError(f"--weighting: {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     full = read_history(history)
     label = full.source
     first = full.frame["signed_date"].min().date()

@@ -510,6 +510,15 @@ def cmd_report(args) -> int:
 
 
 FAMILIES_HELP = "comma-separated candidate curve families (default: all of {}); fewer is much faster"
+WEIGHTING_HELP = ("weights of the candidate families for model averaging: {} (default: {}); stacking and pseudo_bma "
+                  "(pseudo-BMA+) score 5-fold cross-validated predictive densities (5 refits per family)")
+
+
+def _add_weighting(p, prefix: str = "") -> None:
+    from .fitting.univariate import DEFAULT_WEIGHTING, WEIGHTINGS
+
+    p.add_argument("--weighting", choices=WEIGHTINGS, default=DEFAULT_WEIGHTING,
+                   help=prefix + WEIGHTING_HELP.format(", ".join(WEIGHTINGS), DEFAULT_WEIGHTING))
 
 
 def _families_help() -> str:
@@ -546,9 +555,7 @@ def _add_fit(sub):
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0,
         help="histories: seed of the bootstrap resamples (default 0)")
     p.add_argument("--families", help="histories: " + _families_help())
-    p.add_argument("--weighting", choices=("akaike", "stacking"), default="akaike",
-                   help="histories: weights of the candidate families for model averaging: akaike (default) or "
-                   "stacking (5-fold cross-validated predictive densities; 5 refits per family)")
+    _add_weighting(p, "histories: ")
     p.add_argument("--duration", help="snapshot tables (one row per customer): column of the tenure")
     p.add_argument("--event", help="snapshot tables: column of the churn flag (1/0, Yes/No, True/False)")
     p.add_argument("--segment", help="snapshot tables: column whose values are the segments (e.g. contract type)")
@@ -693,8 +700,9 @@ def _add_backtest(sub):
                    help="with --parameter-uncertainty bootstrap: refits per curve (default 200; costs N refits each)")
     p.add_argument("--model-uncertainty", choices=("averaged", "best"), default="averaged",
                    help="averaged (default): a curve with several credible families draws one per replication by its "
-                   "Akaike weight, and the forecast is run again with the lowest-AIC family (cssim_best); best: the "
-                   "lowest-AIC family is taken as known")
+                   "weight (see --weighting), and the forecast is run again with the lowest-AIC family (cssim_best); "
+                   "best: the lowest-AIC family is taken as known")
+    _add_weighting(p)
     p.add_argument("--tail", choices=("auto", "hold", "fitted"), default=None,
                    help="hazards beyond each curve's data edge (fewer than 20 at risk): hold keeps them at their level "
                    "over the last well-observed window; fitted extrapolates the fitted curve; auto (default) holds "
@@ -715,7 +723,8 @@ def cmd_backtest(args) -> int:
     res = backtest(args.history, args.cutoff, args.horizon, template=args.scenario, families=families,
                    replications=args.replications, seed=args.seed, jobs=args.jobs,
                    rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty,
-                   bootstrap=args.bootstrap, model_uncertainty=args.model_uncertainty, tail=args.tail)
+                   bootstrap=args.bootstrap, model_uncertainty=args.model_uncertainty, tail=args.tail,
+                   weighting=args.weighting)
     out = write_backtest(res, args.out, force=args.force)
     print(res.summary())
     print(f"wrote {out}")

@@ -397,14 +397,14 @@ class AveragedCurve(Spec):
     curve's; so intervals carry the choice of family as well as estimation
     error. ``models[0]`` is the family chosen by the fit (lowest AIC): a
     single curve (``build()``) and ``model_uncertainty: best`` use it.
-    ``cssim fit`` writes the weights (Akaike weights by default,
+    ``cssim fit`` writes the weights (``akaike``, ``stacking`` or ``pseudo_bma``,
     :mod:`cssim.fitting.univariate`); a ``{family: fitted}`` reference resolves
     to this when its fit has more than one credible family.
     """
 
     family: Literal["averaged"]
     models: list[AveragedModel] = Field(min_length=1)
-    weighting: str = Field("akaike", description="how the weights were computed (akaike or stacking)")
+    weighting: str = Field("akaike", description="how the weights were computed (akaike, stacking or pseudo_bma)")
 
     @model_validator(mode="after")
     def _weights(self):
@@ -425,7 +425,7 @@ class AveragedCurve(Spec):
         return self.chosen().build()
 
 
-#: Akaike weights below this leave a family out of an average (the rest are renormalised).
+#: Weights below this leave a family out of an average (the rest are renormalised).
 MIN_MODEL_WEIGHT = 0.01
 
 

@@ -1,6 +1,7 @@
 """Model uncertainty: a curve whose fit has several credible families draws one per replication by its weight.
 
-Akaike weights are checked against their formula, the family draw against
+Akaike and pseudo-BMA+ weights are checked against their formulas (and pseudo-BMA+ against stacking where the
+held-out scores barely differ), the family draw against
 its weights (and its independence from the parameter draw's stream), the
 curves file → scenario path (averaged by default, ``best`` on request), the
 decomposition's model share, and — the point of the feature — back-tests on
@@ -20,7 +21,7 @@ from conftest import small_scenario_dict
 from cssim import scenario_from_dict
 from cssim.curves import HeldTail, LogNormal, Weibull
 from cssim.fitting.curvesfile import FORMAT
-from cssim.fitting.univariate import UnivariateFit
+from cssim.fitting.univariate import UnivariateFit, pseudo_bma_weights, stacking_weights
 from cssim.scenario import AveragedCurve, _concrete_curve_adapter
 from cssim.uncertainty import decompose, draw_family, family_stream, replication_curve, replication_spec
 
@@ -37,7 +38,8 @@ def _history(seed: int, n: int = 250) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def fit():
     # Seed 8: Akaike weights 0.03 / 0.58 / 0.39 — three credible families.
-    return UnivariateFit(_history(8), "smb", "churn", families=("exponential", "weibull", "lognormal")).fit()
+    return UnivariateFit(_history(8), "smb", "churn", families=("exponential", "weibull", "lognormal"),
+                         weighting="akaike").fit()
 
 
 @pytest.fixture()
@@ -69,6 +71,78 @@ def test_akaike_weights_follow_the_formula(fit):
     assert all("parameters" in c for c in stored["candidates"] if c["family"] in stored["weights"])
 
 
+def test_pseudo_bma_weights_follow_the_formula():
+    # Four rows of three customers (the first two rows are one customer), two families.
+    L = np.array([[-1.0, -1.5], [-2.0, -1.2], [-0.5, -0.9], [-3.0, -2.0]])
+    groups = ["a", "a", "b", "c"]
+    per = np.array([[-3.0, -2.7], [-0.5, -0.9], [-3.0, -2.0]])  # ℓ per customer: rows of one customer summed
+    draws = 7
+    alpha = np.random.default_rng(42).dirichlet(np.ones(3), size=draws)
+    expected = np.zeros(2)
+    for a in alpha:
+        elpd = [3 * sum(a[i] * per[i, k] for i in range(3)) for k in range(2)]
+        expected += np.array([math.exp(e) for e in elpd]) / sum(math.exp(e) for e in elpd) / draws
+    got = pseudo_bma_weights(L, groups, np.random.default_rng(42), draws=draws)
+    assert got == pytest.approx(expected, rel=1e-12)
+    # A family that could not be scored (−inf) gets no weight; the others share it by the same formula.
+    with_failed = pseudo_bma_weights(np.c_[L, np.full(4, -np.inf)], groups, np.random.default_rng(42), draws=draws)
+    assert with_failed == pytest.approx([*expected, 0.0], rel=1e-12)
+
+
+def test_pseudo_bma_regularises_where_stacking_does_not():
+    rng = np.random.default_rng(1)
+    base = rng.normal(-3.0, 1.0, 100)
+    # Identical held-out scores: half each, whatever the bootstrap draws.
+    assert pseudo_bma_weights(np.c_[base, base]) == pytest.approx([0.5, 0.5], abs=1e-12)
+    # One family 0.01 nats better for every customer (1 nat in total): stacking puts all the weight on it, pseudo-BMA+
+    # gives it e / (1 + e) — n Σ αᵢ · 0.01 = 1 in every draw, as an Akaike weight for a difference of 2 AIC points.
+    close = np.c_[base, base - 0.01]
+    assert stacking_weights(close) == pytest.approx([1.0, 0.0], abs=1e-3)
+    assert pseudo_bma_weights(close) == pytest.approx([math.e / (1 + math.e), 1 / (1 + math.e)], rel=1e-9)
+    # A total 2 nats ahead but noisy customer by customer: the bootstrap weighs the noise, so the weights are less
+    # extreme than the softmax of the totals (pseudo-BMA without the bootstrap).
+    noise = rng.normal(0.0, 0.3, 100)
+    noisy = np.c_[base + 0.02 + noise - noise.mean(), base]
+    plain = math.exp(2.0) / (1 + math.exp(2.0))
+    assert 0.5 < pseudo_bma_weights(noisy)[0] < plain - 0.05
+
+
+def test_pseudo_bma_fit_shares_the_held_out_scores_and_is_deterministic():
+    fams = ("exponential", "weibull", "lognormal")
+    a = UnivariateFit(_history(8), "smb", "churn", families=fams).fit()  # the default weighting
+    assert a.weighting == "pseudo_bma"
+    again = UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="pseudo_bma").fit()
+    stacked = UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="stacking").fit()
+    pd.testing.assert_series_equal(a.weights_, again.weights_)
+    # One held-out matrix for both cross-validated weightings (the same folds and refits).
+    pd.testing.assert_frame_equal(a.cv_pointwise_, stacked.cv_pointwise_)
+    assert a.cv_log_likelihood_.to_numpy() == pytest.approx(a.cv_pointwise_.sum().to_numpy())
+    assert a.weights_.sum() == pytest.approx(1.0) and (a.weights_ > 0.05).sum() >= 2
+    # The folds and the bootstrap are keyed by the segment and transition: another name, another split.
+    other = UnivariateFit(_history(8), "mid", "churn", families=fams, weighting="pseudo_bma").fit()
+    assert not other.weights_.equals(a.weights_)
+    stored = a.to_dict()
+    assert stored["weighting"] == "pseudo_bma" and stored["weights"] == pytest.approx(a.weights_.to_dict())
+    assert _concrete_curve_adapter().validate_python(a.averaged_spec()).weighting == "pseudo_bma"
+    with pytest.raises(ValueError, match="choose one of akaike, stacking, pseudo_bma"):
+        UnivariateFit(_history(8), "smb", "churn", families=fams, weighting="bma").fit()
+
+
+def test_the_weighting_is_chosen_on_the_command_line_and_in_the_back_test():
+    from cssim.backtest import backtest
+    from cssim.cli import build_parser
+    from cssim.errors import DataError
+
+    parser = build_parser()
+    for cmd in (["fit", "h.csv", "--out", "x"], ["backtest", "h.csv", "--cutoff", "2024-01-01", "--horizon", "3"]):
+        assert parser.parse_args(cmd).weighting == "pseudo_bma"
+        assert parser.parse_args([*cmd, "--weighting", "akaike"]).weighting == "akaike"
+        with pytest.raises(SystemExit):
+            parser.parse_args([*cmd, "--weighting", "bma"])
+    with pytest.raises(DataError, match="--weighting: 'bma'; choose one of akaike, stacking, pseudo_bma"):
+        backtest("missing.csv", "2024-01-01", 3, weighting="bma")
+
+
 def test_a_fitted_reference_averages_by_default_and_best_keeps_the_chosen_family(fit, curves_file):
     ref = {"family": "fitted", "file": str(curves_file), "key": "smb/churn"}
     sc = _scenario(ref)
@@ -92,8 +166,10 @@ def test_a_fitted_reference_averages_by_default_and_best_keeps_the_chosen_family
 
 
 def test_one_credible_family_is_not_averaged(tmp_path):
-    # Seed 5: the Weibull takes all the weight (the others are > 20 AIC behind).
-    fit = UnivariateFit(_history(5), "smb", "churn", families=("exponential", "weibull", "lognormal")).fit()
+    # Seed 5: the Weibull takes all the Akaike weight (the others are > 20 AIC behind; pseudo-BMA+, which weighs
+    # the noise in the held-out scores, leaves the exponential 4 %).
+    fit = UnivariateFit(_history(5), "smb", "churn", families=("exponential", "weibull", "lognormal"),
+                        weighting="akaike").fit()
     assert fit.weights_.max() > 0.999 and fit.averaged_spec() is None
     path = tmp_path / "curves.json"
     path.write_text(json.dumps({"format": FORMAT, "curves": {"smb/churn": fit.to_dict()}}, default=float))
@@ -165,7 +241,7 @@ FAMILIES = ("exponential", "weibull", "lognormal", "loglogistic", "exponential_g
 def wrong_family_runs(tmp_path_factory):
     """The short histories of docs/backtest.md (Weibull churn, shape 0.8; one year before the cutoff) on which the
     lowest AIC picks another family for churn: every such history among seeds 1-15 (exponential for 3, 5, 6 and 12,
-    log-logistic for 11, exponential-gamma for 14)."""
+    log-logistic for 11, exponential-gamma for 14). Families weighted by the default weighting (pseudo-BMA+)."""
     from test_backtest_uncertainty import CUTOFF, SHORT, TRUTH
 
     from cssim.backtest import backtest
@@ -196,8 +272,8 @@ def test_averaging_widens_the_back_test_interval_towards_the_truth(wrong_family_
         share_model.append(r.uncertainty.set_index("metric").loc["churned", "share_model"])
         assert "model uncertainty: averaged" in r.summary()
     averaged, best = np.mean(cov["cssim"]), np.mean(cov["cssim_best"])
-    # Measured: 79 % of the months with averaging, 71 % with the lowest-AIC family alone (logos and ARR pooled over
-    # the six histories). Which way the other families move the interval depends on the family AIC picked; the
-    # choice of family is part of the interval of churned logos either way.
-    assert averaged >= best + 0.05, (averaged, best)
+    # The issue's criterion. Measured: 82.6 % of the months with averaging (pseudo-BMA+ weights), 70.8 % with the
+    # lowest-AIC family alone (logos and ARR pooled over the six histories; Akaike weights: 78.5 %); the model share
+    # of the churned-logo interval averages 7.8 %. Seed 12 is missed either way (logos 8 % of the months).
+    assert averaged >= 0.80 and best < 0.80, (averaged, best)
     assert np.mean(share_model) > 0.05, share_model

@@ -185,13 +185,14 @@ def _fmt_spec(spec: dict) -> str:
 
 def fit_history(
     source, segments=None, transitions=TRANSITIONS, drop_bad_rows: bool = False, extract_date=None, alpha: float = 0.05,
-    bootstrap: int = 0, seed: int = 0, progress: bool = False, families=None, weighting: str = "akaike",
+    bootstrap: int = 0, seed: int = 0, progress: bool = False, families=None, weighting: str | None = None,
 ) -> HistoryFitResults:
     """Fit every segment × transition of a customer history (path or :class:`History`).
 
     ``families`` limits the candidate curve families (default: all of
     :data:`~cssim.fitting.univariate.FAMILY_ORDER`); ``weighting`` is how they are
-    weighted for model averaging (``akaike`` or ``stacking``, see
+    weighted for model averaging (one of :data:`~cssim.fitting.univariate.WEIGHTINGS`:
+    ``akaike``, ``stacking`` or ``pseudo_bma``; None: the default, see
     :class:`~cssim.fitting.univariate.UnivariateFit`).
 
     ``bootstrap`` > 0 also refits each chosen curve and each renewal model to
@@ -285,7 +286,7 @@ def looks_like_cohort_table(path) -> bool:
 def fit_history_file(
     path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
     bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None, date_format: str | None = None,
-    weighting: str = "akaike", snapshot: dict | None = None,
+    weighting: str | None = None, snapshot: dict | None = None,
 ) -> int:
     """``cssim fit`` for a customer history: read, fit, write the folder, print a summary.
 
