@@ -33,6 +33,7 @@ __all__ = [
     "backtest_calibration",
     "backtest_fan",
     "cohort_projection",
+    "cost_frontier",
     "csm_load",
     "fan_chart",
     "forest",
@@ -826,6 +827,52 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, len(h1 + h2)))
     ax.set_title(f"{scoped} and CSM cost (all pods) by headcount")
+    return ax
+
+
+@_styled
+def cost_frontier(table: pd.DataFrame, ax=None, current: str | None = None):
+    """CSM cost per year against ARR retained per year, one point per setting, the efficient ones joined.
+
+    ``table`` has columns ``setting`` (a label; ``start`` marks the starting scenario),
+    ``cost_per_year``, ``cost_lo``, ``cost_hi``, ``retained_arr``, ``retained_lo``, ``retained_hi``
+    (means and their intervals) and optionally ``efficient`` (no other setting costs less and
+    retains more), as :meth:`cssim.whatif.Planner.frontier` gives. ``current`` names the setting
+    to highlight. Up and to the left is better: more ARR kept for less CSM cost.
+    """
+    need = {"setting", "cost_per_year", "cost_lo", "cost_hi", "retained_arr", "retained_lo", "retained_hi"}
+    missing = need - set(table.columns)
+    if missing:
+        raise ValueError(f"frontier table: missing columns {sorted(missing)} (expected {sorted(need)})")
+    ax = _new_ax(ax)
+    t = table.sort_values("cost_per_year")
+    x, y = t["cost_per_year"].to_numpy(dtype=float), t["retained_arr"].to_numpy(dtype=float)
+    xerr = np.vstack([x - t["cost_lo"].to_numpy(dtype=float), t["cost_hi"].to_numpy(dtype=float) - x])
+    yerr = np.vstack([y - t["retained_lo"].to_numpy(dtype=float), t["retained_hi"].to_numpy(dtype=float) - y])
+    ax.errorbar(x, y, xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr), fmt="o", color=TOTAL, capsize=3,
+                markersize=6, label="setting (mean, 90 % interval)", zorder=3)
+    if "efficient" in t and t["efficient"].sum() > 1:
+        eff = t[t["efficient"].astype(bool)]
+        ax.plot(eff["cost_per_year"], eff["retained_arr"], color=GAIN, linewidth=1.8, zorder=2,
+                label="efficient: none costs less and keeps more")
+    start = t[t["setting"] == "start"]
+    if len(start):
+        ax.plot(start["cost_per_year"], start["retained_arr"], "s", color="#1f5a96", markersize=11, zorder=4,
+                label="start")
+    if current is not None and current != "start" and (t["setting"] == current).any():
+        row = t[t["setting"] == current]
+        ax.plot(row["cost_per_year"], row["retained_arr"], "*", color=LOSS, markersize=18, zorder=5,
+                label="this what-if")
+    for label, xi, yi in zip(t["setting"], x, y, strict=True):
+        if label != "start":
+            short = label if len(label) <= 34 else label[:33] + "…"
+            ax.annotate(short, (xi, yi), xytext=(6, 6), textcoords="offset points", fontsize=9, color="#444444")
+    _money_axis(ax.xaxis)
+    _money_axis(ax.yaxis)
+    ax.set_xlabel("CSM cost per year, all pods ($)")
+    ax.set_ylabel("ARR retained per year ($)")
+    ax.set_title("Cost vs retained ARR of the settings tried")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     return ax
 
 
