@@ -75,10 +75,10 @@ class PlanningPage:
         self.planner = planners.get(scenario)
         self._generation = 0
         labels = {(Path(c).name if c.endswith((".yaml", ".yml")) else c): c for c in choices}
-        self.scenario = pn.widgets.Select(name="Scenario", options=labels, value=scenario, width=280,
+        self.scenario = pn.widgets.Select(label="Scenario", options=labels, value=scenario, width=280,
                                           css_classes=["ctl-scenario"])
         self.scenario.param.watch(self._scenario_changed, "value")
-        self.reset = pn.widgets.Button(name="Back to the start", button_type="default", width=280)
+        self.reset = pn.widgets.Button(label="Back to the start", width=280)
         self.reset.on_click(self._reset)
         self.controls = pn.Column(width=300)
         self.status = pn.pane.Markdown("", css_classes=["status"], sizing_mode="stretch_width")
@@ -93,21 +93,21 @@ class PlanningPage:
     def _build_controls(self) -> None:
         p, start = self.planner, self.planner.start
         self.headcount = {
-            pod: pn.widgets.IntInput(name=f"{pod} CSMs", value=n, start=0, end=MAX_HEADCOUNT, width=280,
+            pod: pn.widgets.IntInput(label=f"{pod} CSMs", value=n, start=0, end=MAX_HEADCOUNT, width=280,
                                      css_classes=[f"ctl-headcount-{pod}"])
             for pod, n in start.headcount.items()
         }
         self.touch = {
-            seg: pn.widgets.Select(name=f"{seg} touch model", options=p.touch_models, value=m, width=280,
+            seg: pn.widgets.Select(label=f"{seg} touch model", options=p.touch_models, value=m, width=280,
                                    css_classes=[f"ctl-touch-{seg}"])
             for seg, m in start.touch_model.items()
         }
         self.routes = [
-            pn.widgets.Select(name=f"route: {label}", options=p.touch_models, value=m, width=280,
+            pn.widgets.Select(label=f"route: {label}", options=p.touch_models, value=m, width=280,
                               css_classes=[f"ctl-route-{i}"])
             for i, (label, m) in enumerate(zip(p.routes, start.routes, strict=True))
         ]
-        self.replications = pn.widgets.IntInput(name="Replications (more: narrower intervals, slower)",
+        self.replications = pn.widgets.IntInput(label="Replications (more: narrower intervals, slower)",
                                                 value=start.replications, start=2, end=MAX_PAGE_REPLICATIONS,
                                                 width=280, css_classes=["ctl-replications"])
         widgets = [*self.headcount.values(), *self.touch.values(), *self.routes, self.replications]
