@@ -649,6 +649,13 @@ def survival_vs_km(km, curves, ax=None, time_unit: str = "days", title: str | No
     return ax
 
 
+#: Names of the cohort models as the fit report writes them (``sbg`` → sBG, ``geometric`` → constant hazard, ...).
+def _cohort_model_name(code: str) -> str:
+    from .fitting.cohorts import AVERAGED, LABELS
+
+    return "model-averaged" if code == AVERAGED else LABELS.get(code, code)
+
+
 @_styled
 def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, model: str | None = None, ax=None,
                       ylabel: str = "Active customers"):
@@ -658,7 +665,12 @@ def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, mo
     ``model`` (several fitted models) and ``calibration`` (True for the periods the fit used; a
     dotted line marks the last of them). With several models, one cohort is drawn (``cohort``,
     default the first) with every model (or only ``model``); with one model, every cohort (or only
-    ``cohort``).
+    ``cohort``). Models are named as in the fit report (sBG, constant hazard, ...).
+
+    Past its last calibration period a cohort is projected from the customers still active then
+    (the table's conditional projection), so the projection is drawn from that observed point on:
+    a fitted line that ends below or above it (a constant hazard does) ends there as a thin dashed
+    line and the projection continues from the observed count, without a vertical jump.
     """
     need = {"cohort", "period", "observed", "projected", "lo", "hi"}
     missing = need - set(projection_df.columns)
@@ -681,27 +693,45 @@ def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, mo
         obs = p[p["model"] == p["model"].iloc[0]].sort_values("period")
         obs = obs[obs["observed"].notna()]
         ax.plot(obs["period"], obs["observed"], "o", color="#222222", markersize=6, label="observed", zorder=3)
+    split = "calibration" in p and p["calibration"].any() and not p["calibration"].all()
     for i, (key, g) in enumerate(p.groupby(keys, sort=False)):
         key = key[0] if isinstance(key, tuple) else key
         color = colors[i % len(colors)]
         g = g.sort_values("period")
-        ax.fill_between(g["period"], g["lo"], g["hi"], color=color, alpha=0.15, linewidth=0)
         single = not multi_model and p["cohort"].nunique() == 1
-        model_name = f" ({g['model'].iloc[0]})" if "model" in g else ""
+        model_name = f" ({_cohort_model_name(g['model'].iloc[0])})" if "model" in g else ""
         if multi_model:
-            label = f"{key} (projected)"
+            label = f"{_cohort_model_name(key)} (projected)"
         else:
             label = f"projected{model_name}" if single else f"cohort {key}: projected"
-        ax.plot(g["period"], g["projected"], color=color, label=label)
+        fit_part, ahead = g, g.iloc[0:0]
+        if split:
+            calib = g["calibration"].astype(bool)
+            fit_part, ahead = g[calib], g[~calib]
+        if len(ahead) and len(fit_part):
+            # The projection starts from the customers observed at the last calibration period.
+            last = fit_part.iloc[-1]
+            anchor = last["observed"] if np.isfinite(last["observed"]) else last["projected"]
+            ahead = pd.concat([pd.DataFrame({"period": [last["period"]], "projected": [anchor], "lo": [anchor],
+                                             "hi": [anchor]}), ahead[["period", "projected", "lo", "hi"]]])
+            ax.fill_between(fit_part["period"], fit_part["lo"], fit_part["hi"], color=color, alpha=0.15,
+                            linewidth=0)
+            ax.plot(fit_part["period"], fit_part["projected"], color=color, linewidth=1.4, linestyle="--")
+            ax.fill_between(ahead["period"], ahead["lo"], ahead["hi"], color=color, alpha=0.15, linewidth=0)
+            ax.plot(ahead["period"], ahead["projected"], color=color, label=label)
+        else:
+            ax.fill_between(g["period"], g["lo"], g["hi"], color=color, alpha=0.15, linewidth=0)
+            ax.plot(g["period"], g["projected"], color=color, label=label)
         if not multi_model:
             obs = g[g["observed"].notna()]
             ax.plot(obs["period"], obs["observed"], "o", color=color, markersize=6,
                     label="observed" if single else f"cohort {key}: observed", zorder=3)
-    if "calibration" in p and p["calibration"].any() and not p["calibration"].all():
+    if split:
         last = p.loc[p["calibration"].astype(bool), "period"].max()
         ax.axvline(last, color="#777777", linestyle=":", linewidth=1.2)
         ax.annotate("end of fit", (last, 0.98), xycoords=("data", "axes fraction"), xytext=(4, 0),
                     textcoords="offset points", va="top", fontsize=10, color="#555555")
+        ax.plot([], [], color="#777777", linestyle="--", linewidth=1.4, label="fit (calibration periods)")
     ax.set_xlabel("Period since acquisition")
     ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
