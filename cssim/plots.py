@@ -28,10 +28,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, PercentFormatter
 
+from .fitting.cohorts import AVERAGED, LABELS
+
 __all__ = [
     "arr_waterfall",
     "backtest_calibration",
     "backtest_fan",
+    "cohort_model_name",
     "cohort_projection",
     "cost_frontier",
     "csm_load",
@@ -649,10 +652,8 @@ def survival_vs_km(km, curves, ax=None, time_unit: str = "days", title: str | No
     return ax
 
 
-#: Names of the cohort models as the fit report writes them (``sbg`` → sBG, ``geometric`` → constant hazard, ...).
-def _cohort_model_name(code: str) -> str:
-    from .fitting.cohorts import AVERAGED, LABELS
-
+def cohort_model_name(code: str) -> str:
+    """A cohort model's name as the fit report writes it (``sbg`` → sBG, ``geometric`` → constant hazard, ...)."""
     return "model-averaged" if code == AVERAGED else LABELS.get(code, code)
 
 
@@ -699,9 +700,9 @@ def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, mo
         color = colors[i % len(colors)]
         g = g.sort_values("period")
         single = not multi_model and p["cohort"].nunique() == 1
-        model_name = f" ({_cohort_model_name(g['model'].iloc[0])})" if "model" in g else ""
+        model_name = f" ({cohort_model_name(g['model'].iloc[0])})" if "model" in g else ""
         if multi_model:
-            label = f"{_cohort_model_name(key)} (projected)"
+            label = f"{cohort_model_name(key)} (projected)"
         else:
             label = f"projected{model_name}" if single else f"cohort {key}: projected"
         fit_part, ahead = g, g.iloc[0:0]
