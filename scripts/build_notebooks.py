@@ -191,11 +191,11 @@ if pd.isna(observed):
     verdict = f"The table has no observation at period {last} to check the projections against."
 else:
     verdict = (f"At period {last}, {observed:,.0f} customers are still active. The {name('geometric')} projects "
-               f"{constant:,.0f} ({constant / observed - 1:+.0%}): it "
+               f"{constant:,.0f} ({constant / observed - 1:+.1%}): it "
                + ("under-projects, because it ignores that the customers who stay are the loyal ones (their hazard "
                   "is lower than the average the fit saw)" if constant < observed else "over-projects")
                + f". The recommended {name(fit.recommended)} projection gives {recommended:,.0f} "
-               f"({recommended / observed - 1:+.0%}).")
+               f"({recommended / observed - 1:+.1%}).")
 display(Markdown(verdict))
 """),
     md("## Use the fitted curve in a scenario\n\nThe continuous-time churn curve (days) the fit implies:"),
@@ -299,7 +299,9 @@ display(Markdown(
        f"{constant / observed - 1:+.0%} for a constant hazard)") + ".\\n"
     + f"- The history: the scenario with the curves fitted from it against the baseline that wrote it, on the same "
     f"{history_comparison.results[0].n_replications} replications:\\n" + "\\n".join("  " + line for line in lines) + "\\n"
-    + ("- No difference is distinguishable from noise: the fit recovers the baseline's behaviour for these KPIs."
+    + (f"- No difference is distinguishable from noise at {history_comparison.results[0].n_replications} "
+       "replications: nothing here shows the fitted scenario departing from the baseline (more replications "
+       "narrow the intervals)."
        if not apart else f"- Distinguishable from noise: {', '.join(apart)} — the fitted curves do not fully "
        "recover the baseline (look at the candidates and the Kaplan–Meier plots above).")
 ))
@@ -386,9 +388,10 @@ for name in VARIANTS:
 trade = comparison.tradeoff().set_index("scenario")
 kept = trade["d_retained_arr_per_year"]
 best = kept.idxmax()
-lines.append(f"\\n{'; '.join(comparison.tradeoff_lines())}")
-lines.append(f"\\nThe variant that keeps the most ARR a year is **{best}** "
-             f"({plots.money(kept[best])}/yr against the baseline, interval "
+lines.append("\\nCost against ARR:")
+lines += [f"- {line}" for line in comparison.tradeoff_lines()]
+lines.append(f"\\nOf the variants, **{best}** keeps the most ARR a year against the baseline "
+             f"({plots.money(kept[best])}/yr, interval "
              f"{plots.money(trade.loc[best, 'd_retained_arr_per_year_lo'])} to "
              f"{plots.money(trade.loc[best, 'd_retained_arr_per_year_hi'])}); the trade-off lines say what each "
              "extra CSM dollar buys.")
@@ -466,10 +469,14 @@ plots.headcount_frontier(swept, kpi=target.kpi, scope=target.scope, target=targe
     code('plots.headcount_frontier(swept, kpi="grr", xlabel=f"{POD} CSM headcount").figure'),
     md("## What this showed"),
     code("""
+from cssim.results import paired_interval
+
 rows = result.table.set_index("value")
 grr = plots.frontier_from_sweep(swept, "grr").set_index("value")
 lo_hc, hi_hc = grr.index.min(), grr.index.max()
-overlap = grr.loc[lo_hc, "ci_hi"] >= grr.loc[hi_hc, "ci_lo"] and grr.loc[hi_hc, "ci_hi"] >= grr.loc[lo_hc, "ci_lo"]
+by_value = {point.values[field]: res for point, res in zip(swept.points, swept.results)}
+step, step_lo, step_hi = paired_interval(by_value[lo_hc].kpi("grr"), by_value[hi_hc].kpi("grr"))
+moves = step_lo > 0 or step_hi < 0
 if result.answer is None:
     found = (f"No {POD} headcount in {min(HEADCOUNTS)}..{max(HEADCOUNTS)} meets `{TARGET}` in at least "
              f"{CONFIDENCE:.0%} of replications: widen the range or change the target.")
@@ -481,9 +488,10 @@ else:
 display(Markdown(
     f"- {found}\\n"
     f"- Gross revenue retention (all customers) goes from {grr.loc[lo_hc, 'mean']:.1%} at {lo_hc} {POD} CSMs to "
-    f"{grr.loc[hi_hc, 'mean']:.1%} at {hi_hc}; "
-    + ("the 90 % intervals of the two means overlap, so over this range the headcount's effect on GRR is within noise."
-       if overlap else "the 90 % intervals of the two means do not overlap: headcount moves GRR here.")
+    f"{grr.loc[hi_hc, 'mean']:.1%} at {hi_hc}: paired on the same customers, {fmt_change(step, 'ratio')} "
+    f"[{fmt_change(step_lo, 'ratio')}, {fmt_change(step_hi, 'ratio')}], "
+    + ("distinguishable from noise: headcount moves GRR here." if moves else
+       "within noise: over this range this pod's headcount is not shown to move GRR.")
 ))
 """),
     md("""
