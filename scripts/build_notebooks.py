@@ -625,7 +625,8 @@ display(Markdown(
     md("""
 ## Next
 
-- The same checks run in the test suite (`tests/test_known_answers.py`), with more replications.
+- The same checks run in the test suite, with more replications and other queue sizes
+  (`tests/test_known_answers.py`; the cohort fit in `tests/test_fit_cohorts.py`).
 - Fit your own curves and check them against Kaplan–Meier: `02_fit_from_history`; test a forecasting
   method against what happened: the back-test in `06_honest_forecasts`.
 """),
