@@ -739,9 +739,14 @@ wanted = ["logo_retention", "grr", "monthly_logo_churn", "ending_logos", "ending
 table = dec.table.query("scope == 'all'").set_index("kpi")
 KPIS = [k for k in wanted if k in table.index]
 if dec.undefined:
-    display(Markdown(f"Left out, undefined in every replication: {', '.join(dec.undefined)} — the forecast starts "
-                     "with no customers (it follows the customers signed from the extract date on), so no retention "
-                     "window has a starting book."))
+    why = []
+    if sum(seg.initial_customers for seg in forecast.segments.values()) == 0:
+        why.append("the forecast starts with no customers (it follows those signed from the extract date on), so no "
+                   "retention window has a starting book")
+    if not forecast.team.pods:
+        why.append("the business has no CSM pod, so there are no CSM touches or CSM costs")
+    display(Markdown(f"Left out, undefined in every replication: {', '.join(dec.undefined)}"
+                     + (f" — {'; and '.join(why)}." if why else ".")))
 table.loc[KPIS, ["mean_with", "width_with", "width_without", "share_estimation"]]
 """),
     code("""
@@ -785,8 +790,9 @@ third = max(1, gap.size // 3)
 early, late = gap[:third].mean(), gap[-third:].mean()
 wider = (gap > 0).mean()
 display(Markdown(
-    f"The band with the curve drawn is wider in {wider:.0%} of the months; on average it is {early:+.1f} logos "
-    f"wider than the point-estimate band in the first third of the forecast and {late:+.1f} in the last third"
+    f"The band with the curve drawn is wider in {wider:.0%} of the months; on average it is "
+    f"{abs(early):.1f} logos {'wider' if early > 0 else 'narrower'} than the point-estimate band in the first third "
+    f"of the forecast and {abs(late):.1f} logos {'wider' if late > 0 else 'narrower'} in the last third"
     + (" — the gap grows with the horizon." if late > early and late > 0 else
        " — no growing gap is visible at this number of replications.")
 ))
@@ -841,7 +847,7 @@ print(effects.report())
     md("The dashed mark is the true ratio, `TRUE_HR`:"),
     code("effects.plot_forest(truth=TRUE_HR).figure"),
     code("""
-ratios = effects.summary().set_index("method")
+ratios = effects.summary.set_index("method")
 covers = {m: r.lo <= TRUE_HR <= r.hi for m, r in ratios.iterrows()}
 display(Markdown("\\n".join(
     f"- **{m}**: {r.hazard_ratio:.2f} [{r.lo:.2f}, {r.hi:.2f}] — the interval "
@@ -931,8 +937,8 @@ display(Markdown(f"Closest to what happened (lowest MAPE of active logos): **{be
     md("""
 With and without the curves' estimation error, on the same replications: the mean width of the 90 %
 interval both ways, the share of it owed to estimation (as in part 1), and the coverage each achieved.
-Over many histories the difference in coverage is what matters (`docs/model.md` reports it); on one
-history both may cover every month, or neither.
+Whether the draws make intervals honest shows over many histories (`docs/model.md`, "Estimation
+uncertainty", repeats the fit hundreds of times); on one history both may cover every month, or neither.
 """),
     code("""
 coverage = bt.scores.query("method in ['cssim', 'cssim_point']").pivot(index="metric", columns="method",
@@ -958,13 +964,16 @@ display(Markdown(
     code("""
 e = table.loc["ending_logos"]
 adjusted = ratios.loc["adjusted"]
+hits = [m for m, c in covers.items() if c]
+covering = ("no method's interval contains it" if not hits else f"the interval of {hits[0]} contains it"
+            if len(hits) == 1 else f"the intervals of {' and '.join(hits)} contain it")
 display(Markdown(f\"\"\"
 - **Estimation error** (part 1): after {FORECAST_MONTHS} months the interval of active customers is
   {e.width_with:,.1f} logos wide with the fitted curve's uncertainty and {e.width_without:,.1f} without, on
   {dec.with_uncertainty.n_replications} replications (estimation share {e.share_estimation:.0%}).
 - **Touch effects** (part 2): naive {ratios.loc['naive', 'hazard_ratio']:.2f}, adjusted {adjusted.hazard_ratio:.2f}
   [{adjusted.lo:.2f}, {adjusted.hi:.2f}], IPW {ratios.loc['ipw', 'hazard_ratio']:.2f}, against the true {TRUE_HR};
-  the interval of {', '.join(m for m, c in covers.items() if c) or 'no method'} contains it.
+  {covering}.
 - **Back-test** (part 3): the lowest error on active logos is {best_method}'s; cssim's interval covered
   {r.coverage_with:.0%} of the scored months with the curves' estimation error and {r.coverage_without:.0%} without.
 \"\"\"))
