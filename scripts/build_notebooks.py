@@ -347,7 +347,8 @@ variants = [cssim.load_scenario(SCENARIO, {"name": name, **fields}) for name, fi
 comparison = cssim.compare([base, *variants], replications=REPLICATIONS, jobs=JOBS)
 print(comparison.summary())
 """),
-    md("## Retention and revenue of the segment, per variant (means with 90 % intervals)"),
+    md("## Retention and revenue of the segment, per variant (means)\n\n"
+       "A KPI with nothing to measure shows as NaN: the touch-miss rate of a segment that gets no CSM touches."),
     code("""
 table = comparison.table(scope=None)
 table[table.scope.isin([SEGMENT]) & table.kpi.isin(["grr", "nrr", "logo_retention", "ending_arr", "touch_miss_rate"])
@@ -461,7 +462,8 @@ target = cssim.parse_target(TARGET)
 plots.headcount_frontier(swept, kpi=target.kpi, scope=target.scope, target=target.value, chosen=result.answer,
                          xlabel=f"{POD} CSM headcount").figure
 """),
-    md("## Marginal cost and ARR retained per extra CSM (between evaluated values)"),
+    md("## Marginal cost and ARR retained per extra CSM (between evaluated values)\n\n"
+       "The first value tried has no marginals (NaN): there is no smaller value to compare it with."),
     code('result.table[["value", "kpi_at_confidence", "mean", "share_met", "csm_cost_per_year", "retained_arr",\n'
          '              "marginal_cost_per_csm", "marginal_arr_per_csm", "marginal_arr_per_csm_lo",\n'
          '              "marginal_arr_per_csm_hi"]]'),
