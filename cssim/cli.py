@@ -737,7 +737,11 @@ def _add_app(sub):
 def cmd_app(args) -> int:
     from .app import serve  # panel and Bokeh load only for this command
 
-    serve(args.scenario, port=args.port, replications=args.replications, jobs=args.jobs, show=not args.no_browser)
+    try:
+        serve(args.scenario, port=args.port, replications=args.replications, jobs=args.jobs,
+              show=not args.no_browser)
+    except KeyboardInterrupt:  # Ctrl-C is how the page is stopped
+        print("cssim: planning page stopped", file=sys.stderr)
     return 0
 
 

@@ -196,3 +196,25 @@ def test_scenario_copy_is_not_mutated(scenario_file):
     p.scenario(p.controls(headcount={"enterprise": 9}))
     assert p.scenario(p.start)[0].team.pods["enterprise"].headcount == 2
     assert data == before
+
+
+def test_page_refuses_an_emptied_box_and_switches_scenario(scenario_file, tmp_path):
+    import asyncio
+    from types import SimpleNamespace
+
+    from cssim.app import Planners, PlanningPage
+
+    other = small_scenario_dict()
+    other["name"] = "other"
+    other["team"]["pods"]["enterprise"]["headcount"] = 5
+    other_file = write_yaml(tmp_path / "other.yaml", other)
+    planners = Planners(2, 1)
+    page = PlanningPage(planners, str(scenario_file), [str(scenario_file), str(other_file)])
+    page.replications.value = 1  # below what a paired interval needs
+    asyncio.run(page._changed())
+    assert page.status.object.startswith("**Not run:**") and "replications: 1 is not allowed" in page.status.object
+    assert "\n" not in page.status.object
+    asyncio.run(page._scenario_changed(SimpleNamespace(new=str(other_file))))
+    assert page.planner.name == "other" and page.headcount["enterprise"].value == 5
+    assert "**other** — changes: none" in page.status.object
+    assert 'data-replications="2"' in page.table.object
