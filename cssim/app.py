@@ -186,7 +186,7 @@ class PlanningPage:
 
     def render(self, w: WhatIf) -> dict:
         """Everything a what-if puts on the page (text, table, figures), built off the event loop."""
-        pct = int(round(LEVEL * 100))
+        pct = round(LEVEL * 100)
         changed = "; ".join(w.changes) if w.changes else "none (this is the starting scenario)"
         timing = "from the cache" if w.cached else f"in {w.seconds:.1f} s"
         notes = [w.noise_note()]

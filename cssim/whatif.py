@@ -27,17 +27,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .checks import model_checks
 from .compare import ComparisonResults
 from .errors import PlanError, ScenarioError
 from .loader import read_scenario_dict, scenario_from_dict, scenario_hash, set_path
-from .checks import model_checks
 from .metrics import KPIS, kpi_label
 from .results import SimulationResults, _fmt, fmt_change, mean_interval
 from .scenario import MAX_HEADCOUNT, MAX_REPLICATIONS, Scenario
 from .shipped import resolve_scenario
 from .simulate import simulate
 
-__all__ = ["Controls", "Planner", "WhatIf", "HEADLINE_KPIS", "DEFAULT_REPLICATIONS", "route_label"]
+__all__ = ["DEFAULT_REPLICATIONS", "HEADLINE_KPIS", "Controls", "Planner", "WhatIf", "route_label"]
 
 #: The KPIs a planning meeting reads first (all customers): retention, revenue, cost and whether touches happen.
 HEADLINE_KPIS = ("grr", "nrr", "logo_retention", "ending_arr", "csm_cost", "cost_per_retained_arr",
@@ -163,7 +163,7 @@ class WhatIf:
     def formatted_table(self, kpis: tuple[str, ...] = HEADLINE_KPIS) -> pd.DataFrame:
         """:meth:`kpi_table` as the text a reader sees (money as ``$45.38M``, ratios as ``87.0%``)."""
         t = self.kpi_table(kpis)
-        pct = int(round(LEVEL * 100))
+        pct = round(LEVEL * 100)
         out = pd.DataFrame({
             "KPI (all customers)": t["label"],
             "what-if": [_fmt(r.mean, r.unit) for r in t.itertuples()],

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
+from conftest import small_scenario_dict, write_yaml
 
 from cssim import load_scenario, simulate
 from cssim.cli import main
 from cssim.errors import PlanError
 from cssim.loader import scenario_hash
 from cssim.whatif import HEADLINE_KPIS, Controls, Planner, route_label
-
-from conftest import small_scenario_dict, write_yaml
 
 REPS = 3
 

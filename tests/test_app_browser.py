@@ -21,13 +21,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from conftest import small_scenario_dict, write_yaml
+from test_report_browser import BROWSERS, _missing
 
 from cssim import load_scenario, simulate
 from cssim.app import free_port
 from cssim.whatif import HEADLINE_KPIS
-
-from conftest import small_scenario_dict, write_yaml
-from test_report_browser import BROWSERS, _missing
 
 pytestmark = pytest.mark.slow  # starts a server and a browser
 
@@ -74,26 +73,25 @@ def page(tmp_path_factory):
     data["policy"] = {"routes": [{"segment": "smb", "arr_below": 3000, "touch_model": "tech_touch"}]}
     scenario = write_yaml(root / "tiny.yaml", data)
     port = free_port()
-    log = open(root / "server.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cssim", "app", str(scenario), "--port", str(port), "--no-browser",
-         "-n", str(REPLICATIONS), "-j", "1"],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while "planning page for" not in (root / "server.log").read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
+    with open(root / "server.log", "w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cssim", "app", str(scenario), "--port", str(port), "--no-browser",
+             "-n", str(REPLICATIONS), "-j", "1"],
+            cwd=root, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while "planning page for" not in (root / "server.log").read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"cssim app did not start: {(root / 'server.log').read_text()}")
+            time.sleep(0.3)
+        yield url, scenario
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            pytest.fail(f"cssim app did not start: {(root / 'server.log').read_text()}")
-        time.sleep(0.3)
-    yield url, scenario
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 def _deep(driver, selector: str):
