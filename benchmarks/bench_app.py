@@ -6,7 +6,8 @@ then a sequence of new settings a planning meeting would try — mid-market CSMs
 SMB moved to low-touch, the sub-$5k route moved to low-touch pooled, two more enterprise
 CSMs — each a new simulation, and finally an earlier setting again (answered from the cache).
 Goal (issue 15): every new what-if within 5 s on 2 cores. The machine may be shared: the
-load average is printed with the figures.
+load average is printed with the figures, and the CPU time of one replication gives the
+figure for an idle machine (replications × CPU time ÷ cores, plus the drawing).
 
 Run: ``python benchmarks/bench_app.py [--replications 8] [--jobs 2] [--scenario baseline]``
 """
@@ -57,6 +58,16 @@ def main() -> None:
         w.table_html()
         draw.append(time.perf_counter() - t)
         print(f"{'; '.join(w.changes):<44}{w.seconds:>8.2f} s   (+ {draw[-1]:.2f} s table and charts)")
+    # Load-independent: CPU seconds of one replication in this process (what a worker spends per replication).
+    from cssim.engine import run_replication
+
+    variant, _ = planner.scenario(settings[-1])
+    cpu = time.process_time()
+    run_replication(variant, 0)
+    per_rep = time.process_time() - cpu
+    idle = reps * per_rep / args.jobs + sorted(draw)[len(draw) // 2]
+    print(f"{'one replication, CPU time':<44}{per_rep:>8.2f} s   → on an idle machine a what-if of {reps} "
+          f"replications on {args.jobs} cores takes about {idle:.1f} s with table and charts")
     again = planner.what_if(settings[1])
     assert again.cached
     print(f"{'an earlier setting again (cache)':<44}{again.seconds:>8.3f} s")
