@@ -838,8 +838,9 @@ customers.groupby("touch_model").agg(customers=("event", "size"), churned=("even
 Three estimates of high-touch's hazard ratio against low-touch: **naive** (touch model only) credits
 high-touch with the loyalty of the big accounts it was given; **adjusted** (Cox with log ARR and
 segment) is the ratio for customers of equal size and segment; **IPW** weights customers by the
-inverse of their propensity for the touch model they got, giving a population-average ratio (close
-to, but not the same quantity as, the adjusted one). Both corrections assume the covariates capture
+inverse of their propensity for the touch model they got, giving a population-average ratio (a
+different quantity from the adjusted, conditional one, though with one effect for everybody the two
+estimate the same number). Both corrections assume the covariates capture
 why a customer got high-touch; an unrecorded reason would bias all three.
 """),
     code("""
