@@ -839,8 +839,8 @@ Three estimates of high-touch's hazard ratio against low-touch: **naive** (touch
 high-touch with the loyalty of the big accounts it was given; **adjusted** (Cox with log ARR and
 segment) is the ratio for customers of equal size and segment; **IPW** weights customers by the
 inverse of their propensity for the touch model they got, giving a population-average ratio (a
-different quantity from the adjusted, conditional one, though with one effect for everybody the two
-estimate the same number). Both corrections assume the covariates capture
+different quantity from the adjusted, conditional one: hazard ratios do not collapse over covariates,
+so the two can differ even when both corrections are right). Both corrections assume the covariates capture
 why a customer got high-touch; an unrecorded reason would bias all three.
 """),
     code("""
