@@ -728,7 +728,7 @@ def _add_app(sub):
                    help="starting scenario: a YAML file or a shipped name (default: baseline)")
     p.add_argument("--port", "-p", type=_int_in(0, 65535), default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--replications", "-n", type=_int_in(2, MAX_REPLICATIONS),
-                   help="replications per what-if (default: the scenario's, at most 8)")
+                   help="replications per what-if (default: the scenario's, kept within 2..8)")
     p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.set_defaults(func=cmd_app)

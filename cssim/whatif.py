@@ -237,7 +237,7 @@ class Planner:
     scenario : path, shipped name or Scenario
         The starting scenario (``"baseline"`` finds the shipped one).
     replications : int, optional
-        Default replications per what-if: the scenario's, at most :data:`DEFAULT_REPLICATIONS`.
+        Default replications per what-if: the scenario's, at most :data:`DEFAULT_REPLICATIONS` and at least 2.
     jobs : int
         Worker processes per run (``-1``: every core); results do not depend on it.
     """
@@ -253,7 +253,8 @@ class Planner:
             self._data.pop("sensitivity", None)
         self.base = scenario_from_dict(self._data, source=self.source)
         self.jobs = jobs
-        default = min(self.base.replications, DEFAULT_REPLICATIONS) if replications is None else replications
+        # At least two replications: a paired interval needs them, whatever the scenario file says.
+        default = max(2, min(self.base.replications, DEFAULT_REPLICATIONS)) if replications is None else replications
         self.start = Controls(
             headcount={name: pod.headcount for name, pod in self.base.team.pods.items()},
             touch_model={name: seg.touch_model for name, seg in self.base.segments.items()},

@@ -269,7 +269,8 @@ import tempfile
 from pathlib import Path
 from cssim.fitting.curvesfile import write_history_fit
 
-out = write_history_fit(hfit, Path(tempfile.mkdtemp()) / "history-fit")
+scratch = tempfile.TemporaryDirectory(prefix="cssim-fit-")  # removed when the kernel stops
+out = write_history_fit(hfit, Path(scratch.name) / "history-fit")
 curves_file = str(out / "curves.json")
 sorted(p.name for p in out.iterdir())
 """),
@@ -434,7 +435,8 @@ FAST = False
     code(setup('{"REPLICATIONS": min(REPLICATIONS, 3)}', extra="""
 import tempfile
 
-cache = CACHE or tempfile.mkdtemp(prefix="cssim-cache-")  # shared by the sweep and the plan"""),
+scratch = tempfile.TemporaryDirectory(prefix="cssim-cache-")  # removed when the kernel stops
+cache = CACHE or scratch.name  # shared by the sweep and the plan"""),
     ),
     code("""
 field = f"team.pods.{POD}.headcount"
@@ -683,7 +685,8 @@ from cssim.fitting.curvesfile import write_history_fit
 from cssim.synth import synthesize_history
 
 truth = cssim.load_scenario(TRUTH)
-work = Path(tempfile.mkdtemp())""")),
+scratch = tempfile.TemporaryDirectory(prefix="cssim-honest-")  # removed when the kernel stops
+work = Path(scratch.name)""")),
     md("""
 ## 1. Estimation uncertainty
 
@@ -1033,7 +1036,8 @@ FAST = False                       # a small book and few points (the test suite
         '}}', extra="""
 import tempfile
 
-cache = CACHE or tempfile.mkdtemp(prefix="cssim-cache-")""")),
+scratch = tempfile.TemporaryDirectory(prefix="cssim-cache-")  # removed when the kernel stops
+cache = CACHE or scratch.name""")),
     code("""
 scenario = cssim.load_scenario(SCENARIO, OVERRIDES)
 result = cssim.sensitivity(scenario, replications=REPLICATIONS, jobs=JOBS, cache=cache)

@@ -216,3 +216,10 @@ def test_page_refuses_an_emptied_box_and_switches_scenario(scenario_file, tmp_pa
     assert page.planner.name == "other" and page.headcount["enterprise"].value == 5
     assert "**other** — changes: none" in page.status.object
     assert 'data-replications="2"' in page.table.object
+
+
+def test_a_one_replication_scenario_still_opens(tmp_path):
+    data = small_scenario_dict()
+    data["replications"] = 1
+    p = Planner(str(write_yaml(tmp_path / "one.yaml", data)), jobs=1)
+    assert p.start.replications == 2
