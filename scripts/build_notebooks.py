@@ -306,6 +306,7 @@ display(Markdown(
        if not apart else f"- Distinguishable from noise: {', '.join(apart)} — the fitted curves do not fully "
        "recover the baseline (look at the candidates and the Kaplan–Meier plots above).")
 ))
+scratch.cleanup()  # the temporary files this notebook wrote
 """),
     md("""
 ## Next
@@ -497,6 +498,7 @@ display(Markdown(
     + ("distinguishable from noise: headcount moves GRR here." if moves else
        "within noise: over this range this pod's headcount is not shown to move GRR.")
 ))
+scratch.cleanup()  # the temporary files this notebook wrote
 """),
     md("""
 ## Next
@@ -983,6 +985,7 @@ display(Markdown(f\"\"\"
 - **Back-test** (part 3): the lowest error on active logos is {best_method}'s; cssim's interval covered
   {r.coverage_with:.0%} of the scored months with the curves' estimation error and {r.coverage_without:.0%} without.
 \"\"\"))
+scratch.cleanup()  # the temporary files this notebook wrote
 """),
     md("""
 ## Next
@@ -1073,6 +1076,7 @@ for kpi in ("grr", "nrr", "csm_cost"):
                  f"interval {lo:.3g} to {hi:.3g})" + ("" if shown else " — its interval reaches 0, so even the first "
                                                       "is not shown to matter at this size of run"))
 display(Markdown(f"{len(result.fields)} assumptions, {REPLICATIONS} replications per point:\\n" + "\\n".join(lines)))
+scratch.cleanup()  # the temporary files this notebook wrote
 """),
     md("""
 ## Next
