@@ -1107,7 +1107,8 @@ def sobol_bars(table, kpi: str = "grr", scope: str = "all", ax=None):
 
 # ---------------------------------------------------------------------- back-tests (cssim.backtest)
 
-_BACKTEST_LABELS = {"cssim": "cssim", "cssim_best": "cssim, lowest-AIC family",
+#: Back-test methods as figures and reports name them.
+BACKTEST_LABELS = {"cssim": "cssim", "cssim_best": "cssim, lowest-AIC family",
                     "cssim_point": "cssim, point-estimate curves", "flat_rate": "flat churn rate",
                     "constant_hazard": "constant hazard"}
 _BACKTEST_COLORS = {"cssim": 0, "cssim_best": 3, "cssim_point": 0, "flat_rate": 1, "constant_hazard": 2}
@@ -1134,7 +1135,7 @@ def backtest_fan(backtest, metric: str = "active_logos", ax=None):
     for i, method in enumerate(m for m in ("cssim", "flat_rate", "constant_hazard") if m in set(t["method"])):
         d = t[t["method"] == method].sort_values("month")
         x = when(d["month"])
-        label = _BACKTEST_LABELS.get(method, method)
+        label = BACKTEST_LABELS.get(method, method)
         if method == "cssim":
             point = t[t["method"] == "cssim_point"].sort_values("month")
             band = f"{label} 90 % interval" + (" (with curve uncertainty)" if len(point) else "")
@@ -1204,7 +1205,7 @@ def backtest_calibration(scores: pd.DataFrame, metrics: Sequence[str] = ("active
                     markerfacecolor="white" if point else color, alpha=0.75 if point else 1.0,
                     linestyle=styles.get(metric, "-"), linewidth=1.0 if point else 1.2, markersize=6,
                     zorder=3 if method == "cssim" else 2,
-                    label=f"{_BACKTEST_LABELS.get(method, method)} — {name if metric == 'arr' else name.lower()}")
+                    label=f"{BACKTEST_LABELS.get(method, method)} — {name if metric == 'arr' else name.lower()}")
     ax.set_xlim(0.4, 1.0)
     ax.set_ylim(-0.02, 1.02)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

@@ -937,10 +937,10 @@ scores = bt.scores.query("metric in ['active_logos', 'arr']").pivot(
 scores
 """),
     code("""
-mape = scores["mape"]["active_logos"].dropna()
+mape = scores["mape"]["active_logos"].dropna().rename(index=plots.BACKTEST_LABELS)
 best_method = mape.idxmin()
 display(Markdown(f"Closest to what happened (lowest MAPE of active logos): **{best_method}** ({mape[best_method]:.1%}); "
-                 + ", ".join(f"{m} {v:.1%}" for m, v in mape.drop(best_method).items()) + "."))
+                 "then " + "; ".join(f"{m}: {v:.1%}" for m, v in mape.drop(best_method).sort_values().items()) + "."))
 """),
     md("""
 With and without the curves' estimation error, on the same replications: the mean width of the 90 %
@@ -982,7 +982,7 @@ display(Markdown(f\"\"\"
 - **Touch effects** (part 2): naive {ratios.loc['naive', 'hazard_ratio']:.2f}, adjusted {adjusted.hazard_ratio:.2f}
   [{adjusted.lo:.2f}, {adjusted.hi:.2f}], IPW {ratios.loc['ipw', 'hazard_ratio']:.2f}, against the true {TRUE_HR};
   {covering}.
-- **Back-test** (part 3): the lowest error on active logos is {best_method}'s; cssim's interval covered
+- **Back-test** (part 3): the lowest error on active logos is that of *{best_method}*; cssim's interval covered
   {r.coverage_with:.0%} of the scored months with the curves' estimation error and {r.coverage_without:.0%} without.
 \"\"\"))
 scratch.cleanup()  # the temporary files this notebook wrote
