@@ -11,6 +11,7 @@ from cssim import load_scenario, simulate
 from cssim.cli import main
 from cssim.errors import PlanError
 from cssim.loader import scenario_hash
+from cssim.shipped import scenario_names
 from cssim.whatif import HEADLINE_KPIS, Controls, Planner, route_label
 
 REPS = 3
@@ -223,3 +224,13 @@ def test_a_one_replication_scenario_still_opens(tmp_path):
     data["replications"] = 1
     p = Planner(str(write_yaml(tmp_path / "one.yaml", data)), jobs=1)
     assert p.start.replications == 2
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_every_shipped_scenario_opens_on_the_page(name):
+    """The page's scenario list is the shipped scenarios: each gives controls and a valid start."""
+    p = Planner(name, jobs=1)
+    scenario, _ = p.scenario(p.start)
+    assert scenario.sweep is None and scenario.sensitivity is None  # the page runs the scenario, not its blocks
+    assert set(p.start.headcount) == set(scenario.team.pods)
+    assert len(p.start.routes) == len(scenario.policy.routes)
