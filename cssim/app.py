@@ -157,13 +157,14 @@ class PlanningPage:
         await asyncio.sleep(DEBOUNCE_SECONDS)  # several controls set at once (Back to the start) make one run
         if generation != self._generation:
             return
+        planner = self.planner
         try:
             controls = self.current()
+            cached = planner.cached(controls)  # also validates the variant
         except CssimError as exc:
             self._error(run_error(exc))
             return
-        planner = self.planner
-        if not planner.cached(controls):
+        if not cached:
             self.status.object = f"**Running {controls.replications} replications…**"
             self.table.loading = True
         try:
@@ -181,7 +182,8 @@ class PlanningPage:
     # ------------------------------------------------------------------ output
 
     def _error(self, message: str) -> None:
-        self.status.object = f"**Not run:** {message}"
+        shown = " The table below is the last setting that ran." if self.table.object else ""
+        self.status.object = f"**Not run:** {message.rstrip('.')}.{shown}"
         self.table.loading = False
 
     def render(self, w: WhatIf) -> dict:
