@@ -894,10 +894,13 @@ def cost_frontier(table: pd.DataFrame, ax=None, current: str | None = None):
         row = t[t["setting"] == current]
         ax.plot(row["cost_per_year"], row["retained_arr"], "*", color=LOSS, markersize=18, zorder=5,
                 label="this what-if")
+    middle = (np.nanmin(x) + np.nanmax(x)) / 2
     for label, xi, yi in zip(t["setting"], x, y, strict=True):
         if label != "start":
             short = label if len(label) <= 34 else label[:33] + "…"
-            ax.annotate(short, (xi, yi), xytext=(6, 6), textcoords="offset points", fontsize=9, color="#444444")
+            right = xi > middle  # labels of the right-hand points extend left, inside the axes
+            ax.annotate(short, (xi, yi), xytext=(-6 if right else 6, 6), textcoords="offset points", fontsize=9,
+                        color="#444444", ha="right" if right else "left")
     _money_axis(ax.xaxis)
     _money_axis(ax.yaxis)
     ax.set_xlabel("CSM cost per year, all pods ($)")
