@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo app test test-fast bench clean
 
 $(BIN)/cssim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ setup: $(BIN)/cssim
 
 demo: setup
 	$(BIN)/cssim run scenarios/baseline.yaml --out results/baseline --force
+
+# The planning page on http://127.0.0.1 (SCENARIO=high_touch or a YAML file to start elsewhere).
+SCENARIO ?= baseline
+app: setup
+	$(BIN)/cssim app $(SCENARIO)
 
 test: setup
 	$(BIN)/python -m pytest -q

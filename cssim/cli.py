@@ -731,10 +731,33 @@ def cmd_backtest(args) -> int:
     return 0
 
 
+def _add_app(sub):
+    p = sub.add_parser("app", help="serve the planning page (headcount and touch-model what-ifs) on 127.0.0.1")
+    p.add_argument("scenario", nargs="?", default="baseline",
+                   help="starting scenario: a YAML file or a shipped name (default: baseline)")
+    p.add_argument("--port", "-p", type=_int_in(0, 65535), default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--replications", "-n", type=_int_in(2, MAX_REPLICATIONS),
+                   help="replications per what-if (default: the scenario's, kept within 2..8)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    p.set_defaults(func=cmd_app)
+
+
+def cmd_app(args) -> int:
+    from .app import serve  # panel and Bokeh load only for this command
+
+    try:
+        serve(args.scenario, port=args.port, replications=args.replications, jobs=args.jobs,
+              show=not args.no_browser)
+    except KeyboardInterrupt:  # Ctrl-C is how the page is stopped
+        print("cssim: planning page stopped", file=sys.stderr)
+    return 0
+
+
 COMMANDS = [
     _add_run, _add_validate, _add_schema, _add_compare, _add_sweep, _add_plan, _add_sensitivity, _add_acquisition,
     _add_report,
-    _add_fit, _add_synth, _add_touch_effects, _add_backtest,
+    _add_fit, _add_synth, _add_touch_effects, _add_backtest, _add_app,
 ]
 
 

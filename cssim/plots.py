@@ -28,11 +28,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, PercentFormatter
 
+from .fitting.cohorts import AVERAGED, LABELS
+
 __all__ = [
     "arr_waterfall",
     "backtest_calibration",
     "backtest_fan",
+    "cohort_model_name",
     "cohort_projection",
+    "cost_frontier",
     "csm_load",
     "fan_chart",
     "forest",
@@ -648,6 +652,11 @@ def survival_vs_km(km, curves, ax=None, time_unit: str = "days", title: str | No
     return ax
 
 
+def cohort_model_name(code: str) -> str:
+    """A cohort model's name as the fit report writes it (``sbg`` → sBG, ``geometric`` → constant hazard, ...)."""
+    return "model-averaged" if code == AVERAGED else LABELS.get(code, code)
+
+
 @_styled
 def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, model: str | None = None, ax=None,
                       ylabel: str = "Active customers"):
@@ -657,7 +666,12 @@ def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, mo
     ``model`` (several fitted models) and ``calibration`` (True for the periods the fit used; a
     dotted line marks the last of them). With several models, one cohort is drawn (``cohort``,
     default the first) with every model (or only ``model``); with one model, every cohort (or only
-    ``cohort``).
+    ``cohort``). Models are named as in the fit report (sBG, constant hazard, ...).
+
+    Past its last calibration period a cohort is projected from the customers still active then
+    (the table's conditional projection), so the projection is drawn from that observed point on:
+    a fitted line that ends below or above it (a constant hazard does) ends there as a thin dashed
+    line and the projection continues from the observed count, without a vertical jump.
     """
     need = {"cohort", "period", "observed", "projected", "lo", "hi"}
     missing = need - set(projection_df.columns)
@@ -680,27 +694,45 @@ def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, mo
         obs = p[p["model"] == p["model"].iloc[0]].sort_values("period")
         obs = obs[obs["observed"].notna()]
         ax.plot(obs["period"], obs["observed"], "o", color="#222222", markersize=6, label="observed", zorder=3)
+    split = "calibration" in p and p["calibration"].any() and not p["calibration"].all()
     for i, (key, g) in enumerate(p.groupby(keys, sort=False)):
         key = key[0] if isinstance(key, tuple) else key
         color = colors[i % len(colors)]
         g = g.sort_values("period")
-        ax.fill_between(g["period"], g["lo"], g["hi"], color=color, alpha=0.15, linewidth=0)
         single = not multi_model and p["cohort"].nunique() == 1
-        model_name = f" ({g['model'].iloc[0]})" if "model" in g else ""
+        model_name = f" ({cohort_model_name(g['model'].iloc[0])})" if "model" in g else ""
         if multi_model:
-            label = f"{key} (projected)"
+            label = f"{cohort_model_name(key)} (projected)"
         else:
             label = f"projected{model_name}" if single else f"cohort {key}: projected"
-        ax.plot(g["period"], g["projected"], color=color, label=label)
+        fit_part, ahead = g, g.iloc[0:0]
+        if split:
+            calib = g["calibration"].astype(bool)
+            fit_part, ahead = g[calib], g[~calib]
+        if len(ahead) and len(fit_part):
+            # The projection starts from the customers observed at the last calibration period.
+            last = fit_part.iloc[-1]
+            anchor = last["observed"] if np.isfinite(last["observed"]) else last["projected"]
+            ahead = pd.concat([pd.DataFrame({"period": [last["period"]], "projected": [anchor], "lo": [anchor],
+                                             "hi": [anchor]}), ahead[["period", "projected", "lo", "hi"]]])
+            ax.fill_between(fit_part["period"], fit_part["lo"], fit_part["hi"], color=color, alpha=0.15,
+                            linewidth=0)
+            ax.plot(fit_part["period"], fit_part["projected"], color=color, linewidth=1.4, linestyle="--")
+            ax.fill_between(ahead["period"], ahead["lo"], ahead["hi"], color=color, alpha=0.15, linewidth=0)
+            ax.plot(ahead["period"], ahead["projected"], color=color, label=label)
+        else:
+            ax.fill_between(g["period"], g["lo"], g["hi"], color=color, alpha=0.15, linewidth=0)
+            ax.plot(g["period"], g["projected"], color=color, label=label)
         if not multi_model:
             obs = g[g["observed"].notna()]
             ax.plot(obs["period"], obs["observed"], "o", color=color, markersize=6,
                     label="observed" if single else f"cohort {key}: observed", zorder=3)
-    if "calibration" in p and p["calibration"].any() and not p["calibration"].all():
+    if split:
         last = p.loc[p["calibration"].astype(bool), "period"].max()
         ax.axvline(last, color="#777777", linestyle=":", linewidth=1.2)
         ax.annotate("end of fit", (last, 0.98), xycoords=("data", "axes fraction"), xytext=(4, 0),
                     textcoords="offset points", va="top", fontsize=10, color="#555555")
+        ax.plot([], [], color="#777777", linestyle="--", linewidth=1.4, label="fit (calibration periods)")
     ax.set_xlabel("Period since acquisition")
     ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
@@ -826,6 +858,55 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, len(h1 + h2)))
     ax.set_title(f"{scoped} and CSM cost (all pods) by headcount")
+    return ax
+
+
+@_styled
+def cost_frontier(table: pd.DataFrame, ax=None, current: str | None = None):
+    """CSM cost per year against ARR retained per year, one point per setting, the efficient ones joined.
+
+    ``table`` has columns ``setting`` (a label; ``start`` marks the starting scenario),
+    ``cost_per_year``, ``cost_lo``, ``cost_hi``, ``retained_arr``, ``retained_lo``, ``retained_hi``
+    (means and their intervals) and optionally ``efficient`` (no other setting costs less and
+    retains more), as :meth:`cssim.whatif.Planner.frontier` gives. ``current`` names the setting
+    to highlight. Up and to the left is better: more ARR kept for less CSM cost.
+    """
+    need = {"setting", "cost_per_year", "cost_lo", "cost_hi", "retained_arr", "retained_lo", "retained_hi"}
+    missing = need - set(table.columns)
+    if missing:
+        raise ValueError(f"frontier table: missing columns {sorted(missing)} (expected {sorted(need)})")
+    ax = _new_ax(ax)
+    t = table.sort_values("cost_per_year")
+    x, y = t["cost_per_year"].to_numpy(dtype=float), t["retained_arr"].to_numpy(dtype=float)
+    xerr = np.vstack([x - t["cost_lo"].to_numpy(dtype=float), t["cost_hi"].to_numpy(dtype=float) - x])
+    yerr = np.vstack([y - t["retained_lo"].to_numpy(dtype=float), t["retained_hi"].to_numpy(dtype=float) - y])
+    ax.errorbar(x, y, xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr), fmt="o", color=TOTAL, capsize=3,
+                markersize=6, label="setting (mean, 90 % interval)", zorder=3)
+    if "efficient" in t and t["efficient"].sum() > 1:
+        eff = t[t["efficient"].astype(bool)]
+        ax.plot(eff["cost_per_year"], eff["retained_arr"], color=GAIN, linewidth=1.8, zorder=2,
+                label="efficient: none costs less and keeps more")
+    start = t[t["setting"] == "start"]
+    if len(start):
+        ax.plot(start["cost_per_year"], start["retained_arr"], "s", color="#1f5a96", markersize=11, zorder=4,
+                label="start")
+    if current is not None and current != "start" and (t["setting"] == current).any():
+        row = t[t["setting"] == current]
+        ax.plot(row["cost_per_year"], row["retained_arr"], "*", color=LOSS, markersize=18, zorder=5,
+                label="this what-if")
+    middle = (np.nanmin(x) + np.nanmax(x)) / 2
+    for label, xi, yi in zip(t["setting"], x, y, strict=True):
+        if label != "start":
+            short = label if len(label) <= 34 else label[:33] + "…"
+            right = xi > middle  # labels of the right-hand points extend left, inside the axes
+            ax.annotate(short, (xi, yi), xytext=(-6 if right else 6, 6), textcoords="offset points", fontsize=9,
+                        color="#444444", ha="right" if right else "left")
+    _money_axis(ax.xaxis)
+    _money_axis(ax.yaxis)
+    ax.set_xlabel("CSM cost per year, all pods ($)")
+    ax.set_ylabel("ARR retained per year ($)")
+    ax.set_title("Cost vs retained ARR of the settings tried")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     return ax
 
 
@@ -1029,7 +1110,8 @@ def sobol_bars(table, kpi: str = "grr", scope: str = "all", ax=None):
 
 # ---------------------------------------------------------------------- back-tests (cssim.backtest)
 
-_BACKTEST_LABELS = {"cssim": "cssim", "cssim_best": "cssim, lowest-AIC family",
+#: Back-test methods as figures and reports name them.
+BACKTEST_LABELS = {"cssim": "cssim", "cssim_best": "cssim, lowest-AIC family",
                     "cssim_point": "cssim, point-estimate curves", "flat_rate": "flat churn rate",
                     "constant_hazard": "constant hazard"}
 _BACKTEST_COLORS = {"cssim": 0, "cssim_best": 3, "cssim_point": 0, "flat_rate": 1, "constant_hazard": 2}
@@ -1056,7 +1138,7 @@ def backtest_fan(backtest, metric: str = "active_logos", ax=None):
     for i, method in enumerate(m for m in ("cssim", "flat_rate", "constant_hazard") if m in set(t["method"])):
         d = t[t["method"] == method].sort_values("month")
         x = when(d["month"])
-        label = _BACKTEST_LABELS.get(method, method)
+        label = BACKTEST_LABELS.get(method, method)
         if method == "cssim":
             point = t[t["method"] == "cssim_point"].sort_values("month")
             band = f"{label} 90 % interval" + (" (with curve uncertainty)" if len(point) else "")
@@ -1126,7 +1208,7 @@ def backtest_calibration(scores: pd.DataFrame, metrics: Sequence[str] = ("active
                     markerfacecolor="white" if point else color, alpha=0.75 if point else 1.0,
                     linestyle=styles.get(metric, "-"), linewidth=1.0 if point else 1.2, markersize=6,
                     zorder=3 if method == "cssim" else 2,
-                    label=f"{_BACKTEST_LABELS.get(method, method)} — {name if metric == 'arr' else name.lower()}")
+                    label=f"{BACKTEST_LABELS.get(method, method)} — {name if metric == 'arr' else name.lower()}")
     ax.set_xlim(0.4, 1.0)
     ax.set_ylim(-0.02, 1.02)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

@@ -513,9 +513,15 @@ def decomposition_table(with_uncertainty, without_uncertainty, level: float = 0.
     with-width is 0); ``sd_with`` / ``sd_without`` are the standard deviations
     across replications and ``share_variance`` = 1 − sd_without² / sd_with² the
     same share measured by variance.
+
+    A KPI undefined in every replication of both runs (GRR of a forecast that starts with no
+    customers: no window has a starting book) has no width to split and is left out; see
+    :attr:`UncertaintyDecomposition.undefined`.
     """
     a = with_uncertainty.kpis(level)
     b = without_uncertainty.kpis(level)
+    gone = _undefined(a, b)
+    a = a[~a.set_index(["kpi", "scope"]).index.isin(gone)]
     ra, rb = with_uncertainty.kpis_by_replication(), without_uncertainty.kpis_by_replication()
     sd_a = ra.groupby(["kpi", "scope"], sort=False)["value"].std(ddof=1).rename("sd_with")
     sd_b = rb.groupby(["kpi", "scope"], sort=False)["value"].std(ddof=1).rename("sd_without")
@@ -547,6 +553,13 @@ def decomposition_table(with_uncertainty, without_uncertainty, level: float = 0.
     return t[cols]
 
 
+def _undefined(a: pd.DataFrame, b: pd.DataFrame) -> list[tuple[str, str]]:
+    """(kpi, scope) pairs with no value in any replication of either run (``n == 0`` in both KPI tables)."""
+    empty_a = set(map(tuple, a.loc[a["n"] == 0, ["kpi", "scope"]].to_numpy()))
+    empty_b = set(map(tuple, b.loc[b["n"] == 0, ["kpi", "scope"]].to_numpy()))
+    return [key for key in map(tuple, a[["kpi", "scope"]].to_numpy()) if key in empty_a and key in empty_b]
+
+
 @dataclass
 class UncertaintyDecomposition:
     """A scenario run twice on the same seeds, with and without parameter uncertainty."""
@@ -557,6 +570,12 @@ class UncertaintyDecomposition:
     mode: str
     level: float = 0.9
     best_family: object = None  # with model averaging: the same seeds at each averaged curve's chosen family
+
+    @property
+    def undefined(self) -> list[str]:
+        """KPIs (scope ``all``) left out of :attr:`table`: undefined in every replication of both runs."""
+        keys = _undefined(self.with_uncertainty.kpis(self.level), self.without_uncertainty.kpis(self.level))
+        return [kpi for kpi, scope in keys if scope == "all"]
 
     def summary(self, scope: str = "all") -> str:
         """How much of each KPI's interval width comes from estimation error (scope ``all``)."""
@@ -579,6 +598,9 @@ class UncertaintyDecomposition:
         for r in t.itertuples():
             lines.append(f"{r.kpi:<24}{_fmt(r.width_with, r.unit):>14}{_fmt(r.width_without, r.unit):>14}"
                          f"{pc(r.share_estimation):>12}" + (f"{pc(r.share_model):>8}" if model else ""))
+        if scope == "all" and self.undefined:
+            lines.append(f"left out, undefined in every replication (e.g. no customers at the start of a retention "
+                         f"window): {', '.join(self.undefined)}")
         return "\n".join(lines)
 
 

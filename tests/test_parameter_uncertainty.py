@@ -350,3 +350,21 @@ def test_unidentified_fitted_parameter_is_not_drawn_from_its_asymptotic_covarian
         warnings.simplefilter("error")
         ok = attach_fitted(spec, {**stored, "covariance": [[(1e9 * 0.5) ** 2, 0.0], [0.0, 50.0**2]]})
     assert ok["uncertainty"]["covariance"][0][0] == pytest.approx(0.25)
+
+
+def test_decomposition_leaves_out_kpis_undefined_in_every_replication(small_scenario):
+    """A forecast that starts with no customers has no GRR: no NaN rows, and the summary says what was left out."""
+    from cssim import simulate
+    from cssim.uncertainty import UncertaintyDecomposition, decomposition_table
+
+    data = small_scenario.model_dump(mode="json")
+    data["horizon_months"] = 12
+    for seg in data["segments"].values():
+        seg["initial_customers"] = 0
+    res = simulate(scenario_from_dict(data), replications=3)
+    table = decomposition_table(res, res)
+    assert not table[["mean_with", "width_with"]].isna().any().any()
+    assert "grr" not in set(table["kpi"]) and "ending_arr" in set(table["kpi"])
+    dec = UncertaintyDecomposition(table, res, res, "asymptotic")
+    assert {"grr", "logo_retention"} <= set(dec.undefined)
+    assert "left out, undefined in every replication" in dec.summary()

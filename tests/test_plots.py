@@ -240,17 +240,29 @@ def test_cohort_projection(tmp_path):
     p = _projection()
     ax = plots.cohort_projection(p)
     _png(ax, tmp_path, "cohort")
-    assert _legend_texts(ax) == ["observed", "sbg (projected)", "geometric (projected)"]
+    # Models are named as in the fit report, not by their codes.
+    assert _legend_texts(ax) == ["observed", "sBG (projected)", "constant hazard (projected)",
+                                 "fit (calibration periods)"]
     obs = ax.get_lines()[0]
     np.testing.assert_allclose(obs.get_ydata(), [100, 81, 65, 52])
-    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), 100 * 0.8 ** np.arange(6))
+    fit_line, ahead = ax.get_lines()[1], ax.get_lines()[2]
+    np.testing.assert_allclose(fit_line.get_xdata(), np.arange(4))
+    np.testing.assert_allclose(fit_line.get_ydata(), 100 * 0.8 ** np.arange(4))
+    # Past the fit the projection continues from the customers observed at its end: no jump.
+    np.testing.assert_allclose(ahead.get_xdata(), [3, 4, 5])
+    np.testing.assert_allclose(ahead.get_ydata(), [52, 100 * 0.8**4, 100 * 0.8**5])
+    geo_ahead = ax.get_lines()[4]
+    assert geo_ahead.get_xdata()[0] == 3 and geo_ahead.get_ydata()[0] == 52
     assert ax.get_xlabel() == "Period since acquisition"
     one = plots.cohort_projection(p, model="geometric")
-    assert _legend_texts(one) == ["projected (geometric)", "observed"]
-    np.testing.assert_allclose(one.get_lines()[0].get_ydata(), 100 * 0.75 ** np.arange(6))
+    assert _legend_texts(one) == ["projected (constant hazard)", "observed", "fit (calibration periods)"]
+    np.testing.assert_allclose(one.get_lines()[0].get_ydata(), 100 * 0.75 ** np.arange(4))
     two = pd.concat([p[p.model == "sbg"], p[p.model == "sbg"].assign(cohort="2021")])
     assert _legend_texts(plots.cohort_projection(two)) == [
-        "cohort 2020: projected", "cohort 2020: observed", "cohort 2021: projected", "cohort 2021: observed"]
+        "cohort 2020: projected", "cohort 2020: observed", "cohort 2021: projected", "cohort 2021: observed",
+        "fit (calibration periods)"]
+    whole = plots.cohort_projection(p.drop(columns=["calibration"]), model="sbg")  # no split without the column
+    np.testing.assert_allclose(whole.get_lines()[0].get_ydata(), 100 * 0.8 ** np.arange(6))
     with pytest.raises(ValueError, match="missing columns"):
         plots.cohort_projection(p.drop(columns=["hi"]))
 

@@ -1,0 +1,199 @@
+"""The planning page in a real browser: ``cssim app`` on 127.0.0.1, driven by headless Chromium.
+
+Starts the page as a user would (``python -m cssim app FILE --port P --no-browser``),
+changes a pod's headcount and a segment's touch model, waits for the KPI table to show the
+new setting, and checks its numbers against ``cssim.simulate`` of the same setting (same
+seed, same replications: identical numbers). Saves a screenshot (``planning_page.png`` in the
+test's temporary folder, or in ``$CSSIM_SCREENSHOTS`` if set).
+
+Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package; without
+them the test skips naming what is missing (in CI it fails instead).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from conftest import small_scenario_dict, write_yaml
+from test_report_browser import BROWSERS, _missing
+
+from cssim import load_scenario, simulate
+from cssim.app import free_port
+from cssim.whatif import HEADLINE_KPIS
+
+pytestmark = pytest.mark.slow  # starts a server and a browser
+
+REPLICATIONS = 3
+
+#: document.querySelectorAll that also looks inside shadow roots (panel's components render in them).
+DEEP = """
+const sel = arguments[0], out = [];
+const walk = (root) => {
+  for (const e of root.querySelectorAll(sel)) out.push(e);
+  for (const e of root.querySelectorAll('*')) if (e.shadowRoot) walk(e.shadowRoot);
+};
+walk(document);
+return out;
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    missing = _missing()
+    if missing:
+        message = "browser test needs " + ", ".join(missing)
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + " — CI must install them (.ci/run)")
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1500,1500"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """``cssim app`` serving a small scenario with an ARR-band route; yields (url, scenario file)."""
+    root = tmp_path_factory.mktemp("app")
+    data = small_scenario_dict()
+    data["policy"] = {"routes": [{"segment": "smb", "arr_below": 3000, "touch_model": "tech_touch"}]}
+    scenario = write_yaml(root / "tiny.yaml", data)
+    port = free_port()
+    with open(root / "server.log", "w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cssim", "app", str(scenario), "--port", str(port), "--no-browser",
+             "-n", str(REPLICATIONS), "-j", "1"],
+            cwd=root, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while "planning page for" not in (root / "server.log").read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"cssim app did not start: {(root / 'server.log').read_text()}")
+            time.sleep(0.3)
+        yield url, scenario
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _deep(driver, selector: str):
+    return driver.execute_script(DEEP, selector)
+
+
+def _wait(predicate, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _table(driver):
+    tables = _deep(driver, "#kpi-table")
+    return tables[0] if tables else None
+
+
+def _shown_means(driver) -> dict[str, float]:
+    rows = _deep(driver, "#kpi-table tbody tr")
+    return {r.get_attribute("data-kpi"): float(r.find_element("css selector", "td.num").get_attribute("data-value"))
+            for r in rows}
+
+
+def _control(driver, name: str, tag: str):
+    found = _wait(lambda: _deep(driver, f".{name}"), f"control {name}", 30)
+    inner = driver.execute_script(f"return arguments[0].shadowRoot.querySelector('{tag}')", found[0])
+    assert inner is not None, f"{name} has no {tag}"
+    return inner
+
+
+def test_planning_page_updates_and_matches_simulate(browser, page, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    url, scenario_file = page
+
+    def page_text() -> str:
+        return " ".join(e.get_attribute("textContent") or "" for e in _deep(browser, "p"))
+
+    browser.get(url)
+    start_table = _wait(lambda: _table(browser), "the KPI table")
+    start_hash = start_table.get_attribute("data-hash")
+    assert start_table.get_attribute("data-replications") == str(REPLICATIONS)
+
+    # Two controls a VP would touch: a pod's headcount and a segment's touch model.
+    headcount = _control(browser, "ctl-headcount-enterprise", "input")
+    browser.execute_script("arguments[0].value = ''", headcount)  # then type the new value
+    headcount.send_keys("0", Keys.ENTER)
+    new = _wait(lambda: (t := _table(browser)) is not None and t.get_attribute("data-hash") != start_hash and t,
+                "the KPI table to show the new headcount")
+    first_hash = new.get_attribute("data-hash")
+    Select(_control(browser, "ctl-touch-smb", "select")).select_by_visible_text("high_touch")
+    _wait(lambda: (t := _table(browser)) is not None and t.get_attribute("data-hash") not in (start_hash, first_hash),
+          "the KPI table to show the new touch model")
+    shown = _shown_means(browser)
+
+    # The same setting through the Python API: identical numbers.
+    overrides = {"team.pods.enterprise.headcount": 0, "segments.smb.touch_model": "high_touch"}
+    with pytest.warns(Warning):  # high-touch SMB with no pod for it is a model-check finding
+        expected = simulate(load_scenario(scenario_file, overrides), replications=REPLICATIONS)
+    means = expected.kpis(scope="all").set_index("kpi")["mean"]
+    assert list(shown) == list(HEADLINE_KPIS)
+    for kpi, value in shown.items():
+        assert value == pytest.approx(means[kpi], rel=0, abs=0, nan_ok=True), (kpi, page_text())
+
+    # The page says what changed, that it differs from the start, and warns about the unserved segment.
+    _wait(lambda: "enterprise CSMs 2 → 0" in page_text() and "smb: tech_touch → high_touch" in page_text(),
+          "the status line")
+    assert "⚠" in page_text() and "smb" in page_text()  # the model check on the unserved segment
+    verdicts = [e.get_attribute("textContent") for e in _deep(browser, "#kpi-table tbody td:last-child")]
+    assert "real change" in verdicts, verdicts
+
+    # Back to the start: an earlier setting comes from the cache.
+    reset = _wait(lambda: [b for b in _deep(browser, "button") if "Back to the start" in (b.text or "")],
+                  "the reset button", 30)
+    reset[0].click()
+    back = _wait(lambda: (t := _table(browser)) is not None and t.get_attribute("data-hash") == start_hash and t,
+                 "the start again")
+    assert back is not None
+    _wait(lambda: any("from the cache" in (e.get_attribute("textContent") or "") for e in _deep(browser, "p")),
+          "the cached answer")
+
+    # Nothing was fetched from anywhere but this machine.
+    hosts = {urlparse(u).hostname for u in browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)") if u.startswith("http")}
+    assert hosts <= {"127.0.0.1", "localhost"}, hosts
+
+    # Leave the what-if on screen for the screenshot, with both charts redrawn for it.
+    def charts() -> list[str]:
+        return [e.get_attribute("src") for e in _deep(browser, "img") if "image/png" in (e.get_attribute("src") or "")]
+
+    before = _wait(lambda: len(charts()) == 2 and charts(), "the two charts")
+    headcount = _control(browser, "ctl-headcount-enterprise", "input")
+    browser.execute_script("arguments[0].value = ''", headcount)  # then type the new value
+    headcount.send_keys("0", Keys.ENTER)
+    _wait(lambda: (t := _table(browser)) is not None and t.get_attribute("data-hash") == first_hash, "the what-if")
+    _wait(lambda: len(now := charts()) == 2 and all(a != b for a, b in zip(now, before, strict=True)),
+          "both charts redrawn")
+    shots = Path(os.environ.get("CSSIM_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shots / "planning_page.png"))
