@@ -166,3 +166,52 @@ def no_global_random_state(request):
             f"{request.node.nodeid} changed numpy's global random state; pass a numpy.random.Generator instead",
             pytrace=False,
         )
+
+
+# --------------------------------------------------------------------------- headless Chromium (browser tests)
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def _missing_browser_parts() -> list[str]:
+    import shutil
+
+    missing = []
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package (pip install selenium)")
+    if not any(shutil.which(b) for b in BROWSERS):
+        missing.append("a Chromium browser (apt-get install chromium)")
+    if not shutil.which("chromedriver"):
+        missing.append("chromedriver (apt-get install chromium-driver)")
+    return missing
+
+
+def headless_chromium(window_size: str, *extra_args: str):
+    """A headless Chromium driven by selenium (a generator for a fixture to yield from).
+
+    Without the browser, its driver or selenium the test is skipped naming what is missing, except under CI
+    (``CI`` set), where ``.ci/run`` installs them and their absence is a failure.
+    """
+    import os
+    import shutil
+
+    missing = _missing_browser_parts()
+    if missing:
+        message = "browser test needs " + ", ".join(missing)
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + " — CI must install them (.ci/run)")
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={window_size}", *extra_args):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()

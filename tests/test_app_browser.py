@@ -13,7 +13,6 @@ them the test skips naming what is missing (in CI it fails instead).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,8 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from conftest import small_scenario_dict, write_yaml
-from test_report_browser import BROWSERS, _missing
+from conftest import headless_chromium, small_scenario_dict, write_yaml
 
 from cssim import load_scenario, simulate
 from cssim.app import free_port
@@ -46,23 +44,7 @@ return out;
 
 @pytest.fixture(scope="module")
 def browser():
-    missing = _missing()
-    if missing:
-        message = "browser test needs " + ", ".join(missing)
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail(message + " — CI must install them (.ci/run)")
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1500,1500"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    yield from headless_chromium("1500,1500")
 
 
 @pytest.fixture(scope="module")

@@ -8,56 +8,22 @@ what is missing; in CI (``CI`` set) it fails instead.
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import headless_chromium, small_scenario_dict, write_yaml
+from test_sensitivity import driver_scenario
 
 from cssim import scenario_from_dict, simulate, write_results
 from cssim.cli import main
 
-from conftest import small_scenario_dict, write_yaml
-from test_sensitivity import driver_scenario
-
 pytestmark = pytest.mark.slow  # builds four results folders and starts a browser
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-
-
-def _missing() -> list[str]:
-    missing = []
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package (pip install selenium)")
-    if not any(shutil.which(b) for b in BROWSERS):
-        missing.append("a Chromium browser (apt-get install chromium)")
-    if not shutil.which("chromedriver"):
-        missing.append("chromedriver (apt-get install chromium-driver)")
-    return missing
 
 
 @pytest.fixture(scope="module")
 def browser():
-    missing = _missing()
-    if missing:
-        message = "browser test needs " + ", ".join(missing)
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail(message + " — CI must install them (.ci/run)")
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = next(shutil.which(b) for b in BROWSERS if shutil.which(b))
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--allow-file-access-from-files", "--window-size=1200,900"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    yield from headless_chromium("1200,900", "--allow-file-access-from-files")
 
 
 @pytest.fixture(scope="module")
