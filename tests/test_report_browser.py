@@ -20,7 +20,6 @@ from cssim.cli import main
 pytestmark = pytest.mark.slow  # builds four results folders and starts a browser
 
 
-
 @pytest.fixture(scope="module")
 def browser():
     yield from headless_chromium("1200,900", "--allow-file-access-from-files")
