@@ -8,28 +8,29 @@ Load a scenario, simulate it, read the results::
     print(results.summary())
 """
 
-from .backtest import BacktestResults, backtest
-from .checks import model_checks, offered_load
-from .compare import ComparisonResults, compare
-from .errors import CssimError, DataError, ModelWarning, PlanError, ScenarioError
+from ._version import __version__ as __version__
+from .analysis.backtest import BacktestResults, backtest
+from .analysis.compare import ComparisonResults, compare
+from .analysis.decompose import UncertaintyDecomposition, decompose
+from .analysis.plan import PlanResults, Target, parse_target, plan
+from .analysis.results import SimulationResults
+from .analysis.sensitivity import SensitivityResults, sensitivity
+from .analysis.simulate import simulate
+from .analysis.sweep import SweepResults, sweep, sweep_points
+from .core.errors import CssimError, DataError, ModelWarning, PlanError, ScenarioError
+from .core.output import write_results
 from .fitting.acquisition import fit_acquisition, write_forecast
 from .fitting.causal import TouchEffects, touch_effects
 from .fitting.cohorts import fit_cohorts, read_cohort_table
-from .fitting.curvesfile import fit_history, load_curves
+from .fitting.curvesfile import fit_history
 from .fitting.history import read_history
-from .loader import load_scenario, scenario_from_dict, scenario_hash
-from .metrics import KPI_NAMES, KPIS
-from .output import write_results
-from .plan import PlanResults, Target, parse_target, plan
-from .results import SimulationResults
-from .scenario import Scenario
-from .sensitivity import SensitivityResults, sensitivity
-from .simulate import simulate
-from .sweep import SweepResults, sweep, sweep_points
-from .synth import synthesize_history
-from .uncertainty import UncertaintyDecomposition, decompose, with_uncertainty
-
-__version__ = "0.2.0"
+from .model.checks import model_checks, offered_load
+from .model.curvefile import load_curves
+from .model.loader import load_scenario, scenario_from_dict, scenario_hash
+from .model.metrics import KPI_NAMES, KPIS
+from .model.scenario import Scenario
+from .model.uncertainty import with_uncertainty
+from .sim.synth import synthesize_history
 
 __all__ = [
     "BacktestResults",

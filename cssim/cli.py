@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import CssimError
-from .scenario import MAX_HORIZON_MONTHS, MAX_REPLICATIONS, MAX_SEED
+from ._version import __version__
+from .core.errors import CssimError
+from .model.scenario import MAX_HORIZON_MONTHS, MAX_REPLICATIONS, MAX_SEED
 
 EXIT_USAGE = 2
 
@@ -125,9 +125,10 @@ def _add_dask_option(p) -> None:
 
 
 def cmd_run(args) -> int:
-    from .loader import load_scenario
-    from .output import check_target, write_results
-    from .simulate import simulate
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.simulate import simulate
+    from .core.output import check_target, write_results
+    from .model.loader import load_scenario
 
     overrides = {}
     if args.replications is not None:
@@ -139,7 +140,8 @@ def cmd_run(args) -> int:
     check_target(out, args.force)
     extra, decomposition = {}, None
     if getattr(args, "decompose", False):
-        from .uncertainty import decompose
+        # lazy: imported when the command runs, so that `cssim --help` starts fast
+        from .analysis.decompose import decompose
 
         decomposition = decompose(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
         results = decomposition.with_uncertainty
@@ -167,8 +169,9 @@ def _add_validate(sub):
 
 
 def cmd_validate(args) -> int:
-    from .checks import offered_load
-    from .loader import load_scenario, scenario_hash
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .model.checks import offered_load
+    from .model.loader import load_scenario, scenario_hash
 
     scenario = load_scenario(args.scenario, strict=args.strict)
     print(
@@ -186,7 +189,8 @@ def _add_schema(sub):
 
 
 def cmd_schema(args) -> int:
-    from .scenario import Scenario
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .model.scenario import Scenario
 
     schema = Scenario.model_json_schema()
     schema["properties"]["extends"] = {
@@ -198,7 +202,8 @@ def cmd_schema(args) -> int:
 
 
 def _write_tables(out: Path, force: bool, tables: dict, summary: str, manifest: dict) -> None:
-    from .output import MANIFEST, write_folder
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import MANIFEST, write_folder
 
     def write(tmp: Path) -> None:
         for name, frame in tables.items():
@@ -232,10 +237,11 @@ def _add_compare(sub):
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
-    from .errors import PlanError
-    from .loader import load_scenario
-    from .output import check_target
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.compare import compare
+    from .core.errors import PlanError
+    from .core.output import check_target
+    from .model.loader import load_scenario
 
     if len(args.scenarios) < 2:
         raise PlanError(f"compare needs at least two scenario files, got {len(args.scenarios)}")
@@ -288,8 +294,9 @@ def _add_sweep(sub):
 
 def _cache_dir(args, out: Path) -> Path | None:
     """The batch cache of sweep and sensitivity (``--cache``, default beside ``out``), refused if unusable."""
-    from .cache import DEFAULT_CACHE_NAME
-    from .output import check_dir_option
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.cache import DEFAULT_CACHE_NAME
+    from .core.output import check_dir_option
 
     if getattr(args, "no_cache", False):
         return None
@@ -299,7 +306,8 @@ def _cache_dir(args, out: Path) -> Path | None:
 
 
 def _interrupted(cache: Path | None) -> int:
-    from .cache import BatchCache
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.cache import BatchCache
 
     if cache is None:
         print("cssim: interrupted; nothing was written", file=sys.stderr)
@@ -313,10 +321,11 @@ def _interrupted(cache: Path | None) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .errors import PlanError
-    from .loader import load_scenario
-    from .output import check_target
-    from .sweep import sweep
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.sweep import sweep
+    from .core.errors import PlanError
+    from .core.output import check_target
+    from .model.loader import load_scenario
 
     if args.batch_size < 1:
         raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
@@ -378,9 +387,10 @@ def _add_plan(sub):
 
 
 def cmd_plan(args) -> int:
-    from .loader import load_scenario
-    from .output import check_dir_option, check_target
-    from .plan import parse_target, plan
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.plan import parse_target, plan
+    from .core.output import check_dir_option, check_target
+    from .model.loader import load_scenario
 
     target = parse_target(args.target)  # fail on a bad target before loading or simulating
     scenario = load_scenario(args.scenario, strict=args.strict, varied=(args.over,))
@@ -427,10 +437,11 @@ def _add_sensitivity(sub):
 
 
 def cmd_sensitivity(args) -> int:
-    from .errors import PlanError
-    from .loader import load_scenario
-    from .output import check_target
-    from .sensitivity import sensitivity
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.sensitivity import sensitivity
+    from .core.errors import PlanError
+    from .core.output import check_target
+    from .model.loader import load_scenario
 
     if args.batch_size < 1:
         raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
@@ -475,8 +486,9 @@ def _add_acquisition(sub):
 
 
 def cmd_acquisition(args) -> int:
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_file_target
     from .fitting.acquisition import counts_from_history, fit_acquisition, write_forecast
-    from .output import check_file_target
 
     out = Path(args.out)
     check_file_target(out, args.force)
@@ -502,6 +514,7 @@ def _add_report(sub):
 
 
 def cmd_report(args) -> int:
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .report import write_report
 
     out, figures = write_report(args.results, args.out)
@@ -513,12 +526,14 @@ FAMILIES_HELP = "comma-separated candidate curve families (default: all of {}); 
 
 
 def _families_help() -> str:
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .fitting.univariate import FAMILY_ORDER
 
     return FAMILIES_HELP.format(", ".join(FAMILY_ORDER))
 
 
 def _families(text):
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .fitting.univariate import parse_families
 
     try:
@@ -560,6 +575,7 @@ def _add_fit(sub):
 
 
 def cmd_fit(args) -> int:
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .fitting.curvesfile import fit_history_file, looks_like_cohort_table
 
     path = Path(args.data)
@@ -568,7 +584,8 @@ def cmd_fit(args) -> int:
         raise CssimError(f"--bootstrap: {args.bootstrap}; give 0 (none) or more refits")
     if args.seed < 0:
         raise CssimError(f"--seed: {args.seed}; give a whole number >= 0")
-    from .files import regular_file
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.files import regular_file
 
     regular_file(path, str(path), "a customer history or a cohort table (CSV or Parquet)")
     snapshot = None
@@ -580,6 +597,7 @@ def cmd_fit(args) -> int:
                     "duration_unit": args.duration_unit}
     elif looks_like_cohort_table(path):
         try:
+            # lazy: imported when the command runs, so that `cssim --help` starts fast
             from .fitting.cohorts import fit_cohort_file
         except ImportError as exc:
             raise CssimError(
@@ -593,7 +611,8 @@ def cmd_fit(args) -> int:
         raise CssimError(f"{path}: --until and --horizon apply to cohort tables; this file is a customer history")
     segments = None
     if args.scenario:
-        from .loader import load_scenario
+        # lazy: imported when the command runs, so that `cssim --help` starts fast
+        from .model.loader import load_scenario
 
         segments = list(load_scenario(args.scenario).segments)
     return fit_history_file(
@@ -616,9 +635,10 @@ def _add_synth(sub):
 
 
 def cmd_synth(args) -> int:
-    from .loader import load_scenario
-    from .output import check_file_target
-    from .synth import synthesize_history, write_history
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_file_target
+    from .model.loader import load_scenario
+    from .sim.synth import synthesize_history, write_history
 
     out = Path(args.out)
     check_file_target(out, args.force)
@@ -654,6 +674,7 @@ def _add_touch_effects(sub):
 
 
 def cmd_touch_effects(args) -> int:
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .fitting.causal import touch_effects_file
 
     if args.trim is not None and not 0.0 <= args.trim < 0.5:
@@ -705,8 +726,9 @@ def _add_backtest(sub):
 
 
 def cmd_backtest(args) -> int:
-    from .backtest import backtest, write_backtest
-    from .output import check_target
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.backtest import backtest, write_backtest
+    from .core.output import check_target
 
     check_target(Path(args.out), args.force)
     if args.replications < 1:

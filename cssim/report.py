@@ -16,6 +16,7 @@ import datetime as dt
 import html
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,10 +24,15 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from .errors import CssimError
-from .output import add_to_manifest
-from .ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
-from .results import SimulationResults, _fmt, fmt_change
+from .analysis.plan import parse_target
+from .analysis.results import SimulationResults, _fmt, fmt_change
+from .core.errors import CssimError, ScenarioError
+from .core.output import add_to_manifest
+from .model.loader import scenario_from_dict
+from .model.metrics import KPIS
+from .plots import figures as plots
+from .plots.figures import KPI_LABELS, save
+from .sim.ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
 
 __all__ = ["FolderResults", "read_results", "folder_kind", "write_report"]
 
@@ -85,13 +91,11 @@ def folder_kind(folder: str | Path) -> str:
 
 def _scenario(data: dict):
     """The resolved scenario from the manifest; a light stand-in if it no longer validates."""
-    from pydantic import ValidationError
-
-    from .scenario import Scenario
-
     try:
-        return Scenario.model_validate(data)
-    except ValidationError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the run warned already; the report only reads it back
+            return scenario_from_dict(data, source="manifest.json")
+    except ScenarioError:
         pods = {
             name: SimpleNamespace(segments=list(p.get("segments", [])), cost_per_year=float(p.get("cost_per_year", 0)))
             for name, p in data.get("team", {}).get("pods", {}).items()
@@ -235,8 +239,6 @@ class _Page:
 
 
 def _label(kpi: str) -> str:
-    from .plots import KPI_LABELS
-
     return KPI_LABELS.get(kpi, kpi)
 
 
@@ -271,8 +273,6 @@ def _versions(manifest: dict) -> str:
 
 
 def _figure(page: _Page, out: Path, name: str, ax, alt: str, written: list[Path]):
-    from .plots import save
-
     path = out.parent / f"{out.stem}-{name}.png"
     save(ax, path)
     written.append(path)
@@ -280,8 +280,6 @@ def _figure(page: _Page, out: Path, name: str, ax, alt: str, written: list[Path]
 
 
 def _run_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-
     res = read_results(folder)
     sc, m = res.scenario, res.manifest
     kpis = res.kpis()
@@ -313,8 +311,6 @@ def _run_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]
 
 
 def _comparison_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-
     manifest = read_manifest(folder)
     table = pd.read_csv(folder / "comparison.csv")
     diffs = pd.read_csv(folder / "differences.csv")
@@ -411,9 +407,6 @@ def _difference_rows(d: pd.DataFrame, level: int, kpis=None) -> pd.DataFrame:
 
 
 def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-    from .plan import parse_target
-
     manifest = read_manifest(folder)
     table = pd.read_csv(folder / "plan.csv")
     target = parse_target(manifest["target"])
@@ -436,8 +429,6 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
                                   else f"CSM headcount ({manifest['over']})")
     _figure(page, out, "frontier", ax, "KPI and CSM cost by value", written)
     if "kpi_at_confidence" in table.columns:
-        from .metrics import KPIS
-
         unit = next(k.unit for k in KPIS if k.name == target.kpi)
         pct = int(round(100 * float(manifest.get("confidence", 0.8))))
         label = manifest.get("scope_label", target.kpi)
@@ -462,8 +453,6 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
 
 
 def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-
     manifest = read_manifest(folder)
     table = pd.read_csv(folder / "sweep.csv")
     points = pd.read_csv(folder / "points.csv")
@@ -497,9 +486,6 @@ def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, st
 
 
 def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-    from .metrics import KPIS
-
     manifest = read_manifest(folder)
     table = pd.read_csv(folder / "sensitivity.csv", keep_default_na=True)
     table["field"] = table["field"].fillna("")

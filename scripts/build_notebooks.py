@@ -58,7 +58,7 @@ JOBS = 2                                  # worker processes
 FAST = False                              # small run (the test suite sets this)
 """),
     code(SETUP),
-    md("## The scenario\n\nValidated on load; every field, unit and default is defined in `cssim/scenario.py`."),
+    md("## The scenario\n\nValidated on load; every field, unit and default is defined in `cssim/model/scenario.py`."),
     code("""
 scenario = cssim.load_scenario(SCENARIO)
 print(scenario.description)
@@ -324,7 +324,7 @@ A plan's confidence needs enough replications to support it: with fewer than `mi
 `cssim.plan` refuses. The plan therefore runs at least that many.
 """),
     code("""
-from cssim.plan import min_replications
+from cssim.analysis.plan import min_replications
 
 plan_replications = max(REPLICATIONS, min_replications(CONFIDENCE))
 result = cssim.plan(cssim.load_scenario(SCENARIO), TARGET, over=field, confidence=CONFIDENCE,
@@ -367,8 +367,8 @@ JOBS = 2
 FAST = False
 """),
     code(SETUP + """
-from cssim.engine import run_replication
-from cssim.queueing import erlang_c"""),
+from cssim.sim.engine import run_replication
+from cssim.model.queueing import erlang_c"""),
     md("## 1. Erlang C\n\nThe arrival and service rates follow from the scenario's fields (tasks per day):"),
     code("""
 queue = cssim.load_scenario(QUEUE_SCENARIO)
@@ -433,7 +433,7 @@ selection: big accounts get high-touch and churn less anyway. Three checks, each
    happened next, next to the simple rates people use today (`cssim.backtest`).
 
 The data are synthetic, so the truth is known: histories of a young SMB business written by
-`cssim.synth` from `data/young_smb.yaml` (20 new logos a month; a churn hazard that falls with
+`cssim.sim.synth` from `data/young_smb.yaml` (20 new logos a month; a churn hazard that falls with
 tenure), and a customer table with a known touch effect.
 """),
     params("""
@@ -456,7 +456,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 from cssim.fitting.curvesfile import write_history_fit
-from cssim.synth import synthesize_history
+from cssim.sim.synth import synthesize_history
 
 truth = cssim.load_scenario(TRUTH)
 work = Path(tempfile.mkdtemp())

@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import small_scenario_dict, write_yaml
 
 from cssim import DataError, ScenarioError, load_scenario, scenario_from_dict
-from cssim.engine import Engine
+from cssim.analysis.simulate import simulate
 from cssim.fitting.acquisition import counts_from_history, fit_acquisition, read_monthly_counts, write_forecast
-from cssim.simulate import simulate
-
-from conftest import small_scenario_dict, write_yaml
+from cssim.sim.engine import Engine
 
 LEVEL = {"smb": 20.0, "mid": 5.0}
 

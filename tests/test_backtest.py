@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
-from cssim.backtest import actual_paths, backtest, book_at, censor_history, write_backtest
+from cssim.analysis.backtest import actual_paths, backtest, book_at, censor_history, write_backtest
 from cssim.cli import main
-from cssim.engine import GROWTH, ONBOARDING, SIGNING, Engine
-from cssim.errors import DataError, ScenarioError
-from cssim.loader import load_scenario, scenario_from_dict
-from cssim.scenario import Scenario
-from cssim.synth import synthesize_history
+from cssim.core.errors import DataError, ScenarioError
+from cssim.model.loader import load_scenario, scenario_from_dict
+from cssim.model.scenario import RESOLVED, Scenario
+from cssim.sim.engine import GROWTH, ONBOARDING, SIGNING, Engine
+from cssim.sim.synth import synthesize_history
 
 DATA = Path(__file__).parent / "data"
 TRUTH = DATA / "backtest_truth.yaml"
@@ -202,12 +203,12 @@ def test_cli_writes_tables_and_figures(histories, tmp_path, capsys):
 
 
 def test_write_backtest_is_atomic_on_failure(results, tmp_path, monkeypatch):
-    import cssim.plots as plots
+    import cssim.analysis.backtest as bt
 
     def boom(*a, **k):
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr(plots, "backtest_calibration", boom)
+    monkeypatch.setattr(bt, "backtest_calibration", boom)
     with pytest.raises(RuntimeError):
         write_backtest(results[0], tmp_path / "out")
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
@@ -250,9 +251,16 @@ def test_book_starts_with_exactly_those_customers(tmp_path):
     ledger = engine.run()
     arrays = ledger.arrays()["segment"]
     assert arrays["new_logos"].sum() == 0
-    # A re-validated scenario (dumped and loaded again) still has its book.
-    again = Scenario.model_validate(scenario.model_dump())
+    # A scenario dumped with its files' content re-validates without reading them (the file is gone); a plain
+    # dump names the file only, and the loader reads it again.
+    plain = scenario.model_dump(mode="json")
+    assert "rows" not in plain["segments"]["smb"]["book"]
+    assert scenario_from_dict(plain).segments["smb"].book.rows == scenario.segments["smb"].book.rows
+    Path(scenario.segments["smb"].book.file).unlink()
+    again = Scenario.model_validate(scenario.model_dump(context=RESOLVED))
     assert again.segments["smb"].book.rows == scenario.segments["smb"].book.rows
+    with pytest.raises(ValidationError, match="not read"):
+        Scenario.model_validate(plain)
 
 
 def test_book_clocks_are_conditioned_on_time_spent(tmp_path):

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from cssim.backtest import backtest
+from cssim.analysis.backtest import backtest
 from cssim.cli import main
-from cssim.errors import DataError
-from cssim.loader import load_scenario
-from cssim.synth import synthesize_history
+from cssim.core.errors import DataError
+from cssim.model.loader import load_scenario
+from cssim.sim.synth import synthesize_history
 
 TRUTH = Path(__file__).parent / "data" / "backtest_truth.yaml"
 SHORT = {
@@ -142,9 +142,9 @@ def test_bootstrap_sets_drive_the_draws(short_histories):
 
 
 def test_cli_flag(short_histories, tmp_path, capsys, monkeypatch):
-    from cssim.fitting import univariate
+    from cssim.analysis import backtest as bt
 
-    monkeypatch.setattr(univariate, "FAMILY_ORDER", ("weibull",))  # the CLI fits every family: keep this test quick
+    monkeypatch.setattr(bt, "FAMILY_ORDER", ("weibull",))  # the CLI fits every family: keep this test quick
     base = ["backtest", str(short_histories[1]), "--cutoff", CUTOFF, "--horizon", "3", "-n", "6"]
     assert main([*base, "--out", str(tmp_path / "on")]) == 0
     out = capsys.readouterr().out

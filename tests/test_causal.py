@@ -25,7 +25,7 @@ import pytest
 from cssim import DataError, TouchEffects, plots
 from cssim.cli import main
 from cssim.fitting.causal import touch_frame_from_history
-from cssim.plots_causal import covariate_balance, touch_effects_forest
+from cssim.plots.causal import covariate_balance, touch_effects_forest
 
 LAMBDA = 1 / 900.0  # baseline churn hazard per day
 ARR_EFFECT = -0.7  # log hazard per SD of log ARR
@@ -163,7 +163,7 @@ def test_summary_shape_and_effects(fits):
     assert eff["high_touch"]["churn"] == round(adj["hazard_ratio"], 4)
     assert eff["high_touch"]["intervals"]["churn"] == pytest.approx([adj["lo"], adj["hi"]], abs=1e-4)  # alpha 0.05
     # The fragment is a valid scenario effects block, drawn from its interval.
-    from cssim.scenario import EffectsSpec
+    from cssim.model.scenario import EffectsSpec
 
     assert EffectsSpec(**eff["high_touch"]).log_sd("churn") > 0
     assert te.to_effects("ipw")["high_touch"]["churn"] == round(_row(te, "ipw")["hazard_ratio"], 4)

@@ -12,8 +12,8 @@ import pytest
 import cssim
 from cssim import load_scenario, scenario_hash
 from cssim.cli import main
-from cssim.loader import deep_merge
-from cssim.metrics import KPI_NAMES
+from cssim.model.loader import deep_merge
+from cssim.model.metrics import KPI_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 

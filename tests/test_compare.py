@@ -7,12 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_yaml
 
 from cssim import PlanError, compare, scenario_from_dict, simulate
+from cssim.analysis.compare import paired_difference, unpaired_difference
 from cssim.cli import main
-from cssim.compare import paired_difference, unpaired_difference
-
-from conftest import write_yaml
 
 
 @pytest.fixture

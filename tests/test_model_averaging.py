@@ -18,11 +18,12 @@ import pytest
 from conftest import small_scenario_dict
 
 from cssim import scenario_from_dict
-from cssim.curves import HeldTail, LogNormal, Weibull
+from cssim.analysis.decompose import decompose
 from cssim.fitting.curvesfile import FORMAT
 from cssim.fitting.univariate import UnivariateFit
-from cssim.scenario import AveragedCurve, _concrete_curve_adapter
-from cssim.uncertainty import decompose, draw_family, family_stream, replication_curve, replication_spec
+from cssim.model.curves import HeldTail, LogNormal, Weibull
+from cssim.model.scenario import AveragedCurve, _concrete_curve_adapter
+from cssim.model.uncertainty import draw_family, family_stream, replication_curve, replication_spec
 
 
 def _history(seed: int, n: int = 250) -> pd.DataFrame:
@@ -168,9 +169,9 @@ def wrong_family_runs(tmp_path_factory):
     log-logistic for 11, exponential-gamma for 14)."""
     from test_backtest_uncertainty import CUTOFF, SHORT, TRUTH
 
-    from cssim.backtest import backtest
-    from cssim.loader import load_scenario
-    from cssim.synth import synthesize_history
+    from cssim.analysis.backtest import backtest
+    from cssim.model.loader import load_scenario
+    from cssim.sim.synth import synthesize_history
 
     scenario = load_scenario(TRUTH, SHORT)
     folder = tmp_path_factory.mktemp("wrong_family")

@@ -17,17 +17,17 @@ import pytest
 from conftest import DATA, small_scenario_dict
 
 from cssim import ScenarioError, scenario_from_dict, simulate
-from cssim.curves import Weibull
-from cssim.engine import Engine
-from cssim.scenario import _concrete_curve_adapter
-from cssim.uncertainty import (
-    decompose,
+from cssim.analysis.decompose import decompose
+from cssim.model.curves import Weibull
+from cssim.model.scenario import _concrete_curve_adapter
+from cssim.model.uncertainty import (
     draw_parameters,
     from_fitter,
     params_stream,
     replication_curve,
     with_uncertainty,
 )
+from cssim.sim.engine import Engine
 
 LOG700, LOG08 = math.log(700.0), math.log(0.8)
 WEIBULL_UNC = {"estimates": [LOG700, LOG08], "covariance": [[0.09, -0.01], [-0.01, 0.02]]}
@@ -325,7 +325,7 @@ def test_coverage_with_parameter_uncertainty_is_nominal_and_without_it_is_not():
 
 
 def test_unidentified_fitted_parameter_is_not_drawn_from_its_asymptotic_covariance():
-    from cssim.uncertainty import attach_fitted
+    from cssim.model.uncertainty import attach_fitted
 
     spec = {"family": "piecewise_exponential", "breakpoints": [100.0], "rates": [1e-9, 0.002]}
     # lifelines' lambda_i_ = 1/rate; an interval without events: lambda_0_ huge with a huge variance.

@@ -6,14 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import write_yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cssim import PlanError, plan, scenario_from_dict
+from cssim.analysis.plan import Target, kpi_at_confidence, min_replications, parse_target
 from cssim.cli import main
-from cssim.plan import Target, kpi_at_confidence, min_replications, parse_target
-
-from conftest import write_yaml
 
 HOURS_PER_WEEK = 40.0
 EVERY_DAYS = 30.0
@@ -262,7 +261,7 @@ def test_too_few_replications_are_refused_with_the_number_needed(tmp_path, capsy
 )
 def test_the_kpi_at_confidence_decides_the_share_criterion(values, threshold, confidence, op):
     """A value meets the target exactly when its KPI at the chosen confidence does (NaN never meets)."""
-    from cssim.plan import _meets
+    from cssim.analysis.plan import _meets
 
     v = np.array(values)
     target = Target("grr", op, threshold)

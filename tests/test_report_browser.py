@@ -13,12 +13,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import small_scenario_dict, write_yaml
+from test_sensitivity import driver_scenario
 
 from cssim import scenario_from_dict, simulate, write_results
 from cssim.cli import main
-
-from conftest import small_scenario_dict, write_yaml
-from test_sensitivity import driver_scenario
 
 pytestmark = pytest.mark.slow  # builds four results folders and starts a browser
 

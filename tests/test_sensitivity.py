@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_yaml
 
 from cssim import ScenarioError, scenario_from_dict, sensitivity
 from cssim.cli import main
-
-from conftest import write_yaml
 
 DRIVER = "segments.acct.renewal.healthy"
 INERT = "team.pods.acct.cost_per_year"
@@ -157,7 +156,7 @@ def test_bad_blocks_are_one_line_exit_2(tmp_path, capsys, change, message):
 
 
 def test_distributions_map_to_salib_and_percentiles():
-    from cssim.sensitivity import sensitivity_problem
+    from cssim.analysis.sensitivity import sensitivity_problem
 
     data = driver_scenario()
     data["sensitivity"]["fields"] = {

@@ -19,9 +19,10 @@ import yaml
 from conftest import small_scenario_dict
 
 from cssim import ScenarioError, load_scenario, scenario_from_dict, simulate
-from cssim.engine import Engine
-from cssim.scenario import Z95, RenewalSpec
-from cssim.uncertainty import decompose, replication_effects, replication_renewal
+from cssim.analysis.decompose import decompose
+from cssim.model.scenario import Z95, RenewalSpec
+from cssim.model.uncertainty import fitted_renewal, replication_effects, replication_renewal
+from cssim.sim.engine import Engine
 
 LOGIT93 = math.log(0.93 / 0.07)
 
@@ -325,7 +326,7 @@ def _renewal_coverage(mode: str, tmp_path, fits: int = 60, history: int = 120, b
         data = json.loads(path.read_text())
         data["renewal"]["enterprise"]["parameters"] = _parameters(res)
         path.write_text(json.dumps(data))
-        spec = RenewalSpec.model_validate({"fitted": {"file": str(path), "key": "enterprise"}})
+        spec = RenewalSpec.model_validate(fitted_renewal({"fitted": {"file": str(path), "key": "enterprise"}}))
         noise = np.random.default_rng([13, i])
         rate = np.array([noise.binomial(book, replication_renewal(spec, mode, 5, r, "enterprise").healthy) / book
                          for r in range(reps)])

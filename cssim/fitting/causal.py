@@ -61,8 +61,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from .._version import __version__
+from ..core.errors import DataError
+from ..core.output import MANIFEST, check_target, write_folder
+from ..model.scenario import Z95
+from ..plots.causal import covariate_balance, touch_effects_forest
+from ..plots.figures import save
+from .history import History, is_history_table, read_history
 from .snapshot import read_flags
+from .univariate import TRANSITIONS, durations
 
 __all__ = [
     "TouchEffects", "touch_effects", "touch_frame_from_history", "touch_effects_file", "SUMMARY_COLUMNS", "METHODS",
@@ -547,8 +554,6 @@ class TouchEffects:
         """
         from scipy.stats import norm
 
-        from ..scenario import Z95
-
         self._check_fitted()
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -596,13 +601,9 @@ class TouchEffects:
         print(self.report())
 
     def plot_forest(self, ax=None, **kwargs):
-        from ..plots_causal import touch_effects_forest
-
         return touch_effects_forest(self, ax=ax, **kwargs)
 
     def plot_balance(self, ax=None, **kwargs):
-        from ..plots_causal import covariate_balance
-
         return covariate_balance(self, ax=ax, **kwargs)
 
 
@@ -628,9 +629,6 @@ def touch_frame_from_history(history, transition: str = "churn", covariates: Seq
     Returns the table (``duration, event, entry, touch_model`` and the
     covariates) and the names of the covariate columns in it.
     """
-    from .history import History, read_history
-    from .univariate import TRANSITIONS, durations
-
     h = history if isinstance(history, History) else read_history(history)
     if transition not in TRANSITIONS:
         raise DataError(f"{h.source}: unknown transition {transition!r}; one of {', '.join(TRANSITIONS)}")
@@ -691,8 +689,6 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def _frame_for_cli(path: Path, transition, covariates, duration, event, group, entry):
     """(table, covariate columns, entry column) for ``cssim touch-effects``."""
-    from .history import is_history_table
-
     explicit = any(v is not None for v in (duration, event, group))
     covs = None if covariates is None else [c.strip() for c in covariates.split(",") if c.strip()]
     if not explicit:
@@ -731,9 +727,6 @@ def touch_effects_file(path, transition: str = "churn", covariates: str | None =
     ``overlap.csv``, ``summary.txt``, ``effects.json`` and the two figures atomically into ``out``."""
     import json
 
-    from .. import __version__
-    from ..output import MANIFEST, check_target, write_folder
-
     path = Path(path)
     out = Path(out) if out else Path("results") / f"{path.stem}-touch-effects"
     check_target(out, force)
@@ -746,9 +739,6 @@ def touch_effects_file(path, transition: str = "churn", covariates: str | None =
     report = te.report()
 
     def write(tmp: Path) -> None:
-        from ..plots import save
-        from ..plots_causal import covariate_balance, touch_effects_forest
-
         te.summary.to_csv(tmp / "touch_effects.csv", index=False, float_format="%.6g")
         te.balance_.to_csv(tmp / "balance.csv", index=False, float_format="%.6g")
         te.overlap_.to_csv(tmp / "overlap.csv", index=False, float_format="%.6g")

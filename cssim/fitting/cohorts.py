@@ -63,8 +63,11 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
-from ..clock import DAYS_PER_YEAR
-from ..errors import DataError
+from .._version import __version__
+from ..core.clock import DAYS_PER_YEAR
+from ..core.errors import DataError
+from ..core.output import MANIFEST, check_target, write_folder
+from ..model.uncertainty import with_uncertainty
 from .tables import read_text_table
 
 __all__ = [
@@ -628,7 +631,6 @@ class CohortFitResults:
             p = f.params
             spec = {"family": "exponential_gamma", "shape": p["shape"], "scale": p["scale"] * self.period_days}
             # Estimation uncertainty for scenarios (cssim.uncertainty): the log-parameter covariance, scale in days.
-            from ..uncertainty import with_uncertainty
 
             logs = {"shape": math.log(spec["shape"]), "scale": math.log(spec["scale"])}
             try:
@@ -932,9 +934,6 @@ def fit_cohorts(
 
 def write_cohort_fit(results: CohortFitResults, out_dir, force: bool = False) -> Path:
     """Write ``projection.csv``, ``cohort_fit.json`` and ``fit_report.md`` atomically into ``out_dir``."""
-    from .. import __version__
-    from ..output import MANIFEST, write_folder
-
     def write(tmp: Path) -> None:
         results.projection.to_csv(tmp / "projection.csv", index=False, float_format="%.6g")
         (tmp / "cohort_fit.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
@@ -949,8 +948,6 @@ def fit_cohort_file(
     path, out_dir, until: int | None = None, horizon: int | None = None, force: bool = False, **kwargs
 ) -> int:
     """``cssim fit`` for a cohort table: read, fit, write the folder, print a summary; returns the exit code."""
-    from ..output import check_target
-
     check_target(Path(out_dir), force)
     table = read_cohort_table(path)
     results = fit_cohorts(table, until=until, horizon=horizon, **kwargs)

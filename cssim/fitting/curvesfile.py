@@ -23,22 +23,27 @@ same names and scale; failed refits are left out and counted in
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
-from ..files import regular_file
+from .._version import __version__
+from ..core.errors import DataError
+from ..core.output import MANIFEST, check_target, write_folder
+from ..core.progress import progress_bar_class
+from ..model.curvefile import FORMAT, load_curves, read_curve
+from .bootstrap import bootstrap_renewal, check_count, resample_customers
+from .cohorts import is_cohort_table
+from .covariates import fit_renewal_model, renewal_designs, touch_hazard_ratios
 from .history import History, read_history
+from .snapshot import read_snapshot
 from .univariate import FAMILY_ORDER, TRANSITIONS, UnivariateFit, durations
 
 __all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "fit_history_file",
            "looks_like_cohort_table"]
 
-FORMAT = "cssim-curves/1"
 
 
 @dataclass
@@ -79,8 +84,6 @@ class HistoryFitResults:
         return self.fits[key].plot_vs_km(ax=ax, families=families)
 
     def to_dict(self) -> dict:
-        from .. import __version__
-
         h = self.history
         return {
             "format": FORMAT,
@@ -199,9 +202,6 @@ def fit_history(
     of a segment's fits, drawn from ``seed``); ``progress`` shows a bar while
     they run.
     """
-    from .bootstrap import check_count
-    from .covariates import fit_renewal_model, touch_hazard_ratios
-
     check_count(bootstrap, seed)
 
     h = source if isinstance(source, History) else read_history(
@@ -229,9 +229,6 @@ def fit_history(
 
 def _bootstrap(res: HistoryFitResults, n: int, seed: int, progress: bool) -> None:
     """Refit every chosen curve and renewal model to ``n`` resamples of each segment's customers."""
-    from ..backends import progress_bar_class
-    from .bootstrap import bootstrap_renewal, resample_customers
-
     f = res.history.frame
     resamples = {seg: resample_customers(f.loc[f["segment"] == seg, "customer_id"], n, seed, seg)
                  for seg in res.history.segments}
@@ -244,14 +241,11 @@ def _bootstrap(res: HistoryFitResults, n: int, seed: int, progress: bool) -> Non
             fit.bootstrap(n, seed, resamples=resamples[fit.segment], progress=bar)
         if res.renewal:
             bar.set_postfix_str("renewal", refresh=False)
-            bootstrap_renewal(res.history, res.renewal, resamples, progress=bar)
+            bootstrap_renewal(renewal_designs(res.history, res.renewal), res.renewal, resamples, progress=bar)
 
 
 def write_history_fit(results: HistoryFitResults, out_dir, force: bool = False) -> Path:
     """Write ``curves.json``, ``fit_report.md``, ``km.csv`` and the manifest atomically into ``out_dir``."""
-    from .. import __version__
-    from ..output import MANIFEST, write_folder
-
     def write(tmp: Path) -> None:
         (tmp / "curves.json").write_text(json.dumps(results.to_dict(), indent=2, default=float) + "\n")
         (tmp / "fit_report.md").write_text(results.report())
@@ -275,10 +269,6 @@ def looks_like_cohort_table(path) -> bool:
     except Exception:  # unreadable: let the history reader give its one-line error
         return False
     names = {str(c).strip().lower() for c in cols}
-    try:
-        from .cohorts import is_cohort_table
-    except ImportError:
-        return "active" in names and bool(names & {"period", "year", "month"}) and "customer_id" not in names
     return is_cohort_table(cols) and "customer_id" not in names
 
 
@@ -292,9 +282,6 @@ def fit_history_file(
     ``snapshot`` (``duration``, ``event``, optional ``segment`` and ``duration_unit``) reads ``path`` as a
     snapshot table instead (:mod:`cssim.fitting.snapshot`) and fits its ``churn`` curves.
     """
-    from ..output import check_target
-    from .bootstrap import check_count
-
     try:
         check_count(bootstrap, seed)
     except ValueError as exc:
@@ -302,8 +289,6 @@ def fit_history_file(
     check_target(Path(out_dir), force)
     transitions = TRANSITIONS
     if snapshot is not None:
-        from .snapshot import read_snapshot
-
         h = read_snapshot(path, extract_date=extract_date, **snapshot)
         if segments is not None:
             unknown = sorted(set(h.segments) - set(segments))
@@ -353,48 +338,3 @@ def fit_history_file(
         use += "; no renewal model (the history records no renewals): set each segment's renewal block by hand"
     print(use + " (docs/fitting.md)")
     return 0
-
-
-# --------------------------------------------------------------------------- reading
-
-
-_CACHE: dict[tuple[str, int], tuple[str, dict]] = {}
-
-
-#: Largest curves file read (bytes); bootstrap sets make them large, not this large.
-MAX_JSON_BYTES = 200_000_000
-
-
-def load_curves(path) -> dict:
-    """Read a ``curves.json``; raises :class:`DataError` (one line) if it is missing or not a curves file."""
-    p = Path(path)
-    if not p.exists() and not p.is_symlink():
-        raise DataError(f"{path}: curves file not found")
-    regular_file(p, str(path), "a curves file written by cssim fit", error=DataError, max_bytes=MAX_JSON_BYTES)
-    key = (str(p.resolve()), p.stat().st_mtime_ns)
-    if key not in _CACHE:
-        raw = p.read_bytes()
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: not a cssim curves file (not JSON: {exc})") from None
-        except RecursionError:
-            raise DataError(f"{path}: not a cssim curves file (nested too deeply)") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("curves"), dict):
-            raise DataError(f"{path}: not a cssim curves file (no 'format: {FORMAT}'); write one with `cssim fit HISTORY`")
-        _CACHE.clear()
-        _CACHE[key] = (hashlib.sha256(raw).hexdigest(), data)
-    digest, data = _CACHE[key]
-    return {**data, "sha256": digest}
-
-
-def read_curve(path, key: str) -> tuple[dict, str]:
-    """The curve spec stored under ``key`` in a curves file, and the file's sha256."""
-    data = load_curves(path)
-    curves = data["curves"]
-    if key not in curves:
-        raise DataError(f"{path}: no curve {key!r}; the file has: {', '.join(sorted(curves)) or 'none'}")
-    spec = curves[key].get("spec")
-    if not isinstance(spec, dict) or spec.get("family") in (None, "fitted"):
-        raise DataError(f"{path}: curve {key!r} has no usable spec")
-    return spec, data["sha256"]

@@ -48,8 +48,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..files import regular_file
+from ..core.errors import DataError
+from ..core.files import regular_file
 from .tables import check_date_format, parse_dates
 
 __all__ = [

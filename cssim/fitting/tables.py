@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..files import regular_file
+from ..core.errors import DataError
+from ..core.files import regular_file
 
 
 def read_text_table(path: Path, expected: str) -> pd.DataFrame:

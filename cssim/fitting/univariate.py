@@ -48,7 +48,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..core.errors import DataError
+from ..model.scenario import CurveSpec
+from ..model.uncertainty import averaged_spec
+from ..plots.figures import survival_vs_km
+from .bootstrap import resample_customers, run_refits
 from .history import HALF_DAY, History
 
 __all__ = ["TRANSITIONS", "durations", "UnivariateFit", "fit_transition", "FAMILY_ORDER", "parse_families"]
@@ -491,8 +495,6 @@ class UnivariateFit:
         """The cssim curve object of ``family`` (default: the chosen one)."""
         from pydantic import TypeAdapter
 
-        from ..scenario import CurveSpec
-
         return TypeAdapter(CurveSpec).validate_python(self.curve_spec(family)).build()
 
     def covariance(self, family: str | None = None) -> dict:
@@ -533,8 +535,6 @@ class UnivariateFit:
         same draw when those are all the segment's customers). ``progress`` is
         a tqdm bar to advance.
         """
-        from .bootstrap import resample_customers, run_refits
-
         d = self.data
         ids = d["customer_id"] if "customer_id" in d else pd.Series(np.arange(len(d)))
         if resamples is None:
@@ -639,17 +639,13 @@ class UnivariateFit:
         """The ``averaged`` curve spec (:class:`cssim.scenario.AveragedCurve`) of this fit, each family with its
         estimation uncertainty; None when only one family has a weight of at least ``min_weight``
         (default :data:`cssim.scenario.MIN_MODEL_WEIGHT`)."""
-        from .. import scenario as sc
-
         entry = self.to_dict()
         if min_weight is not None:
             entry["weights"] = {f: (w if w >= min_weight else 0.0) for f, w in entry["weights"].items()}
-        return sc.averaged_spec(entry, f"{self.segment}/{self.transition}")
+        return averaged_spec(entry, f"{self.segment}/{self.transition}")
 
     def plot_vs_km(self, ax=None, families=None):
         """The chosen curve (or ``families``) against Kaplan–Meier with its band; returns the Axes."""
-        from ..plots import survival_vs_km
-
         fams = families or [self.best_]
         curves = {f"{fam} (AIC {self.fitters_[fam].AIC_:.1f})": self.curve(fam) for fam in fams}
         return survival_vs_km(

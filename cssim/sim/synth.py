@@ -28,9 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .clock import DAYS_PER_MONTH
-from .output import check_file_target
-from .scenario import Scenario
+from ..core.clock import DAYS_PER_MONTH
+from ..core.output import check_file_target
+from ..model.scenario import Scenario
+from .engine import Engine
 
 __all__ = ["synthesize_history", "history_from_records", "write_history"]
 
@@ -92,8 +93,6 @@ def synthesize_history(scenario: Scenario, seed: int | None = None, months: int 
     months : int, optional
         Overrides ``horizon_months`` (how long the history runs).
     """
-    from .engine import Engine
-
     update = {}
     if seed is not None:
         update["seed"] = seed

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.errors import PlanError
+from ..core.progress import progress_bar_class
+from ..model.scenario import Scenario
 from .engine import run_replication
-from .errors import PlanError
-from .scenario import Scenario
 
 __all__ = ["Task", "run_batch", "execute", "ReplicationStack", "n_workers", "batches"]
 
@@ -86,19 +87,6 @@ class Task:
     reps: tuple[int, ...]
 
 
-def progress_bar_class(progress: bool):
-    """tqdm's notebook-aware bar when progress is shown; the plain one otherwise.
-
-    Importing ``tqdm.auto`` in a notebook without ipywidgets warns ("IProgress
-    not found") even for a bar that is never shown.
-    """
-    if progress:
-        from tqdm.auto import tqdm
-    else:
-        from tqdm import tqdm
-    return tqdm
-
-
 def n_workers(jobs: int | None) -> int:
     """Worker count for ``jobs`` (``None`` or negative: all cores, joblib-style ``-1``)."""
     if jobs is None or jobs < 0:
@@ -150,10 +138,10 @@ def execute(
         for i, task in enumerate(tasks):
             yield i, run_batch(task.scenario, task.reps)
         return
-    from joblib import Parallel, delayed, parallel_config
-
     # Each worker watches its parent from the moment it starts (not only once it has a task).
     import os
+
+    from joblib import Parallel, delayed, parallel_config
 
     with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)):
         parallel = Parallel(n_jobs=workers, return_as="generator_unordered")

@@ -24,18 +24,7 @@ effects are drawn the same way from streams of their own
 noise (which customers churn) and estimation error (what the curve is), as a
 predictive distribution should.
 
-:func:`decompose` runs a scenario twice on the same seeds, with and without
-parameter uncertainty, and reports for every KPI the width of the
-across-replication interval both ways and the share of the width owed to
-estimation error:
-
-    share = 1 − (width_without / width_with)²
-
-a variance share: if process noise and estimation error are independent and
-add in variance, width² is proportional to variance, width_with² =
-width_process² + width_estimation², and the share is width_estimation² /
-width_with². It is clipped to [0, 1] (Monte Carlo noise can make the
-without-width the larger when estimation error is negligible).
+:func:`cssim.analysis.decompose.decompose` measures how much of each interval this adds.
 
 Building the block from a fit: :func:`with_uncertainty` converts lifelines'
 ``variance_matrix_`` (natural parameters, in ``_fitted_parameter_names``
@@ -74,18 +63,30 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
-from . import streams as S
+from ..core import streams as S
+from ..core.errors import DataError
+from .curvefile import load_curves
+from .scenario import (
+    EFFECT_NAMES,
+    MIN_MODEL_WEIGHT,
+    AveragedCurve,
+    FittedCurve,
+    FittedRenewal,
+    RenewalSpec,
+    _concrete_curve_adapter,
+)
 
 __all__ = [
     "LIFELINES_PARAMETERS",
     "with_uncertainty",
     "from_fitter",
     "attach_fitted",
+    "averaged_spec",
     "draw_parameters",
     "replication_curve",
     "replication_spec",
@@ -94,9 +95,6 @@ __all__ = [
     "replication_effects",
     "ReplicationParameters",
     "fitted_renewal",
-    "decompose",
-    "decomposition_table",
-    "UncertaintyDecomposition",
 ]
 
 #: lifelines' fitted parameter names per curve family → (curve parameter, transform to the curve's log scale).
@@ -133,8 +131,6 @@ def _transform(kind: str, value: float) -> tuple[float, float]:
 
 def _concrete(spec):
     """The validated concrete curve spec of a dict, a spec, or a fitted reference."""
-    from .scenario import FittedCurve, _concrete_curve_adapter
-
     if isinstance(spec, FittedCurve):
         return spec.concrete()
     if isinstance(spec, Mapping):
@@ -284,6 +280,30 @@ def attach_fitted(spec: dict, parameters: Mapping | None, label: str | None = No
     return spec
 
 
+def averaged_spec(stored: Mapping, label: str | None = None) -> dict | None:
+    """The ``averaged`` spec of a curves-file entry (``cssim fit``), or None if only one family is credible.
+
+    Families with a weight of at least :data:`MIN_MODEL_WEIGHT` are kept and
+    their weights renormalised; the chosen family comes first; each carries the
+    uncertainty of its stored parameters (:func:`attach_fitted`).
+    """
+    weights = stored.get("weights") or {}
+    cands = {c["family"]: c for c in stored.get("candidates", []) if c.get("spec") is not None}
+    chosen = stored.get("chosen")
+    keep = [f for f, w in weights.items() if w >= MIN_MODEL_WEIGHT and f in cands]
+    if len(keep) < 2:
+        return None
+    keep.sort(key=lambda f: (f != chosen, -weights[f]))
+    total = sum(weights[f] for f in keep)
+    models = []
+    for f in keep:
+        spec = dict(stored["spec"]) if f == chosen else dict(cands[f]["spec"])
+        params = stored.get("parameters") if f == chosen else cands[f].get("parameters")
+        models.append({"weight": weights[f] / total,
+                       "curve": attach_fitted(spec, params, label=f"{label} ({f})" if label else f)})
+    return {"family": "averaged", "models": models, "weighting": stored.get("weighting", "akaike")}
+
+
 # --------------------------------------------------------------------------- drawing
 
 
@@ -331,8 +351,6 @@ def replication_spec(spec, model_mode: str, seed: int, rep: int, segment: str, t
     itself (an average's chosen family); ``averaged`` draws from the stream
     :func:`family_stream`, apart from the parameter draw's.
     """
-    from .scenario import AveragedCurve
-
     concrete = _concrete(spec)
     if not isinstance(concrete, AveragedCurve):
         return concrete
@@ -390,8 +408,7 @@ def replication_effects(touch_model, mode: str, seed: int, rep: int, name: str) 
     estimated), from a stream of its own. ``mode`` ``none`` gives the values as
     written.
     """
-    from .scenario import EFFECT_NAMES as names
-
+    names = EFFECT_NAMES
     z = None
     out = {}
     for task_name, task in touch_model.tasks.items():
@@ -445,12 +462,6 @@ def fitted_renewal(data: dict) -> dict:
     line) for a missing file or key, a changed file, a model the data do not
     identify, or a field given both explicitly and by the fit.
     """
-    from pydantic import ValidationError
-
-    from .errors import DataError
-    from .fitting.curvesfile import load_curves
-    from .scenario import FittedRenewal, RenewalSpec
-
     ref = data["fitted"]
     if not isinstance(ref, FittedRenewal):
         try:
@@ -499,124 +510,3 @@ def fitted_renewal(data: dict) -> dict:
         block["bootstrap"] = np.asarray(params["bootstrap"], dtype=float)[:, keep].tolist()
     resolved = {**ref.model_dump(), "sha256": stored["sha256"]}
     return {**data, **fields, "uncertainty": block, "fitted": resolved}
-
-
-# --------------------------------------------------------------------------- decomposition
-
-
-def decomposition_table(with_uncertainty, without_uncertainty, level: float = 0.9, best=None) -> pd.DataFrame:
-    """Per KPI and scope: interval widths with and without parameter uncertainty, and the estimation share.
-
-    Widths are of the ``level`` interval across replications (``hi − lo`` of
-    :meth:`~cssim.results.SimulationResults.kpis`); ``share_estimation`` =
-    1 − (width_without / width_with)², clipped to [0, 1] (NaN where the
-    with-width is 0); ``sd_with`` / ``sd_without`` are the standard deviations
-    across replications and ``share_variance`` = 1 − sd_without² / sd_with² the
-    same share measured by variance.
-    """
-    a = with_uncertainty.kpis(level)
-    b = without_uncertainty.kpis(level)
-    ra, rb = with_uncertainty.kpis_by_replication(), without_uncertainty.kpis_by_replication()
-    sd_a = ra.groupby(["kpi", "scope"], sort=False)["value"].std(ddof=1).rename("sd_with")
-    sd_b = rb.groupby(["kpi", "scope"], sort=False)["value"].std(ddof=1).rename("sd_without")
-    t = a[["kpi", "scope", "unit", "mean", "lo", "hi"]].merge(
-        b[["kpi", "scope", "mean", "lo", "hi"]], on=["kpi", "scope"], suffixes=("_with", "_without")
-    )
-    t = t.merge(sd_a.reset_index(), on=["kpi", "scope"]).merge(sd_b.reset_index(), on=["kpi", "scope"])
-    t["width_with"] = t["hi_with"] - t["lo_with"]
-    t["width_without"] = t["hi_without"] - t["lo_without"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(t["width_with"] > 0, t["width_without"] / t["width_with"], np.nan)
-        t["share_estimation"] = np.clip(1.0 - ratio**2, 0.0, 1.0)
-        vr = np.where(t["sd_with"] > 0, (t["sd_without"] / t["sd_with"]) ** 2, np.nan)
-        t["share_variance"] = np.clip(1.0 - vr, 0.0, 1.0)
-    cols = ["kpi", "scope", "unit", "mean_with", "lo_with", "hi_with", "width_with", "mean_without", "lo_without",
-            "hi_without", "width_without", "share_estimation", "sd_with", "sd_without", "share_variance"]
-    if best is not None:
-        # The choice of family: the same seeds with each averaged curve at its chosen family (model_uncertainty
-        # best, parameters still drawn). share_model = 1 − (width_best / width_with)²; the estimation share is
-        # what remains of the total, (width_best² − width_without²) / width_with².
-        c = best.kpis(level)
-        c = c.assign(width_best=c["hi"] - c["lo"])[["kpi", "scope", "width_best"]]
-        t = t.merge(c, on=["kpi", "scope"])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rb = np.where(t["width_with"] > 0, t["width_best"] / t["width_with"], np.nan)
-            t["share_model"] = np.clip(1.0 - rb**2, 0.0, 1.0)
-            t["share_estimation"] = np.clip(t["share_estimation"] - t["share_model"], 0.0, 1.0)
-        cols = cols[:11] + ["width_best", "share_model"] + cols[11:]
-    return t[cols]
-
-
-@dataclass
-class UncertaintyDecomposition:
-    """A scenario run twice on the same seeds, with and without parameter uncertainty."""
-
-    table: pd.DataFrame
-    with_uncertainty: object
-    without_uncertainty: object
-    mode: str
-    level: float = 0.9
-    best_family: object = None  # with model averaging: the same seeds at each averaged curve's chosen family
-
-    def summary(self, scope: str = "all") -> str:
-        """How much of each KPI's interval width comes from estimation error (scope ``all``)."""
-        from .results import _fmt
-
-        t = self.table[self.table["scope"] == scope]
-        pct = int(round(self.level * 100))
-        model = "share_model" in t.columns
-
-        def pc(v) -> str:
-            return "n/a" if not np.isfinite(v) else f"{v * 100:.0f}%"
-
-        lines = [
-            f"Interval width ({pct} % across replications) with and without parameter uncertainty ({self.mode})"
-            + (" and the choice of curve family (averaged)" if model else "") + ", same seeds; "
-            + ("model share = 1 - (best family/with)^2, estimation share = ((best family)^2 - without^2)/with^2"
-               if model else "estimation share = 1 - (without/with)^2"),
-            f"{'KPI':<24}{'with':>14}{'without':>14}{'estimation':>12}" + (f"{'model':>8}" if model else ""),
-        ]
-        for r in t.itertuples():
-            lines.append(f"{r.kpi:<24}{_fmt(r.width_with, r.unit):>14}{_fmt(r.width_without, r.unit):>14}"
-                         f"{pc(r.share_estimation):>12}" + (f"{pc(r.share_model):>8}" if model else ""))
-        return "\n".join(lines)
-
-
-def decompose(
-    scenario,
-    replications: int | None = None,
-    seed: int | None = None,
-    jobs: int = 1,
-    level: float = 0.9,
-    dask=None,
-    progress: bool = False,
-) -> UncertaintyDecomposition:
-    """Run ``scenario`` with and without parameter uncertainty on the same seeds; compare interval widths.
-
-    With model-averaged curves a third run keeps the parameter draws but fixes
-    each averaged curve at its chosen family, and the table gets the share of
-    the width owed to the choice of family (``share_model``, ``width_best``).
-    The with-run uses the scenario's own mode (asymptotic by default when its
-    curves carry uncertainty); the without-run sets ``parameter_uncertainty:
-    none``. Both see the same customers (common random numbers), so the only
-    difference is the curve parameters. Raises :class:`~cssim.errors.ScenarioError`
-    if the scenario has no parameter uncertainty to decompose.
-    """
-    from .errors import ScenarioError
-    from .simulate import simulate
-
-    mode = scenario.uncertainty_mode
-    if mode == "none" and scenario.model_mode == "best":
-        raise ScenarioError(
-            f"{scenario.name}: parameter_uncertainty is none (no curve carries an uncertainty block, or it is "
-            "switched off) and no curve averages over families; nothing to decompose"
-        )
-    on = simulate(scenario, replications=replications, seed=seed, jobs=jobs, progress=progress, dask=dask)
-    best = None
-    if on.scenario.model_mode == "averaged":
-        best = simulate(on.scenario.model_copy(update={"model_uncertainty": "best"}), replications=None, seed=None,
-                        jobs=jobs, progress=progress, dask=dask, replication_ids=on.replication_ids)
-    off_scenario = on.scenario.model_copy(update={"parameter_uncertainty": "none", "model_uncertainty": "best"})
-    off = simulate(off_scenario, replications=None, seed=None, jobs=jobs, progress=progress, dask=dask,
-                   replication_ids=on.replication_ids)
-    return UncertaintyDecomposition(decomposition_table(on, off, level, best=best), on, off, mode, level, best)

@@ -25,8 +25,8 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import CssimError
-from .files import regular_file
+from ..core.errors import CssimError
+from ..core.files import regular_file
 
 FORMAT = "cssim.acquisition_forecast"
 VERSION = 1

@@ -49,7 +49,6 @@ point; the indices then describe the rounded model.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,46 +62,22 @@ from SALib.analyze import morris as morris_analyze
 from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
-from scipy import stats
 
-from .errors import PlanError, ScenarioError
-from .loader import load_scenario, scenario_hash
-from .metrics import KPI_NAMES, KPIS
+from ..core.errors import PlanError, ScenarioError
+from ..model.loader import load_scenario, scenario_hash
+from ..model.metrics import KPIS, kpi_label
+from ..model.scenario import RESOLVED, Scenario
+from ..model.variants import _bounded, _dist, _is_int_range, _low_high, check_sensitivity, parse_output, resolve_path
+from ..plots import figures as plots
 from .results import SimulationResults, _fmt, fmt_change, mean_interval, paired_interval
-from .scenario import Scenario
 from .simulate import versions
-from .sweep import _with_run_settings, point_scenario, resolve_path, run_points
+from .sweep import _with_run_settings, point_scenario, run_points
 
 __all__ = ["SensitivityResults", "sensitivity", "check_sensitivity", "sensitivity_problem", "parse_output"]
 
 LEVEL = 0.9
 # Stream keys of the samplers (apart from every replication's streams and the sweep's sample).
 _MORRIS_KEY, _SOBOL_KEY, _BOOT_KEY = 0x5E51, 0x5E52, 0x5E53
-_FIXED = {"seed": "every point shares the seed (common random numbers)",
-          "replications": "every point runs the same replications",
-          "sweep": "not a scenario assumption", "sensitivity": "not a scenario assumption"}
-
-
-def parse_output(text: str, scenario: Scenario) -> tuple[str, str]:
-    """``"grr"`` → (grr, all); ``"touch_miss_rate[smb]"`` → (touch_miss_rate, smb); ValueError naming it."""
-    text = str(text).strip()
-    kpi, _, rest = text.partition("[")
-    kpi, scope = kpi.strip(), rest.rstrip("]").strip() or "all"
-    if kpi not in KPI_NAMES:
-        hint = difflib.get_close_matches(kpi, KPI_NAMES, n=1)
-        raise ValueError(f"sensitivity.outputs: unknown KPI {kpi!r}" + (f"; did you mean {hint[0]!r}?" if hint else
-                                                                       f"; known: {', '.join(KPI_NAMES)}"))
-    by = next(k.by for k in KPIS if k.name == kpi)
-    scopes = ["all", *(scenario.team.pods if by == "pod" else scenario.segments if by == "segment" else [])]
-    if scope not in scopes:
-        raise ValueError(f"sensitivity.outputs: {text!r}: unknown scope {scope!r}; known: {', '.join(scopes)}")
-    return kpi, scope
-
-
-def _is_int_range(spec, current) -> bool:
-    return bool(spec.integer) and isinstance(current, int) and not isinstance(current, bool)
-
-
 def sensitivity_problem(scenario: Scenario) -> dict:
     """The SALib problem of a scenario's sensitivity block: names, bounds, dists (SALib's conventions)."""
     spec = scenario.sensitivity
@@ -127,67 +102,11 @@ def sensitivity_problem(scenario: Scenario) -> dict:
     return {"num_vars": len(names), "names": names, "bounds": bounds, "dists": dists}
 
 
-def _dist(f):
-    """The field's distribution as a frozen scipy distribution."""
-    if f.dist == "uniform":
-        return stats.uniform(loc=f.low, scale=f.high - f.low)
-    if f.dist == "triangular":
-        return stats.triang((f.mode - f.low) / (f.high - f.low), loc=f.low, scale=f.high - f.low)
-    if f.dist == "normal" and f.low is not None:
-        return stats.truncnorm((f.low - f.mean) / f.sd, (f.high - f.mean) / f.sd, loc=f.mean, scale=f.sd)
-    if f.dist == "normal":
-        return stats.norm(f.mean, f.sd)
-    return stats.lognorm(f.sigma, scale=f.median)
-
-
-def _bounded(f) -> bool:
-    return f.dist in ("uniform", "triangular") or (f.dist == "normal" and f.low is not None)
-
-
-def _low_high(f) -> tuple[float, float]:
-    """The one-at-a-time values: a range's bounds, a distribution's 5th and 95th percentiles."""
-    if f.dist == "uniform":
-        return f.low, f.high
-    d = _dist(f)
-    return float(d.ppf(0.05)), float(d.ppf(0.95))
-
-
 def _morris_values(f, u: np.ndarray) -> np.ndarray:
     """Morris levels (0..1) through the field's quantile function; unbounded ones cut at 1 % and 99 %."""
     if not _bounded(f):
         u = np.clip(u, 0.01, 0.99)
     return _dist(f).ppf(u)
-
-
-def check_sensitivity(scenario: Scenario) -> None:
-    """Validate a scenario's sensitivity block against the scenario (paths, outputs, end points).
-
-    Raises ValueError (one line) naming the field.
-    """
-    spec = scenario.sensitivity
-    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
-    for path, f in spec.fields.items():
-        where = f"sensitivity.fields.{path}"
-        top = path.split(".", 1)[0]
-        if top in _FIXED:
-            raise ValueError(f"{where}: cannot vary {top!r}: {_FIXED[top]}")
-        try:
-            current = resolve_path(base, path)
-        except ValueError as exc:
-            raise ValueError(f"{where}: unknown field path ({exc})") from None
-        if isinstance(current, bool) or not isinstance(current, (int, float)):
-            raise ValueError(f"{where}: expected a numeric field, its value is {current!r}")
-        for value in _low_high(f):
-            value = int(round(value)) if _is_int_range(f, current) else float(value)
-            try:
-                point_scenario(base, {path: value})
-            except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
-                loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
-                msg = err.get("msg", "invalid").removeprefix("Value error, ")
-                raise ValueError(f"{where}: the value {value:g} does not give a valid scenario: {loc}: {msg}") from None
-    for out in spec.outputs:
-        parse_output(out, scenario)
 
 
 @dataclass(frozen=True)
@@ -201,7 +120,7 @@ def _designs(scenario: Scenario) -> tuple[list[_Design], dict]:
     spec = scenario.sensitivity
     problem = sensitivity_problem(scenario)
     seed = spec.seed if spec.seed is not None else scenario.seed
-    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
+    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"}, context=RESOLVED)
     current = [resolve_path(base, p) for p in problem["names"]]
     designs = []
     if "oat" in spec.methods:
@@ -311,8 +230,6 @@ class SensitivityResults:
 
     def summary(self) -> str:
         """For each output, the fields ranked, with every index and its 90 % interval."""
-        from .metrics import kpi_label
-
         units = {k.name: k.unit for k in KPIS}
         n = self.manifest.get("replications")
         counts = self.points["method"].value_counts()
@@ -364,14 +281,10 @@ class SensitivityResults:
 
     def plot_tornado(self, kpi: str = "grr", scope: str = "all", ax=None):
         """Tornado chart of the one-at-a-time swings of ``kpi``; returns the Axes."""
-        from . import plots
-
         return plots.tornado(self.table(), kpi=kpi, scope=scope, ax=ax)
 
     def plot_sobol(self, kpi: str = "grr", scope: str = "all", ax=None):
         """Sobol' S1 and ST with their intervals for ``kpi``; returns the Axes."""
-        from . import plots
-
         return plots.sobol_bars(self.table(), kpi=kpi, scope=scope, ax=ax)
 
     def __repr__(self) -> str:
@@ -495,7 +408,7 @@ def sensitivity(
         )
     scenario = _with_run_settings(scenario, replications, seed)
     designs, info = _designs(scenario)
-    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
+    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"}, context=RESOLVED)
     rows, unique, point_of = [], {}, []
     for design in designs:
         for i, x in enumerate(design.x):

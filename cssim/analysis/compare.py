@@ -20,9 +20,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import PlanError
+from ..core.errors import PlanError
+from ..model.loader import load_scenario
+from ..model.metrics import KPIS, MONEY_BASIS, kpi_label
+from ..model.scenario import Scenario
 from .results import SimulationResults, _fmt, fmt_change
-from .scenario import Scenario
+from .simulate import versions
+from .sweep import _with_run_settings, run_points
 
 __all__ = ["ComparisonResults", "compare", "paired_difference", "unpaired_difference"]
 
@@ -94,7 +98,6 @@ class ComparisonResults:
         segment and pod.
         """
         frames = []
-        from .metrics import MONEY_BASIS
 
         for name, res in zip(self.names, self.results, strict=True):
             t = res.kpis(self.level, scope=scope)
@@ -111,8 +114,6 @@ class ComparisonResults:
         paired difference at ``level``), n, distinguishable (the interval
         excludes 0).
         """
-        from .metrics import KPIS, MONEY_BASIS
-
         units = {k.name: k.unit for k in KPIS}
         base = self._by_rep(0, scope)
         rows = []
@@ -258,8 +259,6 @@ class ComparisonResults:
         hidden (counted in a note) unless ``show_all``. Money KPIs say their
         basis (horizon total, annual run-rate).
         """
-        from .metrics import kpi_label
-
         pct = int(round(self.level * 100))
         first = self.results[0]
         table = self.table(scope)
@@ -343,10 +342,6 @@ def compare(
     level : float
         Interval level of the paired differences.
     """
-    from .loader import load_scenario
-    from .simulate import versions
-    from .sweep import _with_run_settings, run_points
-
     loaded = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
     if len(loaded) < 2:
         raise PlanError(f"compare needs at least two scenarios, got {len(loaded)}")

@@ -24,129 +24,33 @@ computes only what is missing and gives the same table.
 
 from __future__ import annotations
 
-import difflib
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from .errors import PlanError, ScenarioError
-from .results import SimulationResults
-from .scenario import Scenario
+from ..core.errors import PlanError, ScenarioError
+from ..model.loader import scenario_hash
+from ..model.scenario import RESOLVED, Scenario
+from ..model.variants import check_sweep, point_data, resolve_path
+from ..sim.backends import simulate_tasks
+from .cache import BatchCache
+from .results import SimulationResults, _fmt
+from .simulate import versions
 
 __all__ = ["SweepPoint", "SweepResults", "sweep", "sweep_points", "resolve_path", "check_sweep", "point_scenario"]
 
-# Stream key of the sample generator (apart from every replication's streams).
-_SAMPLE_KEY = 0x5EE9
-# Fields a sweep may not vary: the seed and replications are what common random numbers share.
-_FIXED = {"seed": "every point shares the seed (common random numbers)",
-          "replications": "every point runs the same replications",
-          "sweep": "a sweep cannot sweep itself",
-          "sensitivity": "not a scenario assumption"}
 DEFAULT_BATCH = 4
-
-
-def resolve_path(data: dict, path: str) -> Any:
-    """The value at dotted ``path`` in a dumped scenario, or ValueError naming the first unknown part."""
-    node: Any = data
-    done: list[str] = []
-    for part in path.split("."):
-        where = ".".join(done) or "the scenario"
-        if isinstance(node, dict):
-            if part not in node:
-                keys = [str(k) for k in node]
-                hint = difflib.get_close_matches(part, keys, n=1)
-                tip = f"; did you mean {hint[0]!r}?" if hint else f"; {where} has: {', '.join(keys)}"
-                raise ValueError(f"{where} has no field {part!r}{tip}")
-            node = node[part]
-        elif isinstance(node, list):
-            if not node:
-                raise ValueError(f"{where} is an empty list; it has no item {part!r}")
-            if not part.isdigit() or int(part) >= len(node):
-                raise ValueError(f"{where} is a list of {len(node)}; {part!r} is not an index in 0..{len(node) - 1}")
-            node = node[int(part)]
-        else:
-            raise ValueError(f"{where} is a value ({node!r}), it has no field {part!r}")
-        done.append(part)
-    return node
-
-
-def _check_path(base: dict, path: str, where: str) -> None:
-    top = path.split(".", 1)[0]
-    if top in _FIXED:
-        raise ValueError(f"{where}: cannot vary {top!r}: {_FIXED[top]}")
-    try:
-        resolve_path(base, path)
-    except ValueError as exc:
-        raise ValueError(f"{where}: unknown field path ({exc})") from None
-
-
-def _draw_sample(sample, seed: int) -> list[dict[str, Any]]:
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(_SAMPLE_KEY,))))
-    columns = {}
-    for path, (low, high) in sample.ranges.items():
-        if isinstance(low, int) and isinstance(high, int):
-            columns[path] = [int(v) for v in rng.integers(low, high + 1, size=sample.n)]
-        else:
-            columns[path] = [float(v) for v in rng.uniform(low, high, size=sample.n)]
-    return [{path: values[i] for path, values in columns.items()} for i in range(sample.n)]
-
-
-def _assignments(scenario: Scenario) -> list[dict[str, Any]]:
-    spec = scenario.sweep
-    grid = [dict(zip(spec.grid, combo, strict=True)) for combo in itertools.product(*spec.grid.values())]
-    if spec.sample is None:
-        return grid
-    seed = spec.sample.seed if spec.sample.seed is not None else scenario.seed
-    return [{**g, **s} for g in grid for s in _draw_sample(spec.sample, seed)]
 
 
 def point_scenario(base: dict, values: dict[str, Any]) -> Scenario:
     """The scenario at one point: ``base`` (a dumped scenario) with dotted fields set, validated."""
-    from .loader import set_path
-
-    data = base
-    for path, value in values.items():
-        data = set_path(data, path, value)
-    data.pop("sweep", None)
-    data.pop("sensitivity", None)
-    return Scenario.model_validate(data)
+    return Scenario.model_validate(point_data(base, values))
 
 
-def _describe_values(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in values.items())
-
-
-def check_sweep(scenario: Scenario) -> list[dict[str, Any]]:
-    """Validate a scenario's sweep block against the scenario; returns the point assignments.
-
-    Raises ValueError (one line) for an unknown or fixed field path, a path in
-    both grid and sample, or a point that does not validate.
-    """
-    spec = scenario.sweep
-    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
-    for path in spec.grid:
-        _check_path(base, path, f"sweep.grid.{path}")
-    if spec.sample is not None:
-        for path in spec.sample.ranges:
-            _check_path(base, path, f"sweep.sample.ranges.{path}")
-            if path in spec.grid:
-                raise ValueError(f"sweep.sample.ranges.{path}: already varied by sweep.grid; vary it in one place")
-    assignments = _assignments(scenario)
-    for i, values in enumerate(assignments):
-        try:
-            point_scenario(base, values)
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
-            msg = err.get("msg", "invalid").removeprefix("Value error, ").splitlines()[0]
-            raise ValueError(f"sweep.grid: point {i} ({_describe_values(values)}) is not a valid scenario: {loc}: {msg}") from None
-    return assignments
 
 
 @dataclass(frozen=True)
@@ -166,7 +70,7 @@ def sweep_points(scenario: Scenario) -> list[SweepPoint]:
         assignments = check_sweep(scenario)
     except ValueError as exc:
         raise ScenarioError(str(exc)) from None
-    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
+    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"}, context=RESOLVED)
     width = len(str(len(assignments) - 1))
     return [SweepPoint(f"p{i:0{width}d}", values, point_scenario(base, values)) for i, values in enumerate(assignments)]
 
@@ -226,8 +130,6 @@ class SweepResults:
 
     def summary(self, kpis: tuple[str, ...] = ("grr", "nrr", "ending_arr", "csm_cost"), level: float = 0.9) -> str:
         """Headline KPIs (all customers) at every point, with the 90 % interval of each mean."""
-        from .results import _fmt
-
         table = self.table(level, scope="all")
         table = table[table["kpi"].isin(kpis)]
         n = self.results[0].n_replications if self.results else 0
@@ -265,11 +167,6 @@ def run_points(
     desc: str = "replications",
 ) -> tuple[list[SimulationResults], dict]:
     """Simulate the same replications of several scenarios in one pool, through an optional batch cache."""
-    from .backends import simulate_tasks
-    from .cache import BatchCache
-    from .loader import scenario_hash
-    from .simulate import versions
-
     store = BatchCache(cache) if cache is not None else None
     arrays, counts = simulate_tasks(
         [(s, reps) for s in scenarios],
@@ -302,7 +199,7 @@ def _with_run_settings(scenario: Scenario, replications: int | None, seed: int |
     if not updates:
         return scenario
     try:
-        return Scenario.model_validate({**scenario.model_dump(mode="json"), **updates})
+        return Scenario.model_validate({**scenario.model_dump(mode="json", context=RESOLVED), **updates})
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         raise ScenarioError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
@@ -347,8 +244,6 @@ def sweep(
         [p.scenario for p in points], reps, jobs=jobs, dask=dask, progress=progress,
         cache=cache, batch_size=batch_size, on_batch=on_batch, desc=f"{scenario.name} sweep",
     )
-    from .loader import scenario_hash
-    from .simulate import versions
 
     manifest = {
         "kind": "sweep",

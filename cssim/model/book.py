@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError
-from .files import regular_file
+from ..core.errors import DataError
+from ..core.files import regular_file
 
 __all__ = ["BOOK_STAGES", "read_book", "book_tenures"]
 

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .clock import DAYS_PER_MONTH
+from ..core.clock import DAYS_PER_MONTH
 
 __all__ = ["MATERIAL_SHARE", "edge_exposure", "warn_beyond_edge"]
 

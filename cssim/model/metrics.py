@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .clock import DAYS_PER_YEAR
+from ..core.clock import DAYS_PER_YEAR
 
 
 @dataclass(frozen=True)

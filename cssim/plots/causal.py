@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
-from .plots import _new_ax, _styled
+from .figures import _new_ax, _styled
 
 __all__ = ["touch_effects_forest", "covariate_balance"]
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .scenario import Scenario
+from .._version import __version__
+from ..model.scenario import Scenario
 
 __all__ = ["BatchCache", "DEFAULT_CACHE_NAME", "batch_key"]
 
@@ -47,8 +48,6 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 def batch_key(scenario: Scenario, reps: Sequence[int]) -> str:
     """Content hash of one batch: resolved scenario (minus run size and sweep), replication ids, version."""
-    from . import __version__
-
     content = scenario.model_dump(mode="json", exclude={"replications", "sweep", "sensitivity"})
     payload = json.dumps(
         {"scenario": content, "reps": [int(r) for r in reps], "cssim": __version__},

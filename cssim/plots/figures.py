@@ -28,6 +28,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, PercentFormatter
 
+from ..model.metrics import KPIS
+
 __all__ = [
     "arr_waterfall",
     "backtest_calibration",
@@ -713,8 +715,6 @@ def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, mo
 
 
 def _kpi_formatter(kpi: str):
-    from .metrics import KPIS
-
     unit = next((k.unit for k in KPIS if k.name == kpi), "ratio")
     if unit == "ratio":
         return unit, PercentFormatter(1.0, decimals=None)
@@ -948,8 +948,6 @@ def tornado(table, kpi: str = "grr", scope: str = "all", ax=None):
     whisker at the high end and the label give the paired swing (high − low, same customers) with
     its 90 % interval; the field's low → high values are printed beside it.
     """
-    from .metrics import KPIS
-
     sub = _sensitivity_rows(table, kpi, scope, "oat")
     unit = next((k.unit for k in KPIS if k.name == kpi), "ratio")
     base = float(sub[sub["index"] == "base"]["estimate"].iloc[0])

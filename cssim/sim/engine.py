@@ -49,13 +49,13 @@ from statistics import NormalDist
 
 import simpy
 
-from . import streams as S
-from .clock import DAYS_PER_MONTH, DAYS_PER_YEAR, MONTHS_PER_WINDOW
+from ..core import streams as S
+from ..core.clock import DAYS_PER_MONTH, DAYS_PER_YEAR, MONTHS_PER_WINDOW
+from ..model.curves import INF, consumed, event_time
+from ..model.scenario import EFFECT_NAMES, Scenario
+from ..model.uncertainty import ReplicationParameters
 from .csm import Job, Pod
-from .curves import INF, consumed, event_time
 from .ledger import Ledger
-from .scenario import EFFECT_NAMES, Scenario
-from .uncertainty import ReplicationParameters
 
 STAGES = ("signing", "onboarding", "growth", "maturity")
 SIGNING, ONBOARDING, GROWTH, MATURITY = range(4)

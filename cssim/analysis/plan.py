@@ -74,10 +74,14 @@ import pandas as pd
 from pydantic import ValidationError
 from scipy import stats
 
-from .errors import PlanError
-from .metrics import KPI_NAMES, KPIS
+from ..core.errors import PlanError
+from ..model.loader import load_scenario, scenario_hash
+from ..model.metrics import KPI_NAMES, KPIS
+from ..model.scenario import RESOLVED, Scenario
+from ..sim.backends import progress_bar_class
 from .results import SimulationResults, _fmt, fmt_change, mean_interval, paired_interval
-from .scenario import Scenario
+from .simulate import versions
+from .sweep import _with_run_settings, point_scenario, resolve_path, run_points
 
 __all__ = ["Target", "parse_target", "plan", "PlanResults", "min_replications", "kpi_at_confidence"]
 
@@ -462,11 +466,6 @@ def plan(
     start : int, optional
         Where the search starts (default: the scenario's current value).
     """
-    from .backends import progress_bar_class
-    from .loader import load_scenario, scenario_hash
-    from .simulate import versions
-    from .sweep import _with_run_settings, point_scenario, resolve_path, run_points
-
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     scenario = _with_run_settings(scenario, replications, seed)
@@ -489,7 +488,7 @@ def plan(
         )
     if low > high:
         raise PlanError(f"--min {low} is above --max {high}")
-    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"})
+    base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"}, context=RESOLVED)
     if over.split(".", 1)[0] in ("seed", "replications", "sweep", "sensitivity"):
         raise PlanError(f"--over {over}: cannot search over {over.split('.', 1)[0]!r}")
     try:

@@ -62,9 +62,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .clock import DAYS_PER_MONTH
-from .errors import DataError
-from .scenario import TAIL_POLICIES, with_tail
+from ..core.clock import DAYS_PER_MONTH
+from ..core.errors import DataError
+from ..core.output import write_folder
+from ..fitting.curvesfile import HistoryFitResults
+from ..fitting.history import DATE_COLUMNS, read_history
+from ..fitting.univariate import FAMILY_ORDER, REPORT_ONLY, TRANSITIONS, UnivariateFit, durations
+from ..model.forecast import FORMAT, VERSION, month_index, month_label
+from ..model.loader import read_scenario_dict, scenario_from_dict
+from ..model.scenario import TAIL_POLICIES, RenewalSpec, with_tail
+from ..model.uncertainty import attach_fitted
+from ..plots.figures import backtest_calibration, backtest_fan, save
+from .simulate import simulate, versions
 
 __all__ = ["BacktestResults", "backtest", "censor_history", "book_at", "estimation_share", "write_backtest", "METHODS",
            "METRICS"]
@@ -101,8 +110,6 @@ def _dates(frame: pd.DataFrame, col: str) -> pd.Series:
 
 def censor_history(raw: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
     """The history as an extract taken on ``cutoff`` would have shown it (raw string table)."""
-    from .fitting.history import DATE_COLUMNS
-
     cut = pd.Timestamp(cutoff)
     out = raw[_dates(raw, "signed_date") <= cut].copy()
     for col in DATE_COLUMNS:
@@ -303,8 +310,6 @@ def _uncertain_spec(key: str, fit, spec: dict, mode: str = "asymptotic", bootstr
     curve without at least two of them stays at its point estimate, since a
     bootstrap scenario cannot draw it.
     """
-    from .uncertainty import attach_fitted
-
     try:
         parameters = fit.covariance()
         if mode == "bootstrap":
@@ -447,8 +452,6 @@ def _renewal_rates(history, segment: str, min_due: int = 10, uncertainty: bool =
             p = float(min(max(sub["renewed"].mean(), 0.01), 0.99))
             out[state], var[state] = p, 1.0 / (len(sub) * p * (1.0 - p))
     if uncertainty and "healthy" in out:
-        from .scenario import RenewalSpec
-
         coef = RenewalSpec(**out).coefficients()
         vh = var["healthy"]
         if "at_risk" in out:
@@ -585,13 +588,9 @@ class BacktestResults:
         return "\n".join(lines)
 
     def plot_fan(self, metric: str = "active_logos", ax=None):
-        from .plots import backtest_fan
-
         return backtest_fan(self, metric, ax=ax)
 
     def plot_calibration(self, ax=None):
-        from .plots import backtest_calibration
-
         return backtest_calibration(self.scores, ax=ax)
 
 
@@ -610,9 +609,6 @@ def fit_known(history, families=None, weighting: str = "akaike"):
     Returns a :class:`~cssim.fitting.curvesfile.HistoryFitResults` holding only the
     curves (the back-test does not need touch effects or the renewal model).
     """
-    from .fitting.curvesfile import HistoryFitResults
-    from .fitting.univariate import REPORT_ONLY, TRANSITIONS, FAMILY_ORDER, UnivariateFit, durations
-
     families = tuple(families or (f for f in FAMILY_ORDER if f not in REPORT_ONLY))
     res = HistoryFitResults(history)
     for seg in history.segments:
@@ -628,8 +624,6 @@ def fit_known(history, families=None, weighting: str = "akaike"):
 
 def _acquisition_file(paths: dict, cutoff: dt.date, months: int) -> dict:
     """The new-logo paths as a cssim acquisition forecast (``cssim.forecast``), starting at the cutoff's month."""
-    from .forecast import FORMAT, VERSION, month_index, month_label
-
     start = month_label(month_index(cutoff))
     return {"format": FORMAT, "version": VERSION, "segments": {
         name: {"start": start, "months": months, "mean": p.mean(axis=0).tolist(), "paths": p.tolist()}
@@ -686,10 +680,6 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
         only where the fitted hazard would rise above that level (default:
         :data:`cssim.scenario.DEFAULT_TAIL`).
     """
-    from .fitting.history import read_history
-    from .loader import read_scenario_dict, scenario_from_dict
-    from .simulate import simulate
-
     cutoff = _parse_cutoff(cutoff)
     if parameter_uncertainty not in PARAMETER_UNCERTAINTY:
         raise DataError(f"--parameter-uncertainty: {parameter_uncertainty!r}; choose one of "
@@ -809,10 +799,6 @@ def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
     figures, the forecast scenario (``scenario.yaml`` with its ``book_<segment>.csv`` files) and a manifest
     atomically into ``out``."""
     import yaml
-
-    from .output import write_folder
-    from .plots import save
-    from .simulate import versions
 
     def write(tmp: Path) -> None:
         res.table.to_csv(tmp / "backtest.csv", index=False)

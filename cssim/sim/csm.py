@@ -19,8 +19,8 @@ import heapq
 import math
 from collections import deque
 
-from . import streams
-from .clock import DAYS_PER_MONTH
+from ..core import streams
+from ..core.clock import DAYS_PER_MONTH
 
 INF = math.inf
 

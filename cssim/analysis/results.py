@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import metrics
-from .clock import DAYS_PER_MONTH
-from .edge import MATERIAL_SHARE
-from .ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
-from .scenario import Scenario
+from ..core.clock import DAYS_PER_MONTH
+from ..model import metrics
+from ..model.edge import MATERIAL_SHARE
+from ..model.scenario import Scenario
+from ..plots import figures as plots
+from ..sim.ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
 
 
 def stack(per_rep: list[dict]) -> dict[str, dict[str, np.ndarray]]:
@@ -222,26 +223,18 @@ class SimulationResults:
 
     def plot_fan(self, metric: str = "arr", segment: str | None = None, ax=None):
         """Fan chart of a monthly series: median with 50 % and 90 % bands; returns the Axes."""
-        from . import plots
-
         return plots.fan_chart(self, metric, segment=segment, ax=ax)
 
     def plot_waterfall(self, months: tuple[int, int] | None = None, segment: str | None = None, ax=None):
         """ARR bridge (start, new, win-back, expansion, contraction, churn, end); returns the Axes."""
-        from . import plots
-
         return plots.arr_waterfall(self, months=months, segment=segment, ax=ax)
 
     def plot_stages(self, segment: str | None = None, ax=None):
         """Customers by lifecycle stage over time (stacked area); returns the Axes."""
-        from . import plots
-
         return plots.stage_occupancy(self, segment=segment, ax=ax)
 
     def plot_csm_load(self, axes=None):
         """CSM utilisation, backlog and missed touches per pod over time; returns the Axes."""
-        from . import plots
-
         return plots.csm_load(self, axes=axes)
 
     # ------------------------------------------------------------------ presentation

@@ -19,7 +19,11 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_serializer, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from ..core.errors import DataError
 from . import curves as _curves
+from .book import book_tenures
+from .forecast import month_index, month_label
+from .variants import check_sensitivity, check_sweep
 
 # --------------------------------------------------------------------------- limits
 # Sizes are checked on load, before any work, so that a typo (10⁹ customers) fails in one line instead of
@@ -90,6 +94,37 @@ class Spec(BaseModel):
     """Base for every scenario section: unknown keys are errors, not silently ignored; reals are finite."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+#: Dump context that keeps the content of files a scenario names, to re-validate the dump without reading them.
+RESOLVED = {"resolved": True}
+
+
+class FromFile(Spec):
+    """A section that names a file: the loader (:mod:`cssim.model.loader`) reads it once and fills ``FROM_FILE``.
+
+    The schema itself reads nothing. Dumps leave the file's content out (a
+    scenario names its files, not their contents; ``sha256`` pins them) unless
+    dumped with ``context={"resolved": True}``, which is how a dumped scenario
+    is re-validated (a sweep point, an override) without reading the file again.
+    """
+
+    FROM_FILE: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_content(self, handler, info):
+        out = handler(self)
+        if isinstance(out, dict) and not (info.context or {}).get("resolved"):
+            for name in self.FROM_FILE:
+                out.pop(name, None)
+        return out
+
+    def _require_resolved(self, field: str) -> None:
+        if getattr(self, field) is None:
+            raise ValueError(
+                f"{self.file}: not read; a scenario that names files is loaded with cssim.load_scenario or "
+                "cssim.scenario_from_dict, which read them once"
+            )
 
 
 # --------------------------------------------------------------------------- curves
@@ -444,33 +479,7 @@ def with_tail(spec: dict, edge: Mapping | None, policy: str | None = None) -> di
     return {**spec, "tail": tail}
 
 
-def averaged_spec(stored: Mapping, label: str | None = None) -> dict | None:
-    """The ``averaged`` spec of a curves-file entry (``cssim fit``), or None if only one family is credible.
-
-    Families with a weight of at least :data:`MIN_MODEL_WEIGHT` are kept and
-    their weights renormalised; the chosen family comes first; each carries the
-    uncertainty of its stored parameters (:func:`cssim.uncertainty.attach_fitted`).
-    """
-    from .uncertainty import attach_fitted
-
-    weights = stored.get("weights") or {}
-    cands = {c["family"]: c for c in stored.get("candidates", []) if c.get("spec") is not None}
-    chosen = stored.get("chosen")
-    keep = [f for f, w in weights.items() if w >= MIN_MODEL_WEIGHT and f in cands]
-    if len(keep) < 2:
-        return None
-    keep.sort(key=lambda f: (f != chosen, -weights[f]))
-    total = sum(weights[f] for f in keep)
-    models = []
-    for f in keep:
-        spec = dict(stored["spec"]) if f == chosen else dict(cands[f]["spec"])
-        params = stored.get("parameters") if f == chosen else cands[f].get("parameters")
-        models.append({"weight": weights[f] / total,
-                       "curve": attach_fitted(spec, params, label=f"{label} ({f})" if label else f)})
-    return {"family": "averaged", "models": models, "weighting": stored.get("weighting", "akaike")}
-
-
-class FittedCurve(Spec):
+class FittedCurve(FromFile):
     """A curve fitted from a customer history: ``{family: fitted, file: curves.json, key: smb/churn}``.
 
     ``file`` (written by ``cssim fit HISTORY``) is relative to the scenario file
@@ -495,42 +504,26 @@ class FittedCurve(Spec):
         "the last well-observed window, extrapolate the fitted curve, or auto (the default): hold it only where "
         "the fitted hazard would rise above that level",
     )
-    resolved: SkipJsonSchema[dict | None] = Field(None, exclude=True)
+    resolved: SkipJsonSchema[dict | None] = None
     # The curve's estimation uncertainty, from the covariance the file stores beside the spec (cssim.uncertainty).
-    uncertainty: SkipJsonSchema[dict | None] = Field(None, exclude=True)
+    uncertainty: SkipJsonSchema[dict | None] = None
+
+    FROM_FILE: ClassVar[tuple[str, ...]] = ("resolved", "uncertainty")
 
     @model_validator(mode="after")
-    def _resolve(self):
-        if self.resolved is None:
-            from .errors import DataError
-            from .fitting.curvesfile import load_curves, read_curve
-            from .uncertainty import attach_fitted
-
-            try:
-                spec, digest = read_curve(self.file, self.key)
-            except DataError as exc:
-                raise ValueError(str(exc)) from None
-            if self.sha256 is not None and self.sha256 != digest:
-                raise ValueError(
-                    f"{self.file}: file changed since this scenario was resolved (sha256 {digest[:12]}..., "
-                    f"expected {self.sha256[:12]}...); drop sha256 to accept the new curves"
-                )
-            _concrete_curve_adapter().validate_python(spec)  # a bad stored spec fails here, naming this field
-            self.resolved, self.sha256 = dict(spec), digest
-            entry = load_curves(self.file)["curves"][self.key]
-            averaged = None if self.model_uncertainty == "best" else averaged_spec(entry, self.key)
-            if averaged is not None:
-                self.resolved = averaged
-            elif "uncertainty" not in spec:
-                self.uncertainty = attach_fitted(dict(spec), entry.get("parameters"), label=self.key).get("uncertainty")
-            self.resolved = with_tail(self.resolved, entry.get("edge"), self.tail)
+    def _resolved(self):
+        self._require_resolved("resolved")
+        _concrete_curve_adapter().validate_python(self.concrete_spec())  # a bad stored spec fails here, naming this field
         return self
+
+    def concrete_spec(self) -> dict:
+        """The resolved spec as a dict, with its ``uncertainty`` block if the file has one."""
+        return self.resolved if self.uncertainty is None else {**self.resolved, "uncertainty": self.uncertainty}
 
     def concrete(self):
         """The concrete curve spec this reference resolved to (with its ``uncertainty`` block, if the file has one;
         an ``averaged`` spec when the fit has several credible families and ``model_uncertainty`` is not best)."""
-        spec = self.resolved if self.uncertainty is None else {**self.resolved, "uncertainty": self.uncertainty}
-        return _concrete_curve_adapter().validate_python(spec)
+        return _concrete_curve_adapter().validate_python(self.concrete_spec())
 
     def build(self):
         return self.concrete().build()
@@ -687,14 +680,14 @@ class RenewalSpec(Spec):
         None, exclude_if=_is_none, description="estimation uncertainty of the renewal coefficients (fitted models)"
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _resolve_fitted(cls, data):
-        if isinstance(data, dict) and data.get("fitted") is not None:
-            from .uncertainty import fitted_renewal
-
-            return fitted_renewal(data)
-        return data
+    @model_validator(mode="after")
+    def _fitted_resolved(self):
+        if self.fitted is not None and (self.fitted.sha256 is None or self.uncertainty is None):
+            raise ValueError(
+                f"fitted: {self.fitted.file}: not read; a scenario that names files is loaded with "
+                "cssim.load_scenario or cssim.scenario_from_dict, which read them once"
+            )
+        return self
 
     def coefficients(self) -> dict[str, float]:
         """The renewal model on its logit scale (:data:`RENEWAL_COEFFICIENTS`)."""
@@ -763,7 +756,7 @@ class WinbackSpec(Spec):
     arr_factor: PositiveFloat = Field(0.8, description="returning ARR relative to ARR at churn")
 
 
-class AcquisitionSpec(Spec):
+class AcquisitionSpec(FromFile):
     """New logos per month from a fitted forecast file (``cssim.fitting.acquisition``).
 
     Each replication follows one of the file's simulated paths, drawn from the
@@ -776,26 +769,19 @@ class AcquisitionSpec(Spec):
     key: str = Field(description="which forecast in the file (usually the segment name)")
     sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
     # Resolved on validation (not part of dumps or the hash beyond sha256).
-    paths: SkipJsonSchema[list[list[float]] | None] = Field(None, exclude=True)
-    start: SkipJsonSchema[str | None] = Field(None, exclude=True, description="calendar month of paths[.][0], YYYY-MM")
-    offset: SkipJsonSchema[int] = Field(0, exclude=True, description="index of the scenario's first month in the paths")
+    paths: SkipJsonSchema[list[list[float]] | None] = None
+    start: SkipJsonSchema[str | None] = Field(None, description="calendar month of paths[.][0], YYYY-MM")
+    offset: SkipJsonSchema[int] = Field(0, description="index of the scenario's first month in the paths")
+
+    FROM_FILE: ClassVar[tuple[str, ...]] = ("paths", "start", "offset")
 
     @model_validator(mode="after")
-    def _resolve(self):
-        if self.paths is None:
-            from .forecast import read_forecast
-
-            found = read_forecast(self.file, self.key)
-            if self.sha256 is not None and self.sha256 != found["sha256"]:
-                raise ValueError(
-                    f"{self.file}: file changed since this scenario was resolved (sha256 {found['sha256'][:12]}..., "
-                    f"expected {self.sha256[:12]}...); drop sha256 to accept the new forecast"
-                )
-            self.paths, self.start, self.sha256 = found["paths"], found["start"], found["sha256"]
+    def _resolved(self):
+        self._require_resolved("paths")
         return self
 
 
-class BookSpec(Spec):
+class BookSpec(FromFile):
     """An explicit starting book: ``{file: book.csv}``, one row per customer active at the start.
 
     Columns are described in :mod:`cssim.book`. ``file`` is relative to the
@@ -805,24 +791,13 @@ class BookSpec(Spec):
 
     file: str
     sha256: str | None = Field(None, description="content hash of the file; set on load, checked if given")
-    rows: SkipJsonSchema[list[dict] | None] = Field(None, exclude=True)
+    rows: SkipJsonSchema[list[dict] | None] = None
+
+    FROM_FILE: ClassVar[tuple[str, ...]] = ("rows",)
 
     @model_validator(mode="after")
-    def _resolve(self):
-        if self.rows is None:
-            from .book import read_book
-            from .errors import DataError
-
-            try:
-                rows, digest = read_book(self.file)
-            except DataError as exc:
-                raise ValueError(str(exc)) from None
-            if self.sha256 is not None and self.sha256 != digest:
-                raise ValueError(
-                    f"{self.file}: file changed since this scenario was resolved (sha256 {digest[:12]}..., "
-                    f"expected {self.sha256[:12]}...); drop sha256 to accept the new book"
-                )
-            self.rows, self.sha256 = rows, digest
+    def _resolved(self):
+        self._require_resolved("rows")
         return self
 
 
@@ -1297,24 +1272,17 @@ class Scenario(Spec):
     @model_validator(mode="after")
     def _sweep_points(self):
         if self.sweep is not None:
-            from .sweep import check_sweep  # paths and points need the whole scenario
-
             check_sweep(self)
         return self
 
     @model_validator(mode="after")
     def _sensitivity_fields(self):
         if self.sensitivity is not None:
-            from .sensitivity import check_sensitivity  # paths and outputs need the whole scenario
-
             check_sensitivity(self)
         return self
 
     @model_validator(mode="after")
     def _books(self):
-        from .book import book_tenures
-        from .errors import DataError
-
         for name, seg in self.segments.items():
             if seg.book is None:
                 continue
@@ -1343,8 +1311,6 @@ class Scenario(Spec):
 
     @model_validator(mode="after")
     def _acquisition_months(self):
-        from .forecast import month_index, month_label
-
         first = month_index(self.start_date)
         for name, seg in self.segments.items():
             acq = seg.acquisition

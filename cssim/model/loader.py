@@ -18,12 +18,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ..core.errors import DataError, ModelWarning, ScenarioError
+from ..core.files import regular_file
+from ..shipped import resolve_scenario, scenario_names
+from .book import read_book
 from .checks import model_checks
+from .curvefile import load_curves, read_curve
 from .edge import warn_beyond_edge
-from .errors import ModelWarning, ScenarioError
-from .files import regular_file
-from .shipped import resolve_scenario, scenario_names
-from .scenario import Scenario
+from .forecast import read_forecast
+from .scenario import CurveSpec, Scenario, with_tail
+from .uncertainty import attach_fitted, averaged_spec, fitted_renewal
+from .variants import set_path
 
 __all__ = [
     "load_scenario",
@@ -56,33 +61,6 @@ def deep_merge(base: dict, override: dict) -> dict:
 def _other_family(base: dict, override: dict) -> bool:
     """A curve whose ``family`` changes is replaced whole (the old family's parameters do not apply)."""
     return "family" in override and "family" in base and override["family"] != base["family"]
-
-
-def set_path(data: dict, path: str, value: Any) -> dict:
-    """Return a copy of ``data`` with the dotted ``path`` (e.g. ``team.pods.smb.headcount``) set."""
-    parts = path.split(".")
-    out = copy.deepcopy(data)
-    node = out
-
-    def item(lst: list, i: int) -> int:
-        part = parts[i]
-        where = ".".join(parts[:i]) or "(top level)"
-        if not part.lstrip("-").isdigit() or not -len(lst) <= int(part) < len(lst):
-            raise ScenarioError(f"{path}: {where} is a list of {len(lst)} items; {part!r} is not an index of it")
-        return int(part)
-
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            node = node[item(node, i)]
-            continue
-        if part not in node or not isinstance(node[part], (dict, list)):
-            node[part] = {}
-        node = node[part]
-    if isinstance(node, list):
-        node[item(node, len(parts) - 1)] = value
-    else:
-        node[parts[-1]] = value
-    return out
 
 
 #: Largest scenario file read (bytes); a scenario is a few kilobytes.
@@ -231,6 +209,97 @@ def _anchor_files(data: dict, base: Path) -> None:
                 ref["file"] = _absolute(base / ref["file"])
 
 
+# --------------------------------------------------------------------------- files a scenario names
+
+
+def _changed(file, digest: str, expected: str | None, what: str) -> None:
+    if expected is not None and expected != digest:
+        raise ValueError(
+            f"{file}: file changed since this scenario was resolved (sha256 {digest[:12]}..., "
+            f"expected {expected[:12]}...); drop sha256 to accept the new {what}"
+        )
+
+
+def _fitted_curve(ref: dict) -> dict:
+    """A ``{family: fitted, file, key}`` reference with the curve it names (and its uncertainty) filled in."""
+    try:
+        spec, digest = read_curve(ref["file"], ref["key"])
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
+    _changed(ref["file"], digest, ref.get("sha256"), "curves")
+    entry = load_curves(ref["file"])["curves"][ref["key"]]
+    resolved, block = dict(spec), None
+    averaged = None if ref.get("model_uncertainty") == "best" else averaged_spec(entry, ref["key"])
+    if averaged is not None:
+        resolved = averaged
+    elif "uncertainty" not in spec:
+        block = attach_fitted(dict(spec), entry.get("parameters"), label=ref["key"]).get("uncertainty")
+    resolved = with_tail(resolved, entry.get("edge"), ref.get("tail"))
+    return {**ref, "sha256": digest, "resolved": resolved, "uncertainty": block}
+
+
+def _acquisition(ref: dict) -> dict:
+    found = read_forecast(ref["file"], ref["key"])
+    _changed(ref["file"], found["sha256"], ref.get("sha256"), "forecast")
+    return {**ref, "paths": found["paths"], "start": found["start"], "sha256": found["sha256"]}
+
+
+def _book(ref: dict) -> dict:
+    try:
+        rows, digest = read_book(ref["file"])
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
+    _changed(ref["file"], digest, ref.get("sha256"), "book")
+    return {**ref, "rows": rows, "sha256": digest}
+
+
+def _unread(ref, *fields: str) -> bool:
+    """A well-formed file reference whose content is not filled in yet (malformed ones the schema reports)."""
+    return (isinstance(ref, dict) and isinstance(ref.get("file"), str) and isinstance(ref.get("key", ""), str)
+            and any(ref.get(f) is None for f in fields))
+
+
+def resolve_files(data: dict) -> list[str]:
+    """Read every file ``data`` names (fitted curves and renewal models, acquisition forecasts, books) once, in place.
+
+    The schema reads nothing: this fills each reference's content (``resolved``,
+    ``paths``, ``rows``, a renewal model's fields and ``sha256``) before
+    validation. Returns one problem per reference that cannot be read
+    (``segments.smb.lifecycle.churn: ...``); those references are left as they were.
+    """
+    problems: list[str] = []
+    segments = data.get("segments") if isinstance(data, dict) else None
+    if not isinstance(segments, dict):
+        return problems
+
+    def fill(holder: dict, key, where: str, read, *fields: str) -> None:
+        if _unread(holder.get(key), *fields):
+            try:
+                holder[key] = read(holder[key])
+            except ValueError as exc:
+                problems.append(f"{where}: {str(exc).splitlines()[0]}")
+
+    for name, seg in segments.items():
+        if not isinstance(seg, dict):
+            continue
+        fill(seg, "acquisition", f"segments.{name}.acquisition", _acquisition, "paths")
+        fill(seg, "book", f"segments.{name}.book", _book, "rows")
+        life = seg.get("lifecycle")
+        for stage, curve in (life.items() if isinstance(life, dict) else ()):
+            if isinstance(curve, dict) and curve.get("family") == "fitted":
+                fill(life, stage, f"segments.{name}.lifecycle.{stage}", _fitted_curve, "resolved")
+        winback = seg.get("winback")
+        if isinstance(winback, dict) and isinstance(winback.get("delay"), dict) and winback["delay"].get("family") == "fitted":
+            fill(winback, "delay", f"segments.{name}.winback.delay", _fitted_curve, "resolved")
+        renewal = seg.get("renewal")
+        if isinstance(renewal, dict) and isinstance(renewal.get("fitted"), dict) and renewal.get("uncertainty") is None:
+            try:
+                seg["renewal"] = fitted_renewal(renewal)
+            except ValueError as exc:
+                problems.append(f"segments.{name}.renewal: {str(exc).splitlines()[0]}")
+    return problems
+
+
 def read_scenario_dict(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     """Read ``path`` and resolve its ``extends`` chain into one plain dict (not yet validated).
 
@@ -361,8 +430,6 @@ def _describe(err: dict) -> str:
 
 
 def _families() -> str:
-    from .scenario import CurveSpec
-
     union = typing.get_args(CurveSpec)[0]
     return ", ".join(typing.get_args(m.model_fields["family"].annotation)[0] for m in typing.get_args(union))
 
@@ -373,6 +440,10 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     Raises :class:`ScenarioError` listing every problem pydantic finds, one line each
     (``ScenarioError.problems``), each naming ``source`` and the field.
     """
+    data = copy.deepcopy(data)
+    problems = resolve_files(data)
+    if problems:
+        raise ScenarioError.many([f"{source}: {line}" for line in problems])
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:

@@ -12,10 +12,11 @@ import importlib.metadata
 import platform
 from collections.abc import Sequence
 
-from .edge import edge_exposure
-from .loader import scenario_hash
+from ..model.edge import edge_exposure
+from ..model.loader import scenario_hash
+from ..model.scenario import RESOLVED, Scenario
+from ..sim.backends import simulate_tasks
 from .results import SimulationResults
-from .scenario import Scenario
 
 PACKAGES = ("cssim", "simpy", "numpy", "scipy", "pandas", "pydantic", "lifelines", "statsmodels", "joblib")
 
@@ -67,7 +68,7 @@ def simulate(
         updates["seed"] = seed
     if updates:
         scenario = scenario.model_copy(update=updates)
-        scenario = Scenario.model_validate(scenario.model_dump())
+        scenario = Scenario.model_validate(scenario.model_dump(context=RESOLVED))
     reps = list(replication_ids) if replication_ids is not None else list(range(scenario.replications))
     arrays = _execute(scenario, reps, jobs, progress, dask)
     manifest = {
@@ -88,7 +89,5 @@ def simulate(
 
 def _execute(scenario: Scenario, reps: list[int], jobs: int, progress: bool, dask=None) -> dict:
     """Ledger arrays of ``reps``, stacked as each batch finishes (see :mod:`cssim.backends`)."""
-    from .backends import simulate_tasks
-
     (arrays,), _ = simulate_tasks([(scenario, reps)], jobs=jobs, dask=dask, progress=progress, desc=scenario.name)
     return arrays
