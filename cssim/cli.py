@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ._version import __version__
 from .core.errors import CssimError
-from .model.scenario import MAX_HORIZON_MONTHS, MAX_REPLICATIONS, MAX_SEED
+from .core.limits import MAX_HORIZON_MONTHS, MAX_REPLICATIONS, MAX_SEED
+from .fitting.families import FAMILY_ORDER, parse_families
 
 EXIT_USAGE = 2
 
@@ -95,24 +96,87 @@ def _add_strict(p) -> None:
     p.add_argument("--strict", action="store_true", help="treat model-check warnings as errors (exit 2)")
 
 
-def _add_run(sub):
-    p = sub.add_parser("run", help="simulate a scenario and write a results folder")
-    p.add_argument("scenario", help="scenario YAML file")
+def _assignment(text: str) -> str:
+    """An argparse type for ``--set``: FIELD=VALUE, checked for its shape here and read by the loader."""
+    field, sep, _ = text.partition("=")
+    if not sep or not field.strip() or any(not part.strip() for part in field.split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE, e.g. team.pods.smb.headcount=4")
+    return text
+
+
+def _parent(*adders) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    for add in adders:
+        add(p)
+    return p
+
+
+def _scenario_options(p) -> None:
+    """Options of every command that loads a scenario: ``--set`` and ``--strict``."""
+    p.add_argument("--set", dest="overrides", action="append", type=_assignment, default=[], metavar="FIELD=VALUE",
+                   help="set a scenario field before validation (repeatable; the value is YAML), e.g. "
+                   "--set team.pods.smb.headcount=4 --set segments.smb.renewal.healthy=0.9")
+    _add_strict(p)
+
+
+def _run_options(p) -> None:
+    """Options of every command that simulates: replications, seed, where to run, progress."""
     p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
-        help="override the scenario's replications")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
-    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>)")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
+                   help="override the scenario's replications (every scenario or point)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed (shared by every point)")
     p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
     _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _add_format(p) -> None:
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                   help="file format of the tables written (default csv)")
+
+
+def _output_options(p) -> None:
+    """Options of every command that writes a results folder."""
+    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>[-command])")
+    p.add_argument("--force", action="store_true", help="replace an existing results folder (only files cssim wrote)")
+    _add_format(p)
+
+
+def _cache_options(p) -> None:
+    p.add_argument(
+        "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted run starts over)")
+    p.add_argument("--batch-size", type=_int_in(1, MAX_REPLICATIONS), default=4,
+                   help="replications per cached batch (default 4)")
+
+
+def _overrides(args) -> dict:
+    """The ``--set`` assignments as a mapping of dotted paths to values (later ones win)."""
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .model.loader import parse_assignment
+
+    return dict(parse_assignment(text) for text in getattr(args, "overrides", None) or [])
+
+
+def _load(path, args, extra: dict | None = None, **kwargs):
+    """The scenario at ``path`` with the command's ``--set`` overrides and ``extra`` ones (a flag such as
+    ``--months``; None values are left out), checked (``--strict``)."""
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .model.loader import load_scenario
+
+    overrides = {**_overrides(args), **{k: v for k, v in (extra or {}).items() if v is not None}}
+    return load_scenario(path, overrides, strict=getattr(args, "strict", False), **kwargs)
+
+
+def _add_run(sub):
+    p = sub.add_parser("run", help="simulate a scenario and write a results folder", parents=PARENTS["run"])
+    p.add_argument("scenario", help="scenario YAML file, or the name of a shipped one (baseline)")
     p.add_argument(
         "--decompose",
         action="store_true",
         help="also run without parameter uncertainty on the same seeds; write uncertainty.csv (interval width "
         "with and without, share from estimation error)",
     )
-    _add_strict(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -127,15 +191,9 @@ def _add_dask_option(p) -> None:
 def cmd_run(args) -> int:
     # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .analysis.simulate import simulate
-    from .core.output import check_target, write_results
-    from .model.loader import load_scenario
+    from .core.output import check_target
 
-    overrides = {}
-    if args.replications is not None:
-        overrides["replications"] = args.replications
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    scenario = load_scenario(args.scenario, overrides, strict=args.strict)
+    scenario = _load(args.scenario, args, {"replications": args.replications, "seed": args.seed})
     out = Path(args.out) if args.out else Path("results") / scenario.name
     check_target(out, args.force)
     extra, decomposition = {}, None
@@ -145,35 +203,35 @@ def cmd_run(args) -> int:
 
         decomposition = decompose(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
         results = decomposition.with_uncertainty
-        extra = {"uncertainty.csv": decomposition.table.to_csv(index=False),
-                 "summary.txt": results.summary() + "\n\n" + decomposition.summary() + "\n"}
+        extra = {"uncertainty.csv": decomposition.table().to_csv(index=False),
+                 "summary.txt": f"{results.summary()}\n\n{decomposition.summary()}\n"}
     else:
         results = simulate(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
     try:
-        write_results(results, out, force=args.force, extra=extra)
+        results.to_folder(out, force=args.force, format=args.format, files=extra)
     except OSError as exc:  # disk full, no permission: nothing was written (the folder is atomic)
         raise CssimError(f"{out}: cannot write the results folder ({exc.strerror or exc}); nothing was written") from None
     print(results.summary())
     if decomposition is not None:
         print("\n" + decomposition.summary())
-    listed = "kpis.csv, monthly.csv, monthly_pods.csv, manifest.json" + (", uncertainty.csv" if extra else "")
+    listed = ", ".join(f"{stem}.{args.format}" for stem in ("kpis", "monthly", "monthly_pods")) + ", manifest.json"
+    listed += ", uncertainty.csv" if extra else ""
     print(f"\nwrote {out}/ ({listed})")
     return 0
 
 
 def _add_validate(sub):
-    p = sub.add_parser("validate", help="check a scenario file and report problems")
+    p = sub.add_parser("validate", help="check a scenario file and report problems", parents=PARENTS["scenario"])
     p.add_argument("scenario")
-    _add_strict(p)
     p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(args) -> int:
     # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .model.checks import offered_load
-    from .model.loader import load_scenario, scenario_hash
+    from .model.loader import scenario_hash
 
-    scenario = load_scenario(args.scenario, strict=args.strict)
+    scenario = _load(args.scenario, args)
     print(
         f"{args.scenario}: ok — scenario {scenario.name!r}, {len(scenario.segments)} segments, "
         f"{len(scenario.touch_models)} touch models, {len(scenario.team.pods)} pods, hash {scenario_hash(scenario)}"
@@ -184,55 +242,29 @@ def cmd_validate(args) -> int:
 
 
 def _add_schema(sub):
-    p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    p = sub.add_parser("schema", help="print the JSON Schema of scenario files (partial files that extend another "
+                       "validate too); shipped scenarios point editors at it on their first line")
     p.set_defaults(func=cmd_schema)
 
 
 def cmd_schema(args) -> int:
     # lazy: imported when the command runs, so that `cssim --help` starts fast
-    from .model.scenario import Scenario
+    from .model.schema import scenario_schema
 
-    schema = Scenario.model_json_schema()
-    schema["properties"]["extends"] = {
-        "type": "string",
-        "description": "another scenario file (relative to this one) whose fields this file overrides",
-    }
-    print(json.dumps(schema, indent=2))
+    print(json.dumps(scenario_schema(), indent=2))
     return 0
-
-
-def _write_tables(out: Path, force: bool, tables: dict, summary: str, manifest: dict) -> None:
-    # lazy: imported when the command runs, so that `cssim --help` starts fast
-    from .core.output import MANIFEST, write_folder
-
-    def write(tmp: Path) -> None:
-        for name, frame in tables.items():
-            frame.to_csv(tmp / name, index=False)
-        (tmp / "summary.txt").write_text(summary + "\n")
-        # The manifest goes last: its presence marks a complete folder.
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-
-    write_folder(out, write, force)
 
 
 def _add_compare(sub):
     p = sub.add_parser(
-        "compare", help="compare scenarios on the same random customers (paired differences to the first)"
+        "compare", help="compare scenarios on the same random customers (paired differences to the first)",
+        parents=PARENTS["run"], epilog="--replications and --seed default to the first scenario's; --set applies "
+        "to every scenario; with --out, comparison, differences and tradeoff tables are written there",
     )
     p.add_argument("scenarios", nargs="+", help="two or more scenario files; the first is the reference")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
-        help="replications (default: the first scenario's)")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED),
-        help="seed shared by every scenario (default: the first scenario's)")
     p.add_argument("--by-segment", action="store_true", help="also compare every segment and pod")
     p.add_argument("--show-all", action="store_true",
                    help="also print KPI rows that are identical in every scenario (hidden by default)")
-    p.add_argument("--out", "-o", help="also write comparison.csv, differences.csv, summary.txt to this folder")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
-    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
-    _add_dask_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    _add_strict(p)
     p.set_defaults(func=cmd_compare)
 
 
@@ -241,14 +273,13 @@ def cmd_compare(args) -> int:
     from .analysis.compare import compare
     from .core.errors import PlanError
     from .core.output import check_target
-    from .model.loader import load_scenario
 
     if len(args.scenarios) < 2:
         raise PlanError(f"compare needs at least two scenario files, got {len(args.scenarios)}")
     scenarios, problems = [], []
     for path in args.scenarios:  # every file's problems, not only the first file's
         try:
-            scenarios.append(load_scenario(path, strict=args.strict))
+            scenarios.append(_load(path, args))
         except CssimError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -264,31 +295,16 @@ def cmd_compare(args) -> int:
     summary = result.summary(scope, show_all=args.show_all)
     print(summary)
     if out is not None:
-        tables = {"comparison.csv": result.table(scope), "differences.csv": result.differences(scope),
-                  "tradeoff.csv": result.tradeoff()}
-        _write_tables(out, args.force, tables, summary, result.manifest)
-        print(f"\nwrote {out}/ (comparison.csv, differences.csv, tradeoff.csv, summary.txt, manifest.json)")
+        result.to_folder(out, force=args.force, format=args.format, scope=scope, show_all=args.show_all)
+        tables = ", ".join(f"{stem}.{args.format}" for stem in ("comparison", "differences", "tradeoff"))
+        print(f"\nwrote {out}/ ({tables}, summary.txt, manifest.json)")
     return 0
 
 
 def _add_sweep(sub):
-    p = sub.add_parser("sweep", help="simulate every point of a scenario's sweep: block (resumable)")
+    p = sub.add_parser("sweep", help="simulate every point of a scenario's sweep: block (resumable)",
+                       parents=PARENTS["cached"])
     p.add_argument("scenario", help="scenario YAML file with a sweep: block")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
-        help="override the scenario's replications (every point)")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed (shared by every point)")
-    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>-sweep)")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
-    p.add_argument(
-        "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
-    )
-    p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted sweep starts over)")
-    p.add_argument("--batch-size", type=_int_in(1, MAX_REPLICATIONS), default=4,
-        help="replications per cached batch (default 4)")
-    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
-    _add_dask_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    _add_strict(p)
     p.set_defaults(func=cmd_sweep)
 
 
@@ -325,11 +341,8 @@ def cmd_sweep(args) -> int:
     from .analysis.sweep import sweep
     from .core.errors import PlanError
     from .core.output import check_target
-    from .model.loader import load_scenario
 
-    if args.batch_size < 1:
-        raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
-    scenario = load_scenario(args.scenario, strict=args.strict)
+    scenario = _load(args.scenario, args)
     if scenario.sweep is None:
         raise PlanError(f"{args.scenario}: no sweep: block; add one, e.g. sweep: {{grid: {{team.pods.smb.headcount: [2, 3, 4]}}}}")
     out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sweep"
@@ -342,20 +355,16 @@ def cmd_sweep(args) -> int:
         )
     except KeyboardInterrupt:
         return _interrupted(cache)
-    summary = result.summary()
-    tables = {
-        "sweep.csv": result.table(),
-        "points.csv": result.points_table(),
-        "kpis_by_replication.csv": result.kpis_by_replication(),
-    }
-    _write_tables(out, args.force, tables, summary, result.manifest)
-    print(summary)
-    print(f"\nwrote {out}/ (sweep.csv, points.csv, kpis_by_replication.csv, manifest.json)")
+    result.to_folder(out, force=args.force, format=args.format)
+    print(result.summary())
+    tables = ", ".join(f"{stem}.{args.format}" for stem in ("sweep", "points", "kpis_by_replication"))
+    print(f"\nwrote {out}/ ({tables}, manifest.json)")
     return 0
 
 
 def _add_plan(sub):
-    p = sub.add_parser("plan", help="smallest value of a field (e.g. a headcount) that meets a KPI target")
+    p = sub.add_parser("plan", help="smallest value of a field (e.g. a headcount) that meets a KPI target",
+                       parents=PARENTS["run"])
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--target", required=True, help='e.g. "grr >= 0.90" or "touch_miss_rate[smb] < 0.05"')
     p.add_argument("--over", required=True, help="integer field path, e.g. team.pods.smb.headcount")
@@ -373,16 +382,7 @@ def _add_plan(sub):
         help="smallest value to consider (default 0)")
     p.add_argument("--max", type=_int_in(-MAX_PLAN_RANGE, MAX_PLAN_RANGE), default=30, dest="high",
         help="largest value to consider (default 30)")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
-        help="override the scenario's replications")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
-    p.add_argument("--out", "-o", help="also write plan.csv, summary.txt, manifest.json to this folder")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
     p.add_argument("--cache", help="folder of finished batches to reuse between runs")
-    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
-    _add_dask_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    _add_strict(p)
     p.set_defaults(func=cmd_plan)
 
 
@@ -390,10 +390,9 @@ def cmd_plan(args) -> int:
     # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .analysis.plan import parse_target, plan
     from .core.output import check_dir_option, check_target
-    from .model.loader import load_scenario
 
     target = parse_target(args.target)  # fail on a bad target before loading or simulating
-    scenario = load_scenario(args.scenario, strict=args.strict, varied=(args.over,))
+    scenario = _load(args.scenario, args, varied=(args.over,))
     out = Path(args.out) if args.out else None
     if out is not None:
         check_target(out, args.force)
@@ -410,8 +409,8 @@ def cmd_plan(args) -> int:
     summary = result.summary()
     print(summary)
     if out is not None:
-        _write_tables(out, args.force, {"plan.csv": result.table}, summary, result.manifest)
-        print(f"\nwrote {out}/ (plan.csv, summary.txt, manifest.json)")
+        result.to_folder(out, force=args.force, format=args.format)
+        print(f"\nwrote {out}/ (plan.{args.format}, summary.txt, manifest.json)")
     return 0 if result.answer is not None else 1
 
 
@@ -419,20 +418,9 @@ def _add_sensitivity(sub):
     p = sub.add_parser(
         "sensitivity",
         help="which assumptions drive the forecast: one-at-a-time swings, Morris screening, Sobol' indices (resumable)",
+        parents=PARENTS["cached"],
     )
     p.add_argument("scenario", help="scenario YAML file with a sensitivity: block")
-    p.add_argument("--replications", "-n", type=int, help="override the scenario's replications (every point)")
-    p.add_argument("--seed", type=int, help="override the scenario's seed (shared by every point)")
-    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>-sensitivity)")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
-    p.add_argument(
-        "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
-    )
-    p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted run starts over)")
-    p.add_argument("--batch-size", type=int, default=4, help="replications per cached batch (default 4)")
-    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
-    _add_dask_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sensitivity)
 
 
@@ -441,11 +429,8 @@ def cmd_sensitivity(args) -> int:
     from .analysis.sensitivity import sensitivity
     from .core.errors import PlanError
     from .core.output import check_target
-    from .model.loader import load_scenario
 
-    if args.batch_size < 1:
-        raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
-    scenario = load_scenario(args.scenario)
+    scenario = _load(args.scenario, args)
     if scenario.sensitivity is None:
         raise PlanError(
             f"{args.scenario}: no sensitivity: block; add one, e.g. "
@@ -461,11 +446,10 @@ def cmd_sensitivity(args) -> int:
         )
     except KeyboardInterrupt:
         return _interrupted(cache)
-    summary = result.summary()
-    tables = {"sensitivity.csv": result.table(), "points.csv": result.points, "outputs.csv": result.outputs}
-    _write_tables(out, args.force, tables, summary, result.manifest)
-    print(summary)
-    print(f"\nwrote {out}/ (sensitivity.csv, points.csv, outputs.csv, manifest.json)")
+    result.to_folder(out, force=args.force, format=args.format)
+    print(result.summary())
+    tables = ", ".join(f"{stem}.{args.format}" for stem in ("sensitivity", "points", "outputs"))
+    print(f"\nwrote {out}/ ({tables}, manifest.json)")
     return 0
 
 
@@ -526,16 +510,10 @@ FAMILIES_HELP = "comma-separated candidate curve families (default: all of {}); 
 
 
 def _families_help() -> str:
-    # lazy: imported when the command runs, so that `cssim --help` starts fast
-    from .fitting.univariate import FAMILY_ORDER
-
     return FAMILIES_HELP.format(", ".join(FAMILY_ORDER))
 
 
 def _families(text):
-    # lazy: imported when the command runs, so that `cssim --help` starts fast
-    from .fitting.univariate import parse_families
-
     try:
         return parse_families(text)
     except ValueError as exc:
@@ -571,6 +549,7 @@ def _add_fit(sub):
                    help="snapshot tables: unit of --duration (default months)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_format(p)
     p.set_defaults(func=cmd_fit)
 
 
@@ -606,7 +585,8 @@ def cmd_fit(args) -> int:
             ) from None
         if args.bootstrap:
             raise CssimError(f"{path}: --bootstrap applies to customer histories; this file is a cohort table")
-        return fit_cohort_file(path, args.out, until=args.until, horizon=args.horizon, force=args.force)
+        return fit_cohort_file(path, args.out, until=args.until, horizon=args.horizon, force=args.force,
+                               format=args.format)
     if args.until is not None or args.horizon is not None:
         raise CssimError(f"{path}: --until and --horizon apply to cohort tables; this file is a customer history")
     segments = None
@@ -619,31 +599,30 @@ def cmd_fit(args) -> int:
         path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
         segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
         families=families, date_format=args.date_format, weighting=args.weighting, snapshot=snapshot,
+        format=args.format,
     )
 
 
 def _add_synth(sub):
-    p = sub.add_parser("synth", help="simulate one replication of a scenario and write it as a customer-history file")
+    p = sub.add_parser("synth", help="simulate one replication of a scenario and write it as a customer-history file",
+                       parents=PARENTS["scenario"])
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--out", "-o", required=True, help="history file to write (.csv or .parquet)")
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
     p.add_argument("--months", type=_int_in(1, MAX_HORIZON_MONTHS),
         help="override the scenario's horizon_months (length of the history)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
-    _add_strict(p)
     p.set_defaults(func=cmd_synth)
 
 
 def cmd_synth(args) -> int:
     # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .core.output import check_file_target
-    from .model.loader import load_scenario
     from .sim.synth import synthesize_history, write_history
 
     out = Path(args.out)
     check_file_target(out, args.force)
-    overrides = {"horizon_months": args.months} if args.months is not None else {}
-    scenario = load_scenario(args.scenario, overrides, strict=args.strict)
+    scenario = _load(args.scenario, args, {"horizon_months": args.months})
     frame = synthesize_history(scenario, seed=args.seed)
     write_history(frame, out, force=args.force)
     churned = int((frame["churn_date"] != "").sum())
@@ -670,6 +649,7 @@ def _add_touch_effects(sub):
         help="clip weights at the TRUNCATE and 1-TRUNCATE quantiles (e.g. 0.01)")
     p.add_argument("--out", "-o", help="output folder (default: results/<file stem>-touch-effects)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    _add_format(p)
     p.set_defaults(func=cmd_touch_effects)
 
 
@@ -684,7 +664,7 @@ def cmd_touch_effects(args) -> int:
     return touch_effects_file(
         args.history, transition=args.transition, covariates=args.covariates, out=args.out, force=args.force,
         duration=args.duration, event=args.event, group=args.group, entry=args.entry, reference=args.reference,
-        trim=args.trim, truncate=args.truncate,
+        trim=args.trim, truncate=args.truncate, format=args.format,
     )
 
 
@@ -722,6 +702,7 @@ def _add_backtest(sub):
                    "only a hazard that would rise above that level")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
+    _add_format(p)
     p.set_defaults(func=cmd_backtest)
 
 
@@ -738,7 +719,7 @@ def cmd_backtest(args) -> int:
                    replications=args.replications, seed=args.seed, jobs=args.jobs,
                    rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty,
                    bootstrap=args.bootstrap, model_uncertainty=args.model_uncertainty, tail=args.tail)
-    out = write_backtest(res, args.out, force=args.force)
+    out = write_backtest(res, args.out, force=args.force, format=args.format)
     print(res.summary())
     print(f"wrote {out}")
     return 0
@@ -749,6 +730,14 @@ COMMANDS = [
     _add_report,
     _add_fit, _add_synth, _add_touch_effects, _add_backtest,
 ]
+
+
+#: Shared option groups (argparse parents): each is defined once and reads the same in every command.
+PARENTS = {
+    "scenario": [_parent(_scenario_options)],
+    "run": [_parent(_scenario_options, _run_options, _output_options)],
+    "cached": [_parent(_scenario_options, _run_options, _output_options, _cache_options)],
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -338,7 +338,7 @@ plots.headcount_frontier(swept, kpi=target.kpi, scope=target.scope, target=targe
                          xlabel=f"{POD} CSM headcount").figure
 """),
     md("## Marginal cost and ARR retained per extra CSM (between evaluated values)"),
-    code('result.table[["value", "kpi_at_confidence", "mean", "share_met", "csm_cost_per_year", "retained_arr",\n'
+    code('result.table()[["value", "kpi_at_confidence", "mean", "share_met", "csm_cost_per_year", "retained_arr",\n'
          '              "marginal_cost_per_csm", "marginal_arr_per_csm", "marginal_arr_per_csm_lo",\n'
          '              "marginal_arr_per_csm_hi"]]'),
     md("The same frontier for gross revenue retention (all customers):"),
@@ -515,7 +515,7 @@ share of the variance. With few replications the widths are noisy (a share near 
     code("""
 dec = cssim.decompose(forecast, replications=REPLICATIONS, jobs=JOBS)
 KPIS = ["logo_retention", "grr", "monthly_logo_churn", "ending_logos", "ending_arr", "churned_arr"]
-dec.table.query("scope == 'all'").set_index("kpi").loc[KPIS, ["mean_with", "width_with", "width_without",
+dec.table().query("scope == 'all'").set_index("kpi").loc[KPIS, ["mean_with", "width_with", "width_without",
                                                               "share_estimation"]]
 """),
     md("""

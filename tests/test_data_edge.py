@@ -111,7 +111,7 @@ def test_the_forecast_beyond_the_edge_is_bounded_by_the_tail_policy(fit, tmp_pat
     assert edge_exposure(held)["share_beyond_edge"].iloc[0] == pytest.approx(1.0)
     assert any("about 100% of the simulated customer-time lies beyond the data's edge" in m for m in msgs), msgs
     assert res.manifest["beyond_edge"][0]["share_beyond_edge"] == pytest.approx(1.0)
-    assert "beyond the data's edge: smb/churn spends about 100% of its customer-time" in res.summary()
+    assert "beyond the data's edge: smb/churn spends about 100% of its customer-time" in str(res.summary())
 
     # Extrapolated, the steep Weibull empties the book: H(730 + 365) − H(730) is in the tens.
     fitted, _ = _book_scenario(tmp_path, fit, tail="fitted")

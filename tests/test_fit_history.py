@@ -397,7 +397,7 @@ def test_results_summary_and_plot(roundtrip):
 
     matplotlib.use("Agg")
     res = roundtrip["results"]
-    s = res.summary
+    s = res.summary()
     chosen = s[s["chosen"]]
     assert sorted(chosen["key"]) == ["smb/churn", "smb/onboarding"]
     for key, g in s.groupby("key"):  # the chosen family has the lowest AIC among simulatable candidates

@@ -16,8 +16,8 @@ from conftest import small_scenario_dict
 
 from cssim import scenario_from_dict, simulate, write_results
 from cssim.analysis.compare import compare
-from cssim.analysis.results import _fmt
 from cssim.cli import main
+from cssim.core.formatting import fmt_value as _fmt
 from cssim.report import read_results, write_report
 
 

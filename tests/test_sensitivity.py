@@ -70,7 +70,7 @@ def test_the_driver_ranks_first_and_the_inert_field_is_not_shown_to_matter(analy
     cost = t[t["kpi"] == "csm_cost"].set_index(["method", "index", "field"])
     assert cost.loc[("sobol", "ST", INERT), "rank"] == 1 and cost.loc[("sobol", "ST", INERT), "ci_lo"] > 0
     assert cost.loc[("oat", "swing", INERT), "estimate"] == pytest.approx(2 * 100_000, rel=1e-9)
-    text = analysed.summary()
+    text = str(analysed.summary())
     assert "grr: what drives it" in text and "csm_cost (horizon total)" in text
     assert f"ST interval includes 0 (not shown to matter): {INERT}" in text
 

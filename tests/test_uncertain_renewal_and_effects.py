@@ -171,10 +171,10 @@ def test_renewal_and_effect_uncertainty_widen_renewal_intervals_on_common_number
     d["policy"] = {"routes": []}
     d.update(horizon_months=12, replications=16)
     dec = decompose(scenario_from_dict(d, "s.yaml"))
-    row = dec.table.set_index(["kpi", "scope"]).loc[("renewal_rate", "enterprise")]
+    row = dec.table().set_index(["kpi", "scope"]).loc[("renewal_rate", "enterprise")]
     assert row["width_with"] > 1.5 * row["width_without"]
     assert row["share_estimation"] > 0.5
-    t = dec.table.set_index(["kpi", "scope"])
+    t = dec.table().set_index(["kpi", "scope"])
     assert t.loc[("new_arr", "enterprise"), "width_with"] == t.loc[("new_arr", "enterprise"), "width_without"]
 
 

@@ -61,10 +61,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from ..core.clock import DAYS_PER_MONTH
+from ..core.contract import Results, Summary
 from ..core.errors import DataError
-from ..core.output import write_folder
+from ..core.files import read_table
+from ..core.output import build_manifest
 from ..fitting.curvesfile import HistoryFitResults
 from ..fitting.history import DATE_COLUMNS, read_history
 from ..fitting.univariate import FAMILY_ORDER, REPORT_ONLY, TRANSITIONS, UnivariateFit, durations
@@ -73,7 +76,7 @@ from ..model.loader import read_scenario_dict, scenario_from_dict
 from ..model.scenario import TAIL_POLICIES, RenewalSpec, with_tail
 from ..model.uncertainty import attach_fitted
 from ..plots.figures import backtest_calibration, backtest_fan, save
-from .simulate import simulate, versions
+from .simulate import simulate
 
 __all__ = ["BacktestResults", "backtest", "censor_history", "book_at", "estimation_share", "write_backtest", "METHODS",
            "METRICS"]
@@ -94,12 +97,7 @@ _CURVED = ("onboarding", "growth", "at_risk", "recovery", "churn")
 
 
 def _read(path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: history file not found")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path).astype(str).replace({"nan": "", "None": "", "NaT": ""})
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    return read_table(path, "a customer-history file", error=DataError)
 
 
 def _dates(frame: pd.DataFrame, col: str) -> pd.Series:
@@ -148,7 +146,7 @@ def book_at(
     for seg in sorted(frame.loc[active, "segment"].unique()):
         rows = []
         for i in frame.index[active & (frame["segment"] == seg)]:
-            def known(col):
+            def known(col, i=i):
                 v = d[col][i]
                 return v if pd.notna(v) and v <= cut else None
 
@@ -537,12 +535,15 @@ def estimation_share(scores: pd.DataFrame, with_method: str = "cssim", without: 
     return pd.DataFrame(rows, columns=cols)
 
 
-class BacktestResults:
-    """A finished back-test: ``table`` (month × metric × method), ``scores``, ``actual`` and the context."""
+class BacktestResults(Results):
+    """A finished back-test: :meth:`table` (month × metric × method), ``scores``, ``actual`` and the context."""
+
+    KIND = "backtest"
+    level = LEVEL
 
     def __init__(self, table, scores, actual, history_path, cutoff, months, scenario, before, rates, books=None,
                  parameter_uncertainty: str = "none", model_uncertainty: str = "best"):
-        self.table = table
+        self.forecast = table
         self.scores = scores
         self.actual = actual
         self.history_path = history_path
@@ -556,7 +557,44 @@ class BacktestResults:
         self.model_uncertainty = model_uncertainty  # averaged: some curve averaged over families
         self.uncertainty = estimation_share(scores)  # empty unless both cssim and cssim_point ran
 
-    def summary(self) -> str:
+    def table(self) -> pd.DataFrame:
+        """The forecasts against the actual path: month × metric × method, with the interval and the actual value."""
+        return self.forecast
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        out = {"backtest": self.table(), "scores": self.scores}
+        if len(self.uncertainty):
+            out["uncertainty"] = self.uncertainty
+        return out
+
+    @property
+    def manifest(self) -> dict:
+        return build_manifest(
+            self.KIND, history=self.history_path, cutoff=self.cutoff.isoformat(), horizon_months=self.months,
+            replications=self.scenario.replications, parameter_uncertainty=self.parameter_uncertainty,
+            model_uncertainty=self.model_uncertainty, seed=self.scenario.seed, level=self.level,
+        )
+
+    def write_figures(self, folder: Path) -> None:
+        """The fan charts and calibration plot, and the forecast scenario (``scenario.yaml``, runnable again with
+        ``cssim run``) with its books and acquisition forecast beside it."""
+        save(self.plot_fan("active_logos"), folder / "fan_active_logos.png")
+        save(self.plot_fan("arr"), folder / "fan_arr.png")
+        save(self.plot_calibration(), folder / "calibration.png")
+        data = self.scenario.model_dump(mode="json", exclude_none=True)
+        for name, book in self.books.items():
+            if name in data["segments"] and len(book):
+                book.to_csv(folder / f"book_{name}.csv", index=False)
+                data["segments"][name]["book"] = {"file": f"book_{name}.csv"}
+        acquisition = getattr(self, "acquisition", None)
+        if acquisition is not None:
+            (folder / "acquisition.json").write_text(json.dumps(acquisition))
+            for name, seg in data["segments"].items():
+                if "acquisition" in seg:
+                    seg["acquisition"] = {"file": "acquisition.json", "key": name}
+        (folder / "scenario.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def summary(self) -> Summary:
         how = {"none": "none (fitted curves at their point estimates)",
                "asymptotic": "asymptotic (curve parameters and renewal rates drawn per replication from their "
                              "estimation covariance)",
@@ -585,7 +623,7 @@ class BacktestResults:
                     model = "   model share " + ("n/a" if not np.isfinite(r.share_model) else f"{r.share_model:.0%}")
                 lines.append(f"  {r.metric:<13} width {r.width_with:12,.1f} / {r.width_without:12,.1f}"
                              f"   estimation share {share:>4}{model}")
-        return "\n".join(lines)
+        return Summary(self.scores.set_index(["metric", "method"]), text="\n".join(lines))
 
     def plot_fan(self, metric: str = "active_logos", ax=None):
         return backtest_fan(self, metric, ax=ax)
@@ -794,38 +832,8 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     return res
 
 
-def write_backtest(res: BacktestResults, out, force: bool = False) -> Path:
+def write_backtest(res: BacktestResults, out, force: bool = False, format: str = "csv") -> Path:
     """Write ``backtest.csv``, ``scores.csv``, ``uncertainty.csv`` (with parameter uncertainty), ``summary.txt``, the
     figures, the forecast scenario (``scenario.yaml`` with its ``book_<segment>.csv`` files) and a manifest
-    atomically into ``out``."""
-    import yaml
-
-    def write(tmp: Path) -> None:
-        res.table.to_csv(tmp / "backtest.csv", index=False)
-        res.scores.to_csv(tmp / "scores.csv", index=False)
-        if len(res.uncertainty):
-            res.uncertainty.to_csv(tmp / "uncertainty.csv", index=False)
-        (tmp / "summary.txt").write_text(res.summary() + "\n")
-        save(res.plot_fan("active_logos"), tmp / "fan_active_logos.png")
-        save(res.plot_fan("arr"), tmp / "fan_arr.png")
-        save(res.plot_calibration(), tmp / "calibration.png")
-        manifest = {"tool": "cssim", "kind": "backtest", "history": res.history_path, "cutoff": res.cutoff.isoformat(),
-                    "horizon_months": res.months, "replications": res.scenario.replications,
-                    "parameter_uncertainty": res.parameter_uncertainty, "model_uncertainty": res.model_uncertainty,
-                    "seed": res.scenario.seed, "versions": versions()}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        # The forecast scenario, runnable again with `cssim run`: its books sit beside it.
-        data = res.scenario.model_dump(mode="json", exclude_none=True)
-        for name, book in res.books.items():
-            if name in data["segments"] and len(book):
-                book.to_csv(tmp / f"book_{name}.csv", index=False)
-                data["segments"][name]["book"] = {"file": f"book_{name}.csv"}
-        acquisition = getattr(res, "acquisition", None)
-        if acquisition is not None:
-            (tmp / "acquisition.json").write_text(json.dumps(acquisition))
-            for name, seg in data["segments"].items():
-                if "acquisition" in seg:
-                    seg["acquisition"] = {"file": "acquisition.json", "key": name}
-        (tmp / "scenario.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-
-    return write_folder(out, write, force=force)
+    atomically into ``out`` (:meth:`BacktestResults.to_folder`)."""
+    return res.to_folder(out, force=force, format=format)

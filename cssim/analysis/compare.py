@@ -12,20 +12,23 @@ difference of independent runs (:func:`unpaired_difference`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.contract import Results, Summary
 from ..core.errors import PlanError
+from ..core.formatting import fmt_change, fmt_value
+from ..core.output import build_manifest
 from ..model.loader import load_scenario
 from ..model.metrics import KPIS, MONEY_BASIS, kpi_label
 from ..model.scenario import Scenario
-from .results import SimulationResults, _fmt, fmt_change
-from .simulate import versions
+from .results import SimulationResults
 from .sweep import _with_run_settings, run_points
 
 __all__ = ["ComparisonResults", "compare", "paired_difference", "unpaired_difference"]
@@ -65,8 +68,8 @@ def unpaired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.9) -> dic
     return dict(diff=mean, ci_lo=mean - half, ci_hi=mean + half, n=min(a.size, b.size))
 
 
-@dataclass
-class ComparisonResults:
+@dataclass(repr=False)
+class ComparisonResults(Results):
     """Several scenarios simulated on the same replications, and their paired differences to the first.
 
     Attributes
@@ -83,6 +86,8 @@ class ComparisonResults:
     results: list[SimulationResults]
     level: float = 0.9
     manifest: dict = field(default_factory=dict)
+
+    KIND = "comparison"
 
     @property
     def reference(self) -> str:
@@ -252,7 +257,7 @@ class ComparisonResults:
             out.append(f"{head}: {tail}.")
         return out
 
-    def summary(self, scope: str | None = "all", show_all: bool = False) -> str:
+    def summary(self, scope: str | None = "all", show_all: bool = False) -> Summary:
         """A readable table of the KPIs that differ (distinguishable from noise first) and the trade-off.
 
         Rows where every scenario has the same value in every replication are
@@ -283,7 +288,7 @@ class ComparisonResults:
             cells = []
             for n in self.names:
                 key = (n, row.kpi, row.scope)
-                cells.append(f"{_fmt(means.loc[key, 'mean'], unit) if key in means.index else 'n/a':>17}")
+                cells.append(f"{fmt_value(means.loc[key, 'mean'], unit) if key in means.index else 'n/a':>17}")
             for n in self.names[1:]:
                 key = (n, row.kpi, row.scope)
                 if dindex is None or key not in dindex.index:
@@ -305,7 +310,11 @@ class ComparisonResults:
             else:
                 lines.append(f"{n} vs {self.reference}: {k} of {len(sub)} differences distinguishable from noise.")
         lines.extend(self.tradeoff_lines())
-        return "\n".join(lines)
+        frame = diffs.set_index(["scenario", "kpi", "scope"]) if len(diffs) else diffs
+        return Summary(frame, text="\n".join(lines))
+
+    def tables(self, scope: str | None = "all", show_all: bool = False) -> dict[str, pd.DataFrame]:
+        return {"comparison": self.table(scope), "differences": self.differences(scope), "tradeoff": self.tradeoff()}
 
     def __repr__(self) -> str:
         return f"ComparisonResults(scenarios={self.names}, replications={self.results[0].n_replications})"
@@ -323,6 +332,7 @@ def compare(
     scenarios: Sequence[Scenario | str | Path],
     replications: int | None = None,
     seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
     jobs: int | None = 1,
     dask=None,
     progress: bool = False,
@@ -349,18 +359,13 @@ def compare(
         raise PlanError(f"level: must be between 0 and 1, got {level}")
     seed = loaded[0].seed if seed is None else seed
     replications = loaded[0].replications if replications is None else replications
-    loaded = [_with_run_settings(s, replications, seed) for s in loaded]
+    loaded = [_with_run_settings(s, replications, seed, overrides) for s in loaded]
     reps = list(range(replications))
     results, _ = run_points(loaded, reps, jobs=jobs, dask=dask, progress=progress, batch_size=None, desc="compare")
     names = _unique([s.name for s in loaded])
-    manifest = {
-        "kind": "comparison",
-        "scenarios": [r.manifest for r in results],
-        "seed": seed,
-        "replications": replications,
-        "level": level,
-        "versions": versions(),
-    }
+    manifest = build_manifest(
+        "comparison", scenarios=[r.manifest for r in results], seed=seed, replications=replications, level=level,
+    )
     out = ComparisonResults(names=names, results=results, level=level, manifest=manifest)
     manifest["tradeoff"] = out.tradeoff_lines()
     return out

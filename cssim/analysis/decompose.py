@@ -21,8 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..core.contract import Results, Summary
 from ..core.errors import ScenarioError
-from .results import _fmt
+from ..core.formatting import fmt_value
+from ..core.output import build_manifest
 from .simulate import simulate
 
 __all__ = ["decompose", "decomposition_table", "UncertaintyDecomposition"]
@@ -71,20 +73,36 @@ def decomposition_table(with_uncertainty, without_uncertainty, level: float = 0.
     return t[cols]
 
 
-@dataclass
-class UncertaintyDecomposition:
+@dataclass(repr=False)
+class UncertaintyDecomposition(Results):
     """A scenario run twice on the same seeds, with and without parameter uncertainty."""
 
-    table: pd.DataFrame
+    widths: pd.DataFrame  # decomposition_table(): see table()
     with_uncertainty: object
     without_uncertainty: object
     mode: str
     level: float = 0.9
     best_family: object = None  # with model averaging: the same seeds at each averaged curve's chosen family
 
-    def summary(self, scope: str = "all") -> str:
+    KIND = "uncertainty_decomposition"
+
+    @property
+    def manifest(self) -> dict:
+        return build_manifest(self.KIND, mode=self.mode, level=self.level,
+                              scenario_hash=self.with_uncertainty.manifest.get("scenario_hash"),
+                              seed=self.with_uncertainty.scenario.seed,
+                              replications=self.with_uncertainty.n_replications)
+
+    def table(self) -> pd.DataFrame:
+        """Per KPI and scope: widths with and without parameter uncertainty and the shares (:func:`decomposition_table`)."""
+        return self.widths
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"uncertainty": self.table()}
+
+    def summary(self, scope: str = "all") -> Summary:
         """How much of each KPI's interval width comes from estimation error (scope ``all``)."""
-        t = self.table[self.table["scope"] == scope]
+        t = self.widths[self.widths["scope"] == scope]
         pct = int(round(self.level * 100))
         model = "share_model" in t.columns
 
@@ -99,9 +117,10 @@ class UncertaintyDecomposition:
             f"{'KPI':<24}{'with':>14}{'without':>14}{'estimation':>12}" + (f"{'model':>8}" if model else ""),
         ]
         for r in t.itertuples():
-            lines.append(f"{r.kpi:<24}{_fmt(r.width_with, r.unit):>14}{_fmt(r.width_without, r.unit):>14}"
+            lines.append(f"{r.kpi:<24}{fmt_value(r.width_with, r.unit):>14}{fmt_value(r.width_without, r.unit):>14}"
                          f"{pc(r.share_estimation):>12}" + (f"{pc(r.share_model):>8}" if model else ""))
-        return "\n".join(lines)
+        return Summary(t.set_index("kpi")[[c for c in t.columns if c.startswith(("width", "share"))]],
+                       text="\n".join(lines))
 
 
 def decompose(

@@ -66,21 +66,25 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 from scipy import stats
 
+from ..core.contract import Results, Summary
 from ..core.errors import PlanError
+from ..core.formatting import fmt_change, fmt_value
+from ..core.output import build_manifest
 from ..model.loader import load_scenario, scenario_hash
 from ..model.metrics import KPI_NAMES, KPIS
 from ..model.scenario import RESOLVED, Scenario
 from ..sim.backends import progress_bar_class
-from .results import SimulationResults, _fmt, fmt_change, mean_interval, paired_interval
-from .simulate import versions
+from .results import SimulationResults, mean_interval, paired_interval
 from .sweep import _with_run_settings, point_scenario, resolve_path, run_points
 
 __all__ = ["Target", "parse_target", "plan", "PlanResults", "min_replications", "kpi_at_confidence"]
@@ -243,7 +247,7 @@ def scope_label(target: Target) -> str:
 
 
 @dataclass
-class PlanResults:
+class PlanResults(Results):
     """The outcome of a target search.
 
     Attributes
@@ -253,8 +257,8 @@ class PlanResults:
     target : Target
     over : str
         The field path searched.
-    table : DataFrame
-        One row per evaluated value (sorted): value; the KPI at the chosen
+    evaluated : DataFrame
+        :meth:`table`: one row per evaluated value (sorted): value; the KPI at the chosen
         confidence (``kpi_at_confidence``), its mean with the 90 % interval of
         the mean; share of replications meeting the target; whether it meets;
         annual CSM cost (all pods); annual retained ARR; and the marginals to
@@ -277,18 +281,27 @@ class PlanResults:
     criterion: str
     low: int
     high: int
-    table: pd.DataFrame
+    evaluated: pd.DataFrame
     evaluations: list[int]
     results: dict[int, SimulationResults] = field(repr=False, default_factory=dict)
     manifest: dict = field(default_factory=dict, repr=False)
     no_response: bool = False
     response: dict = field(default_factory=dict)
 
+    KIND = "plan"
+
     @property
     def n_evaluated(self) -> int:
         return len(self.evaluations)
 
-    def summary(self) -> str:
+    def table(self) -> pd.DataFrame:
+        """One row per evaluated value (see the class docstring)."""
+        return self.evaluated
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"plan": self.table()}
+
+    def summary(self) -> Summary:
         pct = int(round(self.confidence * 100))
         label = scope_label(self.target)
         crit = (
@@ -332,16 +345,16 @@ class PlanResults:
             f"{'value':>7}{at:>30}{'mean [90% CI of mean]':>32}{'share met':>11}{'meets':>7}"
             f"{'CSM cost/yr, all pods':>23}{'retained ARR/yr':>17}{'Δ retained ARR/yr per +1 [90% CI]':>38}"
         )
-        for row in self.table.itertuples():
-            mean = f"{_fmt(row.mean, unit)} [{_fmt(row.ci_lo, unit)}, {_fmt(row.ci_hi, unit)}]"
+        for row in self.evaluated.itertuples():
+            mean = f"{fmt_value(row.mean, unit)} [{fmt_value(row.ci_lo, unit)}, {fmt_value(row.ci_hi, unit)}]"
             marg = "" if not np.isfinite(row.marginal_arr_per_csm) else (
                 f"{fmt_change(row.marginal_arr_per_csm, 'currency')} "
                 f"[{fmt_change(row.marginal_arr_per_csm_lo, 'currency')}, "
                 f"{fmt_change(row.marginal_arr_per_csm_hi, 'currency')}]")
             lines.append(
-                f"{row.value:>7}{_fmt(row.kpi_at_confidence, unit):>30}{mean:>32}{row.share_met * 100:>10.0f}%"
-                f"{'yes' if row.meets else 'no':>7}{_fmt(row.csm_cost_per_year, 'currency'):>23}"
-                f"{_fmt(row.retained_arr, 'currency'):>17}{marg:>38}"
+                f"{row.value:>7}{fmt_value(row.kpi_at_confidence, unit):>30}{mean:>32}{row.share_met * 100:>10.0f}%"
+                f"{'yes' if row.meets else 'no':>7}{fmt_value(row.csm_cost_per_year, 'currency'):>23}"
+                f"{fmt_value(row.retained_arr, 'currency'):>17}{marg:>38}"
             )
         lines.append(
             f"'{at}': the level {label} reaches in at least {pct}% of replications"
@@ -350,7 +363,7 @@ class PlanResults:
         )
         lines.append("Retained ARR: annual ARR kept from each window's starting customers (all customers); "
                      "Δ per +1: paired difference to the previous value tried, per unit of the field.")
-        return "\n".join(lines)
+        return Summary(self.evaluated.set_index("value"), text="\n".join(lines))
 
 
     def _scope_hint(self) -> str:
@@ -432,6 +445,7 @@ def plan(
     criterion: str = "share",
     replications: int | None = None,
     seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
     jobs: int | None = 1,
     dask=None,
     progress: bool = False,
@@ -468,7 +482,7 @@ def plan(
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    scenario = _with_run_settings(scenario, replications, seed)
+    scenario = _with_run_settings(scenario, replications, seed, overrides)
     if isinstance(target, str):
         target = parse_target(target)
     scopes = _scopes(scenario, target.kpi)
@@ -565,27 +579,14 @@ def plan(
         bar.close()
 
     table = _evaluate_table(target, over, criterion, confidence, results)
-    manifest = {
-        "kind": "plan",
-        "scenario_name": scenario.name,
-        "scenario_hash": scenario_hash(scenario),
-        "target": str(target),
-        "scope_label": scope_label(target),
-        "over": over,
-        "confidence": confidence,
-        "criterion": criterion,
-        "range": [low, high],
-        "answer": good,
-        "evaluations": order,
-        "no_response": no_response,
-        "response": response,
-        "seed": scenario.seed,
-        "replications": len(reps),
-        "versions": versions(),
-        "scenario": scenario.model_dump(mode="json"),
-    }
+    manifest = build_manifest(
+        "plan", scenario_name=scenario.name, scenario_hash=scenario_hash(scenario), target=str(target),
+        scope_label=scope_label(target), over=over, confidence=confidence, criterion=criterion, range=[low, high],
+        answer=good, evaluations=order, no_response=no_response, response=response, seed=scenario.seed,
+        replications=len(reps), scenario=scenario.model_dump(mode="json"),
+    )
     return PlanResults(
         answer=good, target=target, over=over, confidence=confidence, criterion=criterion, low=low, high=high,
-        table=table, evaluations=order, results=results, manifest=manifest, no_response=no_response,
+        evaluated=table, evaluations=order, results=results, manifest=manifest, no_response=no_response,
         response=response,
     )

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy import stats
 
 from ..core.clock import DAYS_PER_MONTH
+from ..core.contract import Results, Summary
+from ..core.formatting import fmt_value
 from ..model import metrics
 from ..model.edge import MATERIAL_SHARE
 from ..model.scenario import Scenario
@@ -86,9 +89,9 @@ def month_dates(start: dt.date, months: int) -> list[dt.date]:
     return out
 
 
-@dataclass
-class SimulationResults:
-    """Monte Carlo results of one scenario.
+@dataclass(repr=False)
+class SimulationResults(Results):
+    """Monte Carlo results of one scenario (the results contract: :mod:`cssim.core.contract`).
 
     Attributes
     ----------
@@ -104,6 +107,8 @@ class SimulationResults:
     arrays: dict
     replication_ids: list[int]
     manifest: dict = field(default_factory=dict)
+
+    KIND = "simulation"
 
     @property
     def segments(self) -> list[str]:
@@ -140,8 +145,9 @@ class SimulationResults:
         table["replication"] = np.asarray(self.replication_ids)[table["replication"].to_numpy()]
         return table
 
-    def kpis(self, level: float = 0.9, scope: str | None = None) -> pd.DataFrame:
+    def kpis(self, level: float | None = None, scope: str | None = None) -> pd.DataFrame:
         """KPI table: kpi, scope, unit, mean, lo, hi (quantiles), ci_lo, ci_hi (mean), n."""
+        level = self.level if level is None else level
         table = self.kpis_by_replication()
         if scope is not None:
             table = table[table["scope"] == scope]
@@ -239,8 +245,9 @@ class SimulationResults:
 
     # ------------------------------------------------------------------ presentation
 
-    def summary(self, level: float = 0.9) -> str:
-        """A readable table of the headline KPIs (all customers) with intervals."""
+    def summary(self, level: float | None = None) -> Summary:
+        """The headline KPIs (all customers) with their intervals; prints as a readable table."""
+        level = self.level if level is None else level
         table = self.kpis(level, scope="all")
         pct = int(round(level * 100))
         lines = [
@@ -250,42 +257,24 @@ class SimulationResults:
             f"{'KPI':<46}{'mean':>14}   {pct}% interval (across replications)",
         ]
         for row in table.itertuples():
-            lines.append(f"{metrics.kpi_label(row.kpi):<46}{_fmt(row.mean, row.unit):>14}   "
-                         f"[{_fmt(row.lo, row.unit)}, {_fmt(row.hi, row.unit)}]")
+            lines.append(f"{metrics.kpi_label(row.kpi):<46}{fmt_value(row.mean, row.unit):>14}   "
+                         f"[{fmt_value(row.lo, row.unit)}, {fmt_value(row.hi, row.unit)}]")
         for e in (self.manifest or {}).get("beyond_edge", []):
             if e["share_beyond_edge"] > MATERIAL_SHARE:
                 lines.append(f"beyond the data's edge: {e['segment']}/{e['transition']} spends about "
                              f"{e['share_beyond_edge']:.0%} of its customer-time past {e['edge_days']:.0f} days of "
                              f"tenure (tail: {e['policy']})")
-        return "\n".join(lines)
+        return Summary(table.set_index("kpi")[["unit", "mean", "lo", "hi"]], text="\n".join(lines))
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"kpis": self.kpis(self.level), "kpis_by_replication": self.kpis_by_replication(),
+                "monthly": self.monthly(), "monthly_pods": self.pods_monthly()}
+
+    def files(self) -> dict[str, str]:
+        return {"scenario.yaml": yaml.safe_dump(self.scenario.model_dump(mode="json"), sort_keys=False)}
 
     def __repr__(self) -> str:
         return (
             f"SimulationResults(scenario={self.scenario.name!r}, replications={self.n_replications}, "
             f"months={self.scenario.horizon_months})"
         )
-
-
-def fmt_change(value: float, unit: str) -> str:
-    """A signed difference: percentage points for ratios, otherwise ``_fmt`` with a sign; ``n/a`` if not finite."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    if unit == "ratio":
-        return f"{value * 100:+.2f} pts"
-    return ("+" if value >= 0 else "-") + _fmt(abs(value), unit)
-
-
-def _fmt(value: float, unit: str) -> str:
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    if unit == "ratio":
-        return f"{value * 100:.1f}%"
-    if unit == "currency":
-        if abs(value) >= 1e6:
-            return f"${value / 1e6:,.2f}M"
-        if abs(value) >= 1e3:
-            return f"${value / 1e3:,.1f}k"
-        return f"${value:,.2f}"
-    if unit == "days":
-        return f"{value:.1f} d"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"

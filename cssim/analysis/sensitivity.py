@@ -50,7 +50,7 @@ point; the indices then describe the rounded model.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,14 +63,16 @@ from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
+from ..core.contract import Results, Summary
 from ..core.errors import PlanError, ScenarioError
+from ..core.formatting import fmt_change, fmt_value
+from ..core.output import build_manifest
 from ..model.loader import load_scenario, scenario_hash
 from ..model.metrics import KPIS, kpi_label
 from ..model.scenario import RESOLVED, Scenario
 from ..model.variants import _bounded, _dist, _is_int_range, _low_high, check_sensitivity, parse_output, resolve_path
 from ..plots import figures as plots
-from .results import SimulationResults, _fmt, fmt_change, mean_interval, paired_interval
-from .simulate import versions
+from .results import SimulationResults, mean_interval, paired_interval
 from .sweep import _with_run_settings, point_scenario, run_points
 
 __all__ = ["SensitivityResults", "sensitivity", "check_sensitivity", "sensitivity_problem", "parse_output"]
@@ -157,8 +159,8 @@ def _values(scenario: Scenario, row: np.ndarray, current: list) -> dict[str, Any
     return out
 
 
-@dataclass
-class SensitivityResults:
+@dataclass(repr=False)
+class SensitivityResults(Results):
     """What drives each output: one-at-a-time swings, Morris screening and Sobol' indices.
 
     Attributes
@@ -183,6 +185,9 @@ class SensitivityResults:
     batches: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict, repr=False)
     _table: pd.DataFrame | None = field(default=None, repr=False)
+
+    KIND = "sensitivity"
+    level = LEVEL
 
     @property
     def fields(self) -> list[str]:
@@ -228,7 +233,18 @@ class SensitivityResults:
                 return out.sort_values(f"{method}_rank", kind="stable").reset_index(drop=True)
         return out
 
-    def summary(self) -> str:
+    def points_table(self) -> pd.DataFrame:
+        """One row per simulated point: ``point``, ``method``, ``row`` and the value of every field."""
+        return self.points
+
+    def outputs_table(self) -> pd.DataFrame:
+        """Per point and output: ``point``, ``kpi``, ``scope``, ``mean`` (over replications)."""
+        return self.outputs
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"sensitivity": self.table(), "points": self.points_table(), "outputs": self.outputs_table()}
+
+    def summary(self) -> Summary:
         """For each output, the fields ranked, with every index and its 90 % interval."""
         units = {k.name: k.unit for k in KPIS}
         n = self.manifest.get("replications")
@@ -262,8 +278,8 @@ class SensitivityResults:
                 if "sobol_ST" in r:
                     cells += f"{row.sobol_ST:.2f} [{row.sobol_ST_lo:.2f}, {row.sobol_ST_hi:.2f}]".rjust(24)
                 if "morris_mu_star" in r:
-                    cells += (f"{_fmt(row.morris_mu_star, unit)} [{_fmt(row.morris_mu_star_lo, unit)}, "
-                              f"{_fmt(row.morris_mu_star_hi, unit)}]").rjust(34)
+                    cells += (f"{fmt_value(row.morris_mu_star, unit)} [{fmt_value(row.morris_mu_star_lo, unit)}, "
+                              f"{fmt_value(row.morris_mu_star_hi, unit)}]").rjust(34)
                 if "oat_swing" in r:
                     cells += (f"{fmt_change(row.oat_swing, unit)} [{fmt_change(row.oat_swing_lo, unit)}, "
                               f"{fmt_change(row.oat_swing_hi, unit)}]").rjust(40)
@@ -277,7 +293,9 @@ class SensitivityResults:
                 if ((sob > 1.05) | (sob < -0.05)).any():
                     lines.append(f"  Sobol' estimates outside [0, 1]: sobol_n {self.scenario.sensitivity.sobol_n} is too "
                                  f"few points for stable indices; raise it (each doubling halves the error's variance).")
-        return "\n".join(lines)
+        frame = pd.concat({f"{k}[{s}]": self.ranking(k, s).set_index("field") for k, s in self.output_names},
+                          names=["output", "field"])
+        return Summary(frame, text="\n".join(lines))
 
     def plot_tornado(self, kpi: str = "grr", scope: str = "all", ax=None):
         """Tornado chart of the one-at-a-time swings of ``kpi``; returns the Axes."""
@@ -373,6 +391,7 @@ def sensitivity(
     scenario: Scenario | str | Path,
     replications: int | None = None,
     seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
     jobs: int | None = 1,
     dask=None,
     progress: bool = False,
@@ -406,7 +425,7 @@ def sensitivity(
             f"scenario {scenario.name!r} has no sensitivity: block; add one, e.g. "
             "sensitivity: {fields: {segments.smb.renewal.healthy: [0.85, 0.95]}}"
         )
-    scenario = _with_run_settings(scenario, replications, seed)
+    scenario = _with_run_settings(scenario, replications, seed, overrides)
     designs, info = _designs(scenario)
     base = scenario.model_dump(mode="json", exclude={"sweep", "sensitivity"}, context=RESOLVED)
     rows, unique, point_of = [], {}, []
@@ -441,21 +460,11 @@ def sensitivity(
             v = r.kpi(kpi, scope)
             outputs.append({"point": pid, "kpi": kpi, "scope": scope,
                             "mean": float(np.nanmean(v)) if np.isfinite(v).any() else np.nan})
-    manifest = {
-        "kind": "sensitivity",
-        "scenario_name": scenario.name,
-        "scenario_hash": scenario_hash(scenario),
-        "seed": scenario.seed,
-        "sample_seed": info["seed"],
-        "replications": len(reps),
-        "problem": info["problem"],
-        "methods": list(scenario.sensitivity.methods),
-        "outputs": list(scenario.sensitivity.outputs),
-        "points": len(points),
-        "unique_points": len(ids),
-        "batches": counts,
-        "versions": versions(),
-        "scenario": scenario.model_dump(mode="json"),
-    }
+    manifest = build_manifest(
+        "sensitivity", scenario_name=scenario.name, scenario_hash=scenario_hash(scenario), seed=scenario.seed,
+        sample_seed=info["seed"], replications=len(reps), problem=info["problem"],
+        methods=list(scenario.sensitivity.methods), outputs=list(scenario.sensitivity.outputs), points=len(points),
+        unique_points=len(ids), batches=counts, scenario=scenario.model_dump(mode="json"),
+    )
     return SensitivityResults(scenario=scenario, points=points, outputs=pd.DataFrame(outputs), results=results,
                               batches=counts, manifest=manifest)

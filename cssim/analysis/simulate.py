@@ -8,28 +8,15 @@ and two scenarios simulated with the same seed see the same customers
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from ..core.output import build_manifest
 from ..model.edge import edge_exposure
-from ..model.loader import scenario_hash
-from ..model.scenario import RESOLVED, Scenario
+from ..model.loader import scenario_hash, with_overrides
+from ..model.scenario import Scenario
 from ..sim.backends import simulate_tasks
 from .results import SimulationResults
-
-PACKAGES = ("cssim", "simpy", "numpy", "scipy", "pandas", "pydantic", "lifelines", "statsmodels", "joblib")
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the packages that shape results."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def simulate(
@@ -40,6 +27,7 @@ def simulate(
     progress: bool = False,
     replication_ids: Sequence[int] | None = None,
     dask=None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> SimulationResults:
     """Run the Monte Carlo replications of ``scenario``.
 
@@ -49,6 +37,8 @@ def simulate(
         A validated scenario (see :func:`cssim.load_scenario`).
     replications, seed : int, optional
         Override the scenario's values.
+    overrides : mapping, optional
+        Dotted field paths and values (``{"team.pods.smb.headcount": 4}``), as ``--set`` on the command line.
     jobs : int
         Worker processes (joblib/loky); ``-1`` uses every core. Results do not
         depend on it.
@@ -61,26 +51,14 @@ def simulate(
         LocalCluster of ``jobs`` workers, or a connected Client (see
         :mod:`cssim.backends`). Results do not depend on it.
     """
-    updates = {}
-    if replications is not None:
-        updates["replications"] = replications
-    if seed is not None:
-        updates["seed"] = seed
-    if updates:
-        scenario = scenario.model_copy(update=updates)
-        scenario = Scenario.model_validate(scenario.model_dump(context=RESOLVED))
+    scenario = with_overrides(scenario, {**(overrides or {}), "replications": replications, "seed": seed})
     reps = list(replication_ids) if replication_ids is not None else list(range(scenario.replications))
     arrays = _execute(scenario, reps, jobs, progress, dask)
-    manifest = {
-        "scenario_name": scenario.name,
-        "scenario_hash": scenario_hash(scenario),
-        "seed": scenario.seed,
-        "replications": len(reps),
-        "parameter_uncertainty": scenario.uncertainty_mode,
-        "model_uncertainty": scenario.model_mode,
-        "versions": versions(),
-        "scenario": scenario.model_dump(mode="json"),
-    }
+    manifest = build_manifest(
+        "simulation", scenario_name=scenario.name, scenario_hash=scenario_hash(scenario), seed=scenario.seed,
+        replications=len(reps), parameter_uncertainty=scenario.uncertainty_mode, model_uncertainty=scenario.model_mode,
+        scenario=scenario.model_dump(mode="json"),
+    )
     edges = edge_exposure(scenario)  # share of customer-time beyond fitted curves' data edges (estimate)
     if len(edges):
         manifest["beyond_edge"] = edges.to_dict(orient="records")

@@ -24,22 +24,23 @@ computes only what is missing and gives the same table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
+from ..core.contract import Results, Summary
 from ..core.errors import PlanError, ScenarioError
-from ..model.loader import scenario_hash
+from ..core.formatting import fmt_value
+from ..core.output import build_manifest, versions
+from ..model.loader import scenario_hash, with_overrides
 from ..model.scenario import RESOLVED, Scenario
 from ..model.variants import check_sweep, point_data, resolve_path
 from ..sim.backends import simulate_tasks
 from .cache import BatchCache
-from .results import SimulationResults, _fmt
-from .simulate import versions
+from .results import SimulationResults
 
 __all__ = ["SweepPoint", "SweepResults", "sweep", "sweep_points", "resolve_path", "check_sweep", "point_scenario"]
 
@@ -75,8 +76,8 @@ def sweep_points(scenario: Scenario) -> list[SweepPoint]:
     return [SweepPoint(f"p{i:0{width}d}", values, point_scenario(base, values)) for i, values in enumerate(assignments)]
 
 
-@dataclass
-class SweepResults:
+@dataclass(repr=False)
+class SweepResults(Results):
     """Results of every point of a sweep.
 
     Attributes
@@ -96,6 +97,8 @@ class SweepResults:
     batches: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
 
+    KIND = "sweep"
+
     @property
     def fields(self) -> list[str]:
         """The swept field paths, in declaration order (the table's point columns)."""
@@ -108,8 +111,9 @@ class SweepResults:
         """One row per point: ``point`` and the value of each swept field."""
         return pd.DataFrame([{"point": p.id, **p.values} for p in self.points], columns=["point", *self.fields])
 
-    def table(self, level: float = 0.9, scope: str | None = None) -> pd.DataFrame:
+    def table(self, level: float | None = None, scope: str | None = None) -> pd.DataFrame:
         """Tidy KPI table across points: point, swept fields, kpi, scope, unit, mean, lo, hi, ci_lo, ci_hi, n."""
+        level = self.level if level is None else level
         frames = []
         for point, res in zip(self.points, self.results, strict=True):
             t = res.kpis(level, scope=scope)
@@ -128,7 +132,8 @@ class SweepResults:
             frames.append(t)
         return pd.concat(frames, ignore_index=True)
 
-    def summary(self, kpis: tuple[str, ...] = ("grr", "nrr", "ending_arr", "csm_cost"), level: float = 0.9) -> str:
+    def summary(self, kpis: tuple[str, ...] = ("grr", "nrr", "ending_arr", "csm_cost"),
+                level: float | None = None) -> Summary:
         """Headline KPIs (all customers) at every point, with the 90 % interval of each mean."""
         table = self.table(level, scope="all")
         table = table[table["kpi"].isin(kpis)]
@@ -147,9 +152,13 @@ class SweepResults:
                     cells.append(f"{'n/a':>28}")
                     continue
                 r = rows.loc[k]
-                cells.append(f"{_fmt(r['mean'], r['unit'])} [{_fmt(r['ci_lo'], r['unit'])}, {_fmt(r['ci_hi'], r['unit'])}]".rjust(28))
+                cells.append(f"{fmt_value(r['mean'], r['unit'])} [{fmt_value(r['ci_lo'], r['unit'])}, {fmt_value(r['ci_hi'], r['unit'])}]".rjust(28))
             lines.append(f"{point.id:<7}" + "".join(f"{str(point.values.get(f)):>28}" for f in self.fields) + "".join(cells))
-        return "\n".join(lines)
+        frame = table.set_index(["point", "kpi"])[[*self.fields, "unit", "mean", "ci_lo", "ci_hi"]]
+        return Summary(frame, text="\n".join(lines))
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"sweep": self.table(), "points": self.points_table(), "kpis_by_replication": self.kpis_by_replication()}
 
     def __repr__(self) -> str:
         return f"SweepResults(scenario={self.scenario.name!r}, points={len(self.points)}, fields={self.fields})"
@@ -182,33 +191,26 @@ def run_points(
     out = []
     vers = versions()
     for s, a in zip(scenarios, arrays, strict=True):
-        manifest = {
-            "scenario_name": s.name,
-            "scenario_hash": scenario_hash(s),
-            "seed": s.seed,
-            "replications": len(reps),
-            "versions": vers,
-            "scenario": s.model_dump(mode="json"),
-        }
+        manifest = build_manifest(
+            "simulation", scenario_name=s.name, scenario_hash=scenario_hash(s), seed=s.seed, replications=len(reps),
+            parameter_uncertainty=s.uncertainty_mode, model_uncertainty=s.model_mode, versions=vers,
+            scenario=s.model_dump(mode="json"),
+        )
         out.append(SimulationResults(scenario=s, arrays=a, replication_ids=list(reps), manifest=manifest))
     return out, counts
 
 
-def _with_run_settings(scenario: Scenario, replications: int | None, seed: int | None) -> Scenario:
-    updates = {k: v for k, v in (("replications", replications), ("seed", seed)) if v is not None}
-    if not updates:
-        return scenario
-    try:
-        return Scenario.model_validate({**scenario.model_dump(mode="json", context=RESOLVED), **updates})
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise ScenarioError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+def _with_run_settings(scenario: Scenario, replications: int | None, seed: int | None,
+                       overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """``scenario`` with ``overrides`` and the run settings applied (:func:`cssim.model.loader.with_overrides`)."""
+    return with_overrides(scenario, {**(overrides or {}), "replications": replications, "seed": seed})
 
 
 def sweep(
     scenario: Scenario,
     replications: int | None = None,
     seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
     jobs: int | None = 1,
     dask=None,
     progress: bool = False,
@@ -237,7 +239,7 @@ def sweep(
     on_batch : callable, optional
         ``on_batch(done, total)`` after each computed batch.
     """
-    scenario = _with_run_settings(scenario, replications, seed)
+    scenario = _with_run_settings(scenario, replications, seed, overrides)
     points = sweep_points(scenario)
     reps = list(range(scenario.replications))
     results, counts = run_points(
@@ -245,15 +247,10 @@ def sweep(
         cache=cache, batch_size=batch_size, on_batch=on_batch, desc=f"{scenario.name} sweep",
     )
 
-    manifest = {
-        "kind": "sweep",
-        "scenario_name": scenario.name,
-        "scenario_hash": scenario_hash(scenario),
-        "seed": scenario.seed,
-        "replications": len(reps),
-        "points": [{"point": p.id, "values": p.values, "scenario_hash": scenario_hash(p.scenario)} for p in points],
-        "batches": counts,
-        "versions": versions(),
-        "scenario": scenario.model_dump(mode="json"),
-    }
+    manifest = build_manifest(
+        "sweep", scenario_name=scenario.name, scenario_hash=scenario_hash(scenario), seed=scenario.seed,
+        replications=len(reps),
+        points=[{"point": p.id, "values": p.values, "scenario_hash": scenario_hash(p.scenario)} for p in points],
+        batches=counts, scenario=scenario.model_dump(mode="json"),
+    )
     return SweepResults(scenario=scenario, points=points, results=results, batches=counts, manifest=manifest)

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from .errors import CssimError
 
-__all__ = ["regular_file"]
+__all__ = ["PARQUET_SUFFIXES", "read_table", "regular_file"]
+
+#: File suffixes read as Parquet; anything else is read as CSV.
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def regular_file(path: Path, label: str, expected: str, error=CssimError, max_bytes: int | None = None) -> None:
@@ -39,3 +42,37 @@ def regular_file(path: Path, label: str, expected: str, error=CssimError, max_by
         raise error(f"{label}: is {kind}, expected {expected}")
     if max_bytes is not None and st.st_size > max_bytes:
         raise error(f"{label}: is {st.st_size:,} bytes; expected {expected} of at most {max_bytes:,} bytes")
+
+
+def read_table(path, expected: str, error=CssimError, text: bool = True):
+    """The one reader of users' CSV and Parquet tables (histories, books, cohort tables, counts, back-tests).
+
+    With ``text`` every cell is a string and a missing value is ``""`` in either format (Parquet dates as
+    ``YYYY-MM-DD``), so the caller's own parser sees one representation and names the row it refuses; without
+    it, pandas' types. Any failure is one ``error`` line naming the file and ``expected`` (what it should hold).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    label = str(path)
+    regular_file(path, label, f"{expected} (CSV or Parquet)", error=error)
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            df = pd.read_parquet(path)
+            if not text:
+                return df
+            out = pd.DataFrame(index=df.index)
+            for c in df.columns:
+                col = df[c]
+                if pd.api.types.is_datetime64_any_dtype(col):
+                    out[c] = col.dt.strftime("%Y-%m-%d").fillna("")
+                else:
+                    out[c] = col.astype(object).where(col.notna(), "").astype(str)
+            return out.reset_index(drop=True)
+        if text:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        return pd.read_csv(path, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise error(f"{label}: file is empty; expected {expected}") from None
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise error(f"{label}: cannot read as CSV or Parquet ({str(exc).splitlines()[0]})") from None

@@ -12,19 +12,23 @@ and only if every file in it is one its manifest lists (or it is empty):
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
 import re
 import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from .errors import CssimError
 
 MANIFEST = "manifest.json"
+#: Formats a results folder's tables can be written in (``--format``).
+TABLE_FORMATS = ("csv", "parquet")
+#: Packages whose versions shape results (recorded in every manifest).
+PACKAGES = ("cssim", "simpy", "numpy", "scipy", "pandas", "pydantic", "lifelines", "statsmodels", "joblib")
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?P<pid>\d+)-[0-9a-f]{8}$")
 
 
@@ -181,24 +185,73 @@ def write_folder(out: str | Path, write: Callable[[Path], None], force: bool = F
     return out
 
 
-def write_results(results, out: str | Path, force: bool = False, extra: dict[str, str] | None = None) -> Path:
-    """Write a results folder: manifest, KPIs with intervals, monthly tables, summary, scenario.
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape results."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
-    ``extra`` maps further file names to their text (e.g. ``uncertainty.csv``); it may replace ``summary.txt``.
-    """
+
+def build_manifest(kind: str, **content) -> dict:
+    """The one manifest every results folder carries: ``tool``, ``kind``, package ``versions``, then ``content``."""
+    return {"tool": "cssim", "kind": kind, **content, "versions": content.get("versions") or versions()}
+
+
+def check_format(format: str) -> str:
+    if format not in TABLE_FORMATS:
+        raise CssimError(f"format: {format!r} is not a table format; choose one of {', '.join(TABLE_FORMATS)}")
+    return format
+
+
+def write_table(frame, path: Path, format: str = "csv") -> Path:
+    """Write ``frame`` to ``path`` + ``.csv`` or ``.parquet`` (no index); returns the file written."""
+    check_format(format)
+    path = Path(path)
+    path = path.with_name(f"{path.name}.{format}")
+    if format == "csv":
+        frame.to_csv(path, index=False)
+        return path
+    import pyarrow as pa
+
+    try:
+        frame.to_parquet(path, index=False)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        # A column mixing types (labels and numbers) is written as text, as it reads in the CSV.
+        mixed = {c: frame[c].map(lambda v: None if v is None else str(v)) for c in frame.columns
+                 if frame[c].dtype == object}
+        frame.assign(**mixed).to_parquet(path, index=False)
+    return path
+
+
+def write_tables(out: str | Path, tables, summary: str, manifest: dict, force: bool = False,
+                 format: str = "csv", files: dict[str, str] | None = None,
+                 extra: Callable[[Path], None] | None = None) -> Path:
+    """The one writer of results folders: ``tables`` (stem → DataFrame, or a function returning them, called
+    inside the atomic write so that a failure there leaves nothing) as CSV or Parquet, ``summary.txt``, ``files``
+    (name → text), whatever ``extra(tmp)`` writes (figures), then ``manifest.json``, atomically."""
+    check_format(format)
 
     def write(tmp: Path) -> None:
-        results.kpis().to_csv(tmp / "kpis.csv", index=False)
-        results.kpis_by_replication().to_csv(tmp / "kpis_by_replication.csv", index=False)
-        results.monthly().to_csv(tmp / "monthly.csv", index=False)
-        results.pods_monthly().to_csv(tmp / "monthly_pods.csv", index=False)
-        (tmp / "summary.txt").write_text(results.summary() + "\n")
-        (tmp / "scenario.yaml").write_text(
-            yaml.safe_dump(results.scenario.model_dump(mode="json"), sort_keys=False)
-        )
-        for name, text in (extra or {}).items():
+        for stem, frame in (tables() if callable(tables) else tables).items():
+            write_table(frame, tmp / stem, format)
+        (tmp / "summary.txt").write_text(summary.rstrip("\n") + "\n")
+        for name, text in (files or {}).items():
             (tmp / name).write_text(text)
+        if extra is not None:
+            extra(tmp)
         # The manifest goes last: its presence marks a complete folder.
-        (tmp / MANIFEST).write_text(json.dumps(results.manifest, indent=2, default=str) + "\n")
+        body = {**manifest, "format": format}
+        (tmp / MANIFEST).write_text(json.dumps(body, indent=2, default=str) + "\n")
 
     return write_folder(out, write, force)
+
+
+def write_results(results, out: str | Path, force: bool = False, extra: dict[str, str] | None = None,
+                  format: str = "csv") -> Path:
+    """Write a results folder (:meth:`cssim.SimulationResults.to_folder`): manifest, KPIs with intervals, monthly
+    tables, summary, scenario. ``extra`` maps further file names to their text; it may replace ``summary.txt``."""
+    return results.to_folder(out, force=force, format=format, files=extra)

@@ -30,8 +30,9 @@ from pathlib import Path
 import pandas as pd
 
 from .._version import __version__
+from ..core.contract import Results, Summary
 from ..core.errors import DataError
-from ..core.output import MANIFEST, check_target, write_folder
+from ..core.output import build_manifest, check_target
 from ..core.progress import progress_bar_class
 from ..model.curvefile import FORMAT, load_curves, read_curve
 from .bootstrap import bootstrap_renewal, check_count, resample_customers
@@ -46,9 +47,11 @@ __all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "l
 
 
 
-@dataclass
-class HistoryFitResults:
+@dataclass(repr=False)
+class HistoryFitResults(Results):
     """Every fitted curve of a history, the touch hazard ratios and the renewal model."""
+
+    KIND = "history_fit"
 
     history: History
     fits: dict[str, UnivariateFit] = field(default_factory=dict)  # key "segment/transition"
@@ -73,9 +76,23 @@ class HistoryFitResults:
         return pd.DataFrame(rows)
 
     @property
-    def summary(self) -> pd.DataFrame:
+    def level(self) -> float:
+        """Level of the parameter intervals (lifelines' ``1 - alpha``)."""
+        return 1.0 - next(iter(self.fits.values())).alpha if self.fits else 0.95
+
+    @property
+    def manifest(self) -> dict:
+        return build_manifest(self.KIND, source=self.history.source, level=self.level)
+
+    def summary(self) -> Summary:
         """One row per key × candidate family: log-likelihood, AIC, BIC and whether it was chosen."""
-        return self.candidates()
+        return Summary(self.candidates())
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"km": self.km_table(), "candidates": self.candidates()}
+
+    def files(self) -> dict[str, str]:
+        return {"curves.json": json.dumps(self.to_dict(), indent=2, default=float) + "\n", "fit_report.md": self.report()}
 
     def plot_vs_km(self, key: str, ax=None, families=None):
         """The chosen curve of ``key`` (``segment/transition``) against its Kaplan–Meier band; returns the Axes."""
@@ -244,16 +261,9 @@ def _bootstrap(res: HistoryFitResults, n: int, seed: int, progress: bool) -> Non
             bootstrap_renewal(renewal_designs(res.history, res.renewal), res.renewal, resamples, progress=bar)
 
 
-def write_history_fit(results: HistoryFitResults, out_dir, force: bool = False) -> Path:
+def write_history_fit(results: HistoryFitResults, out_dir, force: bool = False, format: str = "csv") -> Path:
     """Write ``curves.json``, ``fit_report.md``, ``km.csv`` and the manifest atomically into ``out_dir``."""
-    def write(tmp: Path) -> None:
-        (tmp / "curves.json").write_text(json.dumps(results.to_dict(), indent=2, default=float) + "\n")
-        (tmp / "fit_report.md").write_text(results.report())
-        results.km_table().to_csv(tmp / "km.csv", index=False, float_format="%.6g")
-        manifest = {"kind": "history_fit", "source": results.history.source, "versions": {"cssim": __version__}}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-
-    return write_folder(out_dir, write, force)
+    return results.to_folder(out_dir, force=force, format=format)
 
 
 def looks_like_cohort_table(path) -> bool:
@@ -275,7 +285,7 @@ def looks_like_cohort_table(path) -> bool:
 def fit_history_file(
     path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
     bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None, date_format: str | None = None,
-    weighting: str = "akaike", snapshot: dict | None = None,
+    weighting: str = "akaike", snapshot: dict | None = None, format: str = "csv",
 ) -> int:
     """``cssim fit`` for a customer history: read, fit, write the folder, print a summary.
 
@@ -304,7 +314,7 @@ def fit_history_file(
               f"line{'s' if h.dropped != 1 else ''} {shown}")
     results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families,
                           transitions=transitions, weighting=weighting)
-    write_history_fit(results, out_dir, force=force)
+    write_history_fit(results, out_dir, force=force, format=format)
     for key, f in results.fits.items():
         boot = _boot_note(f._bootstrap_block())
         print(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_}"
@@ -329,7 +339,7 @@ def fit_history_file(
     for f in results.fits.values():
         for note in f.notes():
             print(f"note: {note}")
-    print(f"wrote {out_dir}/ (curves.json, fit_report.md, km.csv)")
+    print(f"wrote {out_dir}/ (curves.json, fit_report.md, km.{format}, candidates.{format})")
     use = f"use in a scenario: lifecycle.churn: {{family: fitted, file: {out_dir}/curves.json, key: SEGMENT/churn}}"
     if results.renewal:  # only suggest what the file holds
         keys = ", ".join(sorted(results.renewal))

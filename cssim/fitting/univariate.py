@@ -53,23 +53,11 @@ from ..model.scenario import CurveSpec
 from ..model.uncertainty import averaged_spec
 from ..plots.figures import survival_vs_km
 from .bootstrap import resample_customers, run_refits
+from .families import FAMILY_ORDER, REPORT_ONLY, TRANSITIONS, parse_families
 from .history import HALF_DAY, History
 
 __all__ = ["TRANSITIONS", "durations", "UnivariateFit", "fit_transition", "FAMILY_ORDER", "parse_families"]
 
-TRANSITIONS = ("onboarding", "growth", "at_risk", "recovery", "churn")
-FAMILY_ORDER = (
-    "exponential",
-    "weibull",
-    "lognormal",
-    "loglogistic",
-    "piecewise_exponential",
-    "exponential_gamma",
-    "weibull_gamma",
-    "spline",
-)
-#: Families fitted and scored but without a cssim curve class: reported, never chosen.
-REPORT_ONLY = frozenset({"spline"})
 MIN_EVENTS = 5
 #: A report-only candidate (the spline) this many AIC points ahead of the chosen family is worth a note:
 #: no simulatable family describes the data well.
@@ -82,23 +70,6 @@ EDGE_WINDOW = 0.25
 WEIGHTINGS = ("akaike", "stacking")
 #: Folds of the customers for the cross-validated (stacking) weights.
 CV_FOLDS = 5
-
-
-def parse_families(text: str | None) -> tuple[str, ...] | None:
-    """``--families exponential,weibull`` as a tuple in :data:`FAMILY_ORDER`; ``ValueError`` (one line) if unknown.
-
-    Fewer candidates make fitting much faster (piecewise-exponential and
-    spline fits dominate); at least one must have a cssim curve.
-    """
-    if text is None:
-        return None
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [n for n in names if n not in FAMILY_ORDER]
-    if bad or not names:
-        raise ValueError(f"--families: unknown {', '.join(bad) or '(empty)'}; choose from {', '.join(FAMILY_ORDER)}")
-    if all(n in REPORT_ONLY for n in names):
-        raise ValueError(f"--families: {', '.join(names)} cannot be simulated; add a parametric family")
-    return tuple(f for f in FAMILY_ORDER if f in names)
 
 
 def durations(history: History, transition: str, segment: str | None = None) -> pd.DataFrame:

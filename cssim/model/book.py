@@ -27,10 +27,8 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-import pandas as pd
-
 from ..core.errors import DataError
-from ..core.files import regular_file
+from ..core.files import read_table
 
 __all__ = ["BOOK_STAGES", "read_book", "book_tenures"]
 
@@ -63,12 +61,8 @@ def read_book(path) -> tuple[list[dict], str]:
     label = str(path)
     if not path.exists() and not path.is_symlink():
         raise DataError(f"{label}: book file not found")
-    regular_file(path, label, "a book CSV (one row per customer)", error=DataError)
+    raw = read_table(path, "a book (one row per customer)", error=DataError)
     data = path.read_bytes()
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
-        raise DataError(f"{label}: cannot read as CSV ({str(exc).splitlines()[0]})") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     unknown = [c for c in raw.columns if c not in COLUMNS]
     if unknown:

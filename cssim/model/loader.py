@@ -12,6 +12,7 @@ import hashlib
 import json
 import typing
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from .checks import model_checks
 from .curvefile import load_curves, read_curve
 from .edge import warn_beyond_edge
 from .forecast import read_forecast
-from .scenario import CurveSpec, Scenario, with_tail
+from .scenario import RESOLVED, CurveSpec, Scenario, with_tail
 from .uncertainty import attach_fitted, averaged_spec, fitted_renewal
 from .variants import set_path
 
@@ -470,8 +471,54 @@ def scenario_from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     return scenario
 
 
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``FIELD=VALUE`` (``--set``) as (dotted path, value); the value is read as YAML: ``4`` a number, ``[1, 2]`` a
+    list, ``smb`` text. Raises :class:`ScenarioError` (one line) for anything else."""
+    path, sep, raw = str(text).partition("=")
+    path = path.strip()
+    if not sep or not path or any(not part.strip() for part in path.split(".")):
+        raise ScenarioError(f"--set {text!r}: expected FIELD=VALUE with a dotted field path, e.g. "
+                            "team.pods.smb.headcount=4")
+    try:
+        value = yaml.load(raw, Loader=_ScenarioLoader) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"--set {text!r}: the value is not YAML ({str(exc).splitlines()[0]})") from None
+    return path, value
+
+
+def _apply(data: dict, overrides: Mapping[str, Any] | None, source: str) -> dict:
+    for key, value in (overrides or {}).items():
+        try:
+            data = set_path(data, key, value)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{source}: override {exc}") from None
+    return data
+
+
+#: Overrides that choose how a scenario is run, not what it is: applying them raises no model warning again.
+RUN_SETTINGS = frozenset({"replications", "seed"})
+
+
+def with_overrides(scenario: Scenario, overrides: Mapping[str, Any] | None, source: str | None = None) -> Scenario:
+    """``scenario`` with dotted fields set (``{"team.pods.smb.headcount": 4}``), validated again.
+
+    The one way a scenario is changed after loading (``simulate(replications=...)``, a sweep's run settings,
+    ``synthesize_history``): the same paths and messages as ``load_scenario(overrides=...)`` and ``--set``; the
+    files the scenario names are not read again.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not overrides:
+        return scenario
+    source = source or f"scenario {scenario.name!r}"
+    data = _apply(scenario.model_dump(mode="json", context=RESOLVED), overrides, source)
+    with warnings.catch_warnings():
+        if set(overrides) <= RUN_SETTINGS:
+            warnings.simplefilter("ignore")  # the model did not change: its warnings were given when it loaded
+        return scenario_from_dict(data, source=source)
+
+
 def load_scenario(
-    path: str | Path, overrides: dict[str, Any] | None = None, strict: bool = False, varied: tuple[str, ...] = ()
+    path: str | Path, overrides: Mapping[str, Any] | None = None, strict: bool = False, varied: tuple[str, ...] = ()
 ) -> Scenario:
     """Load, resolve ``extends``, validate and check a scenario file.
 
@@ -482,12 +529,7 @@ def load_scenario(
     (one :class:`ScenarioError` listing them all). ``varied`` names fields a
     search will change (``cssim plan --over``): findings on them are left out.
     """
-    data = read_scenario_dict(path)
-    for key, value in (overrides or {}).items():
-        try:
-            data = set_path(data, key, value)
-        except ScenarioError as exc:
-            raise ScenarioError(f"{path}: override {exc}") from None
+    data = _apply(read_scenario_dict(path), overrides, str(path))
     scenario = scenario_from_dict(data, source=str(path))
     findings = model_checks(scenario, str(path))
     for field in varied:

@@ -4,9 +4,9 @@ Plots know tables and results only by their columns and attributes, so they sit 
 they draw (``results.plot_fan()`` calls down into :mod:`cssim.plots.figures`).
 """
 
+from . import figures
 from .causal import *  # noqa: F403
 from .causal import __all__ as _causal_all
-from . import figures
 from .figures import *  # noqa: F403
 from .figures import __all__ as _figures_all
 

@@ -777,7 +777,7 @@ def headcount_frontier(table, kpi: str = "grr", target: float | None = None, cho
     """
     if hasattr(table, "table") and hasattr(table, "target"):
         plan = table
-        table = plan.table
+        table = plan.table()
         kpi = plan.target.kpi
         target = plan.target.value if target is None else target
         chosen = plan.answer if chosen is None else chosen
@@ -1050,7 +1050,7 @@ def backtest_fan(backtest, metric: str = "active_logos", ax=None):
         # Month m ends m months after the cutoff (month 0: the cutoff itself), shown on its last day.
         return _dates([start + pd.DateOffset(months=int(m)) - pd.Timedelta(days=1) for m in months])
 
-    t = backtest.table[backtest.table["metric"] == metric]
+    t = backtest.table()[backtest.table()["metric"] == metric]
     for i, method in enumerate(m for m in ("cssim", "flat_rate", "constant_hazard") if m in set(t["method"])):
         d = t[t["method"] == method].sort_values("month")
         x = when(d["month"])

@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..core.clock import DAYS_PER_MONTH
 from ..core.output import check_file_target
+from ..model.loader import with_overrides
 from ..model.scenario import Scenario
 from .engine import Engine
 
@@ -93,13 +94,7 @@ def synthesize_history(scenario: Scenario, seed: int | None = None, months: int 
     months : int, optional
         Overrides ``horizon_months`` (how long the history runs).
     """
-    update = {}
-    if seed is not None:
-        update["seed"] = seed
-    if months is not None:
-        update["horizon_months"] = months
-    if update:
-        scenario = scenario.model_copy(update=update)
+    scenario = with_overrides(scenario, {"seed": seed, "horizon_months": months})
     engine = Engine(scenario, rep, record=True)
     engine.run()
     return history_from_records(engine.records, scenario.start_date, scenario.horizon_months * DAYS_PER_MONTH)
