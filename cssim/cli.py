@@ -555,7 +555,7 @@ def _add_fit(sub):
 
 def cmd_fit(args) -> int:
     # lazy: imported when the command runs, so that `cssim --help` starts fast
-    from .fitting.curvesfile import fit_history_file, looks_like_cohort_table
+    from .fitting.curvesfile import looks_like_cohort_table
 
     path = Path(args.data)
     families = _families(args.families)
@@ -575,18 +575,9 @@ def cmd_fit(args) -> int:
         snapshot = {"duration": args.duration, "event": args.event, "segment": args.segment,
                     "duration_unit": args.duration_unit}
     elif looks_like_cohort_table(path):
-        try:
-            # lazy: imported when the command runs, so that `cssim --help` starts fast
-            from .fitting.cohorts import fit_cohort_file
-        except ImportError as exc:
-            raise CssimError(
-                f"{path}: looks like a cohort table (cohort, period, active), but cohort fitting is not available "
-                f"in this installation ({exc})"
-            ) from None
         if args.bootstrap:
             raise CssimError(f"{path}: --bootstrap applies to customer histories; this file is a cohort table")
-        return fit_cohort_file(path, args.out, until=args.until, horizon=args.horizon, force=args.force,
-                               format=args.format)
+        return _fit_cohort_table(path, args)
     if args.until is not None or args.horizon is not None:
         raise CssimError(f"{path}: --until and --horizon apply to cohort tables; this file is a customer history")
     segments = None
@@ -595,12 +586,51 @@ def cmd_fit(args) -> int:
         from .model.loader import load_scenario
 
         segments = list(load_scenario(args.scenario).segments)
-    return fit_history_file(
-        path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
-        segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
-        families=families, date_format=args.date_format, weighting=args.weighting, snapshot=snapshot,
-        format=args.format,
-    )
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_target
+    from .fitting.bootstrap import check_count
+    from .fitting.curvesfile import fit_history, fit_lines, read_fit_source
+
+    try:
+        check_count(args.bootstrap, args.seed)
+    except ValueError as exc:
+        raise CssimError(str(exc)) from None
+    check_target(Path(args.out), args.force)
+    h, transitions = read_fit_source(path, snapshot, segments, args.drop_bad_rows, args.extract_date,
+                                     args.date_format)
+    if h.dropped:
+        shown = ", ".join(map(str, h.dropped_lines[:20])) + (", ..." if len(h.dropped_lines) > 20 else "")
+        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept): "
+              f"line{'s' if h.dropped != 1 else ''} {shown}")
+    results = fit_history(h, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet, families=families,
+                          transitions=transitions, weighting=args.weighting)
+    results.to_folder(args.out, force=args.force, format=args.format)
+    lines = fit_lines(results, args.out)
+    print("\n".join(lines[:-1]))
+    print(f"wrote {args.out}/ (curves.json, fit_report.md, km.{args.format}, candidates.{args.format})")
+    print(lines[-1])
+    return 0
+
+
+def _fit_cohort_table(path: Path, args) -> int:
+    """``cssim fit`` for a cohort table: read, fit, write the folder, print the report."""
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_target
+
+    try:
+        # lazy: imported when the command runs, so that `cssim --help` starts fast
+        from .fitting.cohorts import fit_cohorts, read_cohort_table
+    except ImportError as exc:
+        raise CssimError(
+            f"{path}: looks like a cohort table (cohort, period, active), but cohort fitting is not available "
+            f"in this installation ({exc})"
+        ) from None
+    check_target(Path(args.out), args.force)
+    results = fit_cohorts(read_cohort_table(path), until=args.until, horizon=args.horizon)
+    results.to_folder(args.out, force=args.force, format=args.format)
+    print(results.report())
+    print(f"wrote {args.out}/ (projection.{args.format}, cohort_fit.json, fit_report.md)")
+    return 0
 
 
 def _add_synth(sub):
@@ -655,17 +685,28 @@ def _add_touch_effects(sub):
 
 def cmd_touch_effects(args) -> int:
     # lazy: imported when the command runs, so that `cssim --help` starts fast
-    from .fitting.causal import touch_effects_file
+    from .core.output import check_target
+    from .fitting.causal import TouchEffects, touch_table
 
     if args.trim is not None and not 0.0 <= args.trim < 0.5:
         raise CssimError(f"--trim: must be in [0, 0.5), got {args.trim}")
     if args.truncate is not None and not 0.0 < args.truncate < 0.5:
         raise CssimError(f"--truncate: must be in (0, 0.5), got {args.truncate}")
-    return touch_effects_file(
-        args.history, transition=args.transition, covariates=args.covariates, out=args.out, force=args.force,
-        duration=args.duration, event=args.event, group=args.group, entry=args.entry, reference=args.reference,
-        trim=args.trim, truncate=args.truncate, format=args.format,
-    )
+    path = Path(args.history)
+    out = Path(args.out) if args.out else Path("results") / f"{path.stem}-touch-effects"
+    check_target(out, args.force)
+    frame, names, entry = touch_table(path, args.transition, args.covariates, args.duration, args.event, args.group,
+                                      args.entry)
+    te = TouchEffects(
+        frame, duration=args.duration or "duration", event=args.event or "event", group=args.group or "touch_model",
+        covariates=names, entry=entry, reference=args.reference, trim=args.trim, truncate=args.truncate,
+        source=str(path), transition=args.transition,
+    ).fit()
+    te.to_folder(out, force=args.force, format=args.format)
+    print(te.report())
+    tables = ", ".join(f"{stem}.{args.format}" for stem in ("touch_effects", "balance", "overlap"))
+    print(f"\nwrote {out}/ ({tables}, summary.txt, effects.json, touch_effects_forest.png, covariate_balance.png)")
+    return 0
 
 
 def _add_backtest(sub):

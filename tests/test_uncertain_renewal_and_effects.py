@@ -20,8 +20,9 @@ from conftest import small_scenario_dict
 
 from cssim import ScenarioError, load_scenario, scenario_from_dict, simulate
 from cssim.analysis.decompose import decompose
+from cssim.model.loader import fitted_renewal
 from cssim.model.scenario import Z95, RenewalSpec
-from cssim.model.uncertainty import fitted_renewal, replication_effects, replication_renewal
+from cssim.model.uncertainty import replication_effects, replication_renewal
 from cssim.sim.engine import Engine
 
 LOGIT93 = math.log(0.93 / 0.07)

@@ -65,7 +65,7 @@ import pandas as pd
 from ..core.contract import Results, Summary
 from ..core.errors import DataError
 from ..core.files import read_table
-from ..core.output import build_manifest, check_target
+from ..core.output import build_manifest
 from ..model.scenario import Z95
 from ..plots.causal import covariate_balance, touch_effects_forest
 from ..plots.figures import save
@@ -74,7 +74,7 @@ from .snapshot import read_flags
 from .univariate import TRANSITIONS, durations
 
 __all__ = [
-    "TouchEffects", "touch_effects", "touch_frame_from_history", "touch_effects_file", "SUMMARY_COLUMNS", "METHODS",
+    "TouchEffects", "touch_effects", "touch_frame_from_history", "touch_table", "SUMMARY_COLUMNS", "METHODS",
 ]
 
 METHODS = ("naive", "adjusted", "ipw")
@@ -711,15 +711,18 @@ def touch_frame_from_history(history, transition: str = "churn", covariates: Seq
     return out, names
 
 
-# --------------------------------------------------------------------------- command line
+# --------------------------------------------------------------------------- from a file
 
 
 def _read_table(path: Path) -> pd.DataFrame:
     return read_table(path, "a per-customer table", error=DataError, text=False)
 
 
-def _frame_for_cli(path: Path, transition, covariates, duration, event, group, entry):
-    """(table, covariate columns, entry column) for ``cssim touch-effects``."""
+def touch_table(path, transition: str = "churn", covariates: str | None = None, duration=None, event=None,
+                group=None, entry=None):
+    """(table, covariate columns, entry column) of a file for :class:`TouchEffects`: a customer history's
+    ``transition`` episodes, or any per-customer table whose columns ``duration``, ``event`` and ``group`` name."""
+    path = Path(path)
     explicit = any(v is not None for v in (duration, event, group))
     covs = None if covariates is None else [c.strip() for c in covariates.split(",") if c.strip()]
     if not explicit:
@@ -749,26 +752,3 @@ def _frame_for_cli(path: Path, transition, covariates, duration, event, group, e
         else:
             names.append(c)
     return frame, names, entry
-
-
-def touch_effects_file(path, transition: str = "churn", covariates: str | None = None, out=None,
-                       force: bool = False, duration=None, event=None, group=None, entry=None,
-                       reference=None, trim=None, truncate=None, format: str = "csv") -> int:
-    """``cssim touch-effects``: estimate, print, and write ``touch_effects.csv``, ``balance.csv``,
-    ``overlap.csv``, ``summary.txt``, ``effects.json`` and the two figures atomically into ``out``."""
-
-    path = Path(path)
-    out = Path(out) if out else Path("results") / f"{path.stem}-touch-effects"
-    check_target(out, force)
-    frame, names, entry_col = _frame_for_cli(path, transition, covariates, duration, event, group, entry)
-    te = TouchEffects(
-        frame, duration=duration or "duration", event=event or "event", group=group or "touch_model",
-        covariates=names, entry=entry_col, reference=reference, trim=trim, truncate=truncate,
-        source=str(path), transition=transition,
-    ).fit()
-    report = te.report()
-    te.to_folder(out, force=force, format=format)
-    print(report)
-    tables = ", ".join(f"{stem}.{format}" for stem in ("touch_effects", "balance", "overlap"))
-    print(f"\nwrote {out}/ ({tables}, summary.txt, effects.json, touch_effects_forest.png, covariate_balance.png)")
-    return 0

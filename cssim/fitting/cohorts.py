@@ -66,7 +66,7 @@ from scipy.special import betaln, gammaln
 from ..core.clock import DAYS_PER_YEAR
 from ..core.contract import Results, Summary
 from ..core.errors import DataError
-from ..core.output import build_manifest, check_target
+from ..core.output import build_manifest
 from ..model.uncertainty import with_uncertainty
 from .tables import read_text_table
 
@@ -78,7 +78,6 @@ __all__ = [
     "is_cohort_table",
     "read_cohort_table",
     "fit_cohorts",
-    "fit_cohort_file",
     "side_by_side_table",
 ]
 
@@ -956,17 +955,3 @@ def fit_cohorts(
 def write_cohort_fit(results: CohortFitResults, out_dir, force: bool = False, format: str = "csv") -> Path:
     """Write ``projection.csv``, ``cohort_fit.json`` and ``fit_report.md`` atomically into ``out_dir``."""
     return results.to_folder(out_dir, force=force, format=format)
-
-
-def fit_cohort_file(
-    path, out_dir, until: int | None = None, horizon: int | None = None, force: bool = False, format: str = "csv",
-    **kwargs
-) -> int:
-    """``cssim fit`` for a cohort table: read, fit, write the folder, print a summary; returns the exit code."""
-    check_target(Path(out_dir), force)
-    table = read_cohort_table(path)
-    results = fit_cohorts(table, until=until, horizon=horizon, **kwargs)
-    write_cohort_fit(results, out_dir, force=force, format=format)
-    print(results.report())
-    print(f"wrote {out_dir}/ (projection.{format}, cohort_fit.json, fit_report.md)")
-    return 0

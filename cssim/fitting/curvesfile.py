@@ -32,7 +32,7 @@ import pandas as pd
 from .._version import __version__
 from ..core.contract import Results, Summary
 from ..core.errors import DataError
-from ..core.output import build_manifest, check_target
+from ..core.output import build_manifest
 from ..core.progress import progress_bar_class
 from ..model.curvefile import FORMAT, load_curves, read_curve
 from .bootstrap import bootstrap_renewal, check_count, resample_customers
@@ -42,7 +42,7 @@ from .history import History, read_history
 from .snapshot import read_snapshot
 from .univariate import FAMILY_ORDER, TRANSITIONS, UnivariateFit, durations
 
-__all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "fit_history_file",
+__all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "read_fit_source", "fit_lines",
            "looks_like_cohort_table"]
 
 
@@ -282,69 +282,55 @@ def looks_like_cohort_table(path) -> bool:
     return is_cohort_table(cols) and "customer_id" not in names
 
 
-def fit_history_file(
-    path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
-    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None, date_format: str | None = None,
-    weighting: str = "akaike", snapshot: dict | None = None, format: str = "csv",
-) -> int:
-    """``cssim fit`` for a customer history: read, fit, write the folder, print a summary.
-
-    ``snapshot`` (``duration``, ``event``, optional ``segment`` and ``duration_unit``) reads ``path`` as a
-    snapshot table instead (:mod:`cssim.fitting.snapshot`) and fits its ``churn`` curves.
-    """
-    try:
-        check_count(bootstrap, seed)
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
-    check_target(Path(out_dir), force)
-    transitions = TRANSITIONS
-    if snapshot is not None:
-        h = read_snapshot(path, extract_date=extract_date, **snapshot)
-        if segments is not None:
-            unknown = sorted(set(h.segments) - set(segments))
-            if unknown:
-                raise DataError(f"{path}: segment {unknown[0]!r} is not in the scenario (allowed: {', '.join(segments)})")
-        transitions = ("churn",)
-    else:
+def read_fit_source(path, snapshot: dict | None = None, segments=None, drop_bad_rows: bool = False,
+                    extract_date=None, date_format: str | None = None) -> tuple[History, tuple[str, ...]]:
+    """The history ``cssim fit`` fits and the transitions to fit: a customer history, or with ``snapshot``
+    (``duration``, ``event``, optional ``segment`` and ``duration_unit``) a snapshot table
+    (:mod:`cssim.fitting.snapshot`) whose ``churn`` curves are fitted. ``segments`` are the only ones allowed."""
+    if snapshot is None:
         h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date,
                          date_format=date_format)
-    if h.dropped:
-        shown = ", ".join(map(str, h.dropped_lines[:20])) + (", ..." if len(h.dropped_lines) > 20 else "")
-        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept): "
-              f"line{'s' if h.dropped != 1 else ''} {shown}")
-    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families,
-                          transitions=transitions, weighting=weighting)
-    write_history_fit(results, out_dir, force=force, format=format)
+        return h, TRANSITIONS
+    h = read_snapshot(path, extract_date=extract_date, **snapshot)
+    if segments is not None:
+        unknown = sorted(set(h.segments) - set(segments))
+        if unknown:
+            raise DataError(f"{path}: segment {unknown[0]!r} is not in the scenario (allowed: {', '.join(segments)})")
+    return h, ("churn",)
+
+
+def fit_lines(results: HistoryFitResults, out_dir) -> list[str]:
+    """What ``cssim fit`` says about a history fit: each curve, its weights and data edge, the renewal and touch
+    models, the notes, and how a scenario uses the file."""
+    lines = []
     for key, f in results.fits.items():
         boot = _boot_note(f._bootstrap_block())
-        print(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_}"
-              + (f"; {boot})" if boot else ")"))
+        lines.append(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_}"
+                     + (f"; {boot})" if boot else ")"))
         weights = [(fam, w) for fam, w in f.weights_.sort_values(ascending=False).items() if w >= 0.01]
         if len(weights) > 1:
-            print(f"  averaged by default ({f.weighting} weights): "
-                  + ", ".join(f"{fam} {w:.0%}" for fam, w in weights))
+            lines.append(f"  averaged by default ({f.weighting} weights): "
+                         + ", ".join(f"{fam} {w:.0%}" for fam, w in weights))
         e = f.edge_
-        print(f"  data edge: {e['edge']:.0f} days (at least {e['min_at_risk']} at risk up to there; longest "
-              f"observed {e['observed_max']:.0f}); beyond it a rising hazard is held at its level (tail: auto)")
+        lines.append(f"  data edge: {e['edge']:.0f} days (at least {e['min_at_risk']} at risk up to there; longest "
+                     f"observed {e['observed_max']:.0f}); beyond it a rising hazard is held at its level (tail: auto)")
     for seg, r in results.renewal.items():
         boot = _boot_note(r.get("parameters", {}))
         mapped = ", ".join(f"{k} {v:.3g}" for k, v in r["renewal"].items())
-        print(f"renewal {seg}: {mapped} ({r['renewals_renewed']}/{r['renewals_due']} renewed"
-              + (f"; {boot})" if boot else ")"))
+        lines.append(f"renewal {seg}: {mapped} ({r['renewals_renewed']}/{r['renewals_due']} renewed"
+                     + (f"; {boot})" if boot else ")"))
     te = results.touch_effects
     if te is not None:
         for _, r in te[te["touch_model"].notna()].iterrows():
-            print(f"touch {r['touch_model']} vs {r['reference']} on {r['transition']}: HR {r['hr']:.2f} "
-                  f"({r['lower']:.2f}–{r['upper']:.2f})")
+            lines.append(f"touch {r['touch_model']} vs {r['reference']} on {r['transition']}: HR {r['hr']:.2f} "
+                         f"({r['lower']:.2f}–{r['upper']:.2f})")
     for f in results.fits.values():
-        for note in f.notes():
-            print(f"note: {note}")
-    print(f"wrote {out_dir}/ (curves.json, fit_report.md, km.{format}, candidates.{format})")
+        lines.extend(f"note: {note}" for note in f.notes())
     use = f"use in a scenario: lifecycle.churn: {{family: fitted, file: {out_dir}/curves.json, key: SEGMENT/churn}}"
     if results.renewal:  # only suggest what the file holds
         keys = ", ".join(sorted(results.renewal))
         use += f"; renewal: {{fitted: {{file: {out_dir}/curves.json, key: SEGMENT}}}} (SEGMENT: {keys})"
     else:
         use += "; no renewal model (the history records no renewals): set each segment's renewal block by hand"
-    print(use + " (docs/fitting.md)")
-    return 0
+    lines.append(use + " (docs/fitting.md)")
+    return lines

@@ -10,12 +10,14 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 import typing
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -27,8 +29,8 @@ from .checks import model_checks
 from .curvefile import load_curves, read_curve
 from .edge import warn_beyond_edge
 from .forecast import read_forecast
-from .scenario import RESOLVED, CurveSpec, Scenario, with_tail
-from .uncertainty import attach_fitted, averaged_spec, fitted_renewal
+from .scenario import RESOLVED, CurveSpec, FittedRenewal, RenewalSpec, Scenario, with_tail
+from .uncertainty import MAX_SE, attach_fitted, averaged_spec
 from .variants import set_path
 
 __all__ = [
@@ -237,6 +239,71 @@ def _fitted_curve(ref: dict) -> dict:
         block = attach_fitted(dict(spec), entry.get("parameters"), label=ref["key"]).get("uncertainty")
     resolved = with_tail(resolved, entry.get("edge"), ref.get("tail"))
     return {**ref, "sha256": digest, "resolved": resolved, "uncertainty": block}
+
+
+#: A fitted renewal Logit's coefficient names (``cssim fit``) → the scenario's renewal coefficients.
+_RENEWAL_NAMES = {"const": "logit_healthy", "at_risk": "log_or_at_risk", "onboarding": "log_or_not_activated",
+                  "not_activated": "log_or_not_activated"}
+
+
+def fitted_renewal(data: dict) -> dict:
+    """A ``renewal`` block with ``fitted: {file, key}`` resolved from a curves file's renewal model.
+
+    Fills ``healthy``, ``at_risk``, ``not_activated_odds_ratio`` (a state the fit
+    could not separate gets no effect: at_risk = healthy, odds ratio 1) and the
+    ``uncertainty`` of their coefficients (touch-model terms are left out: the
+    touch models' own ``renewal_odds`` carry them). Raises ``ValueError`` (one
+    line) for a missing file or key, a changed file, a model the data do not
+    identify, or a field given both explicitly and by the fit.
+    """
+    ref = data["fitted"]
+    if not isinstance(ref, FittedRenewal):
+        try:
+            ref = FittedRenewal.model_validate(ref)
+        except ValidationError:
+            return data  # the field's own validation reports it, under its path
+    try:
+        stored = load_curves(ref.file)
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
+    if ref.sha256 is not None and ref.sha256 != stored["sha256"]:
+        raise ValueError(
+            f"{ref.file}: file changed since this scenario was resolved (sha256 {stored['sha256'][:12]}..., "
+            f"expected {ref.sha256[:12]}...); drop sha256 to accept the new fit"
+        )
+    models = stored.get("renewal") or {}
+    if ref.key not in models:
+        have = ", ".join(sorted(models)) or "none"
+        raise ValueError(f"{ref.file}: no renewal model {ref.key!r}; the file has: {have}")
+    params = models[ref.key].get("parameters")
+    if not isinstance(params, dict):
+        raise ValueError(f"{ref.file}: renewal model {ref.key!r} has no coefficients; refit with this cssim version")
+    names = list(params["names"])
+    keep = [i for i, n in enumerate(names) if n in _RENEWAL_NAMES]
+    est = np.asarray(params["estimates"], dtype=float)[keep]
+    cov = np.asarray(params["covariance"], dtype=float)[np.ix_(keep, keep)]
+    for i, k in enumerate(keep):
+        se = math.sqrt(cov[i, i]) if cov[i, i] >= 0 else math.nan
+        if not (math.isfinite(se) and se <= MAX_SE):
+            raise ValueError(
+                f"{ref.file}: renewal model {ref.key!r} is not identified by the data (coefficient {names[k]} has "
+                f"standard error {se:.3g} on the logit scale; e.g. nearly every renewal shares one state or touch); "
+                "set healthy / at_risk / not_activated_odds_ratio by hand"
+            )
+    coef = {_RENEWAL_NAMES[names[k]]: float(est[i]) for i, k in enumerate(keep)}
+    model = RenewalSpec().with_coefficients({"log_or_at_risk": 0.0, "log_or_not_activated": 0.0, **coef})
+    fields = {k: getattr(model, k) for k in ("healthy", "at_risk", "not_activated_odds_ratio")}
+    for name, value in fields.items():
+        if name in data and abs(float(data[name]) - value) > 1e-9 * max(1.0, abs(value)):
+            raise ValueError(
+                f"{name}: given as {data[name]} but the fitted model ({ref.file}, {ref.key!r}) says {value:.6g}; "
+                "give one or the other"
+            )
+    block = {"names": [_RENEWAL_NAMES[names[k]] for k in keep], "estimates": est.tolist(), "covariance": cov.tolist()}
+    if params.get("bootstrap"):
+        block["bootstrap"] = np.asarray(params["bootstrap"], dtype=float)[:, keep].tolist()
+    resolved = {**ref.model_dump(), "sha256": stored["sha256"]}
+    return {**data, **fields, "uncertainty": block, "fitted": resolved}
 
 
 def _acquisition(ref: dict) -> dict:
