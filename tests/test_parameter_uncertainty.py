@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,6 +323,11 @@ def test_coverage_with_parameter_uncertainty_is_nominal_and_without_it_is_not():
     assert without_cov <= 0.6, without_cov
     assert with_cov - without_cov >= 0.3
     assert with_width > 2 * without_width
+    # docs/model.md states the figures this test computes.
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text().split())
+    assert (f"covered the true value in {with_cov:.0%} of {N_FITS} fits with parameter uncertainty (mean width "
+            f"{with_width * 100:.1f} points) and in {without_cov:.0%} without ({without_width * 100:.1f} points)"
+            ).replace("%", " %") in doc
 
 
 def test_unidentified_fitted_parameter_is_not_drawn_from_its_asymptotic_covariance():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -344,6 +345,11 @@ def test_fitted_renewal_coverage_is_nominal_with_uncertainty_and_not_without(tmp
     assert 0.80 <= with_cov <= 0.99, with_cov
     assert without_cov <= 0.65, without_cov
     assert with_width > 1.5 * without_width
+    # docs/model.md states the figures this test computes.
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text().split())
+    assert (f"covered the true probability in {with_cov:.0%} of 60 fits with uncertainty (mean width "
+            f"{with_width * 100:.1f} points) and {without_cov:.0%} without ({without_width * 100:.1f} points)"
+            ).replace("%", " %") in doc
 
 
 def test_extending_a_scenario_with_a_fitted_renewal_model_replaces_the_parents_values(tmp_path):
