@@ -213,7 +213,7 @@ def cmd_run(args) -> int:
         raise CssimError(f"{out}: cannot write the results folder ({exc.strerror or exc}); nothing was written") from None
     print(results.summary())
     if decomposition is not None:
-        print("\n" + decomposition.summary())
+        print(f"\n{decomposition.summary()}")
     listed = ", ".join(f"{stem}.{args.format}" for stem in ("kpis", "monthly", "monthly_pods")) + ", manifest.json"
     listed += ", uncertainty.csv" if extra else ""
     print(f"\nwrote {out}/ ({listed})")
