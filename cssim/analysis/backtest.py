@@ -66,16 +66,18 @@ import yaml
 from ..core.clock import DAYS_PER_MONTH
 from ..core.contract import Results, Summary
 from ..core.errors import DataError
-from ..core.files import read_table
 from ..core.output import build_manifest
 from ..fitting.curvesfile import HistoryFitResults
-from ..fitting.history import DATE_COLUMNS, read_history
+from ..fitting.history import read_history
 from ..fitting.univariate import FAMILY_ORDER, REPORT_ONLY, TRANSITIONS, UnivariateFit, durations
 from ..model.forecast import FORMAT, VERSION, month_index, month_label
 from ..model.loader import read_scenario_dict, scenario_from_dict
 from ..model.scenario import TAIL_POLICIES, RenewalSpec, with_tail
 from ..model.uncertainty import attach_fitted
 from ..plots.figures import backtest_calibration, backtest_fan, save
+from .baselines import N_ACQUISITION_PATHS, TRAILING_MONTHS, acquisition_paths, baseline_rates, simulate_baseline
+from .cutoff import METRICS, actual_paths, book_at, censor_history, date_column, read_raw_history
+from .scoring import LEVEL, estimation_share, score
 from .simulate import simulate
 
 __all__ = ["BacktestResults", "backtest", "censor_history", "book_at", "estimation_share", "write_backtest", "METHODS",
@@ -85,203 +87,8 @@ METHODS = ("cssim", "cssim_best", "cssim_point", "flat_rate", "constant_hazard")
 MODEL_UNCERTAINTY = ("averaged", "best")
 PARAMETER_UNCERTAINTY = ("none", "asymptotic", "bootstrap")
 BOOTSTRAP_REFITS = 200
-METRICS = ("active_logos", "arr", "churned", "renewed")
-LEVEL = 0.9
-CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 MIN_CHURN_EVENTS = 5
-TRAILING_MONTHS = 12
 _CURVED = ("onboarding", "growth", "at_risk", "recovery", "churn")
-
-
-# --------------------------------------------------------------------------- history at a cutoff
-
-
-def _read(path) -> pd.DataFrame:
-    return read_table(path, "a customer-history file", error=DataError)
-
-
-def _dates(frame: pd.DataFrame, col: str) -> pd.Series:
-    if col not in frame:
-        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
-    return pd.to_datetime(frame[col].replace("", None), errors="coerce", format="ISO8601")  # validated by read_history
-
-
-def censor_history(raw: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
-    """The history as an extract taken on ``cutoff`` would have shown it (raw string table)."""
-    cut = pd.Timestamp(cutoff)
-    out = raw[_dates(raw, "signed_date") <= cut].copy()
-    for col in DATE_COLUMNS:
-        if col in out and col != "signed_date":
-            later = _dates(out, col) > cut
-            out.loc[later, col] = ""
-    if "recovered_date" in out and "first_at_risk_date" in out:
-        out.loc[out["first_at_risk_date"] == "", "recovered_date"] = ""
-    if "observed_from" in out:
-        # A customer whose observation window opened after the cutoff was not yet observed.
-        out = out[_dates(out, "observed_from").isna() | (_dates(out, "observed_from") <= cut)]
-    if "renewal_log" in out:
-        def keep(log: str) -> str:
-            entries = [e.strip() for e in str(log).split(";") if e.strip()]
-            return "; ".join(e for e in entries if pd.Timestamp(e.split()[0]) <= cut)
-
-        out["renewal_log"] = out["renewal_log"].map(keep)
-        entries = out["renewal_log"].map(lambda s: [e for e in s.split(";") if e.strip()])
-        out["renewals_due"] = entries.map(len).astype(str)
-        out["renewals_renewed"] = entries.map(lambda es: sum(" renewed" in e for e in es)).astype(str)
-    else:
-        out = out.drop(columns=[c for c in ("renewals_due", "renewals_renewed") if c in out])
-    out["extract_date"] = cutoff.isoformat()
-    return out
-
-
-def book_at(
-    frame: pd.DataFrame, cutoff: dt.date, signing_days: dict[str, float], touch_models=()
-) -> dict[str, pd.DataFrame]:
-    """Per segment, the customers active at ``cutoff`` as a starting book (see :mod:`cssim.book`)."""
-    cut = pd.Timestamp(cutoff)
-    d = {c: _dates(frame, c) for c in ("signed_date", "kickoff_date", "onboarded_date", "matured_date",
-                                         "first_at_risk_date", "recovered_date", "churn_date")}
-    active = (d["signed_date"] <= cut) & (d["churn_date"].isna() | (d["churn_date"] > cut))
-    books = {}
-    for seg in sorted(frame.loc[active, "segment"].unique()):
-        rows = []
-        for i in frame.index[active & (frame["segment"] == seg)]:
-            def known(col, i=i):
-                v = d[col][i]
-                return v if pd.notna(v) and v <= cut else None
-
-            signed = d["signed_date"][i]
-            kickoff = known("kickoff_date")
-            if kickoff is None and known("onboarded_date") is None:
-                start = signed + pd.Timedelta(days=signing_days.get(seg, 14.0))
-                kickoff = start if start <= cut else None
-            if known("matured_date") is not None:
-                stage, since = "maturity", known("matured_date")
-            elif known("onboarded_date") is not None:
-                stage, since = "growth", known("onboarded_date")
-            elif kickoff is not None:
-                stage, since = "onboarding", kickoff
-            else:
-                stage, since = "signing", signed
-            risk, rec = known("first_at_risk_date"), known("recovered_date")
-            at_risk = risk is not None and rec is None
-            tm = frame.at[i, "touch_model"] if "touch_model" in frame else ""
-            rows.append(
-                {
-                    "customer_id": frame.at[i, "customer_id"],
-                    "arr": float(frame.at[i, "arr"]),
-                    "touch_model": tm if tm in touch_models else "",
-                    "signed_date": signed.date().isoformat(),
-                    "stage": stage,
-                    "at_risk": int(at_risk),
-                    "days_in_stage": float((cut - since).days),
-                    "days_at_risk": float((cut - risk).days) if at_risk else "",
-                }
-            )
-        books[seg] = pd.DataFrame(rows)
-    return books
-
-
-def actual_paths(frame: pd.DataFrame, cutoff: dt.date, months: int) -> pd.DataFrame:
-    """What happened, per month after the cutoff: active logos and ARR at month end, churned and renewed in it."""
-    start = pd.Timestamp(cutoff)
-    signed, churn = _dates(frame, "signed_date"), _dates(frame, "churn_date")
-    arr = pd.to_numeric(frame["arr"], errors="coerce").fillna(0.0).to_numpy()
-    renewed_days = []
-    if "renewal_log" in frame:
-        for log in frame["renewal_log"]:
-            for e in str(log).split(";"):
-                parts = e.split()
-                if len(parts) >= 2 and parts[1] == "renewed":
-                    renewed_days.append((pd.Timestamp(parts[0]) - start).days)
-    renewed_days = np.asarray(renewed_days, dtype=float)
-    s_day = (signed - start).dt.days.to_numpy(dtype=float)
-    c_day = (churn - start).dt.days.to_numpy(dtype=float)
-    c_day = np.where(np.isnan(c_day), np.inf, c_day)
-    rows = []
-    for m in range(1, months + 1):
-        lo, hi = (m - 1) * DAYS_PER_MONTH, m * DAYS_PER_MONTH
-        alive = (s_day <= math.floor(hi)) & (c_day > math.floor(hi))
-        rows.append(
-            {
-                "month": m,
-                "active_logos": float(alive.sum()),
-                "arr": float(arr[alive].sum()),
-                "churned": float(((c_day > math.floor(lo)) & (c_day <= math.floor(hi))).sum()),
-                "renewed": float(((renewed_days > math.floor(lo)) & (renewed_days <= math.floor(hi))).sum()),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- baselines
-
-
-def _baseline_rates(known: pd.DataFrame, cutoff: dt.date) -> dict[str, dict[str, float]]:
-    """Per segment: flat trailing monthly churn rate and constant-hazard (exponential MLE) monthly rate."""
-    cut = pd.Timestamp(cutoff)
-    signed, churn = _dates(known, "signed_date"), _dates(known, "churn_date")
-    entry = _dates(known, "observed_from").fillna(signed)
-    entry = entry.where(entry > signed, signed)
-    out = {}
-    for seg in sorted(known["segment"].unique()):
-        m = known["segment"] == seg
-        s, c, e = signed[m], churn[m], entry[m]
-        # Flat rate: churned in the trailing window ÷ customer-months active in it.
-        events, exposure = 0.0, 0.0
-        for k in range(TRAILING_MONTHS):
-            a = cut - pd.Timedelta(days=(TRAILING_MONTHS - k) * DAYS_PER_MONTH)
-            b = a + pd.Timedelta(days=DAYS_PER_MONTH)
-            at_start = (s <= a) & (c.isna() | (c > a))
-            exposure += at_start.sum()
-            events += (at_start & c.notna() & (c > a) & (c <= b)).sum()
-        end = c.fillna(cut).clip(upper=cut)
-        days = (end - e).dt.days.clip(lower=0).sum()
-        n_events = int(c.notna().sum())
-        hazard = n_events / days if days > 0 else 0.0
-        out[seg] = {
-            "flat_rate": events / exposure if exposure > 0 else 0.0,
-            "constant_hazard": 1.0 - math.exp(-hazard * DAYS_PER_MONTH),
-            "events": n_events,
-        }
-    return out
-
-
-N_ACQUISITION_PATHS = 500
-
-
-def acquisition_paths(n_recent: int, months: int, rng: np.random.Generator, uncertain: bool = True) -> np.ndarray:
-    """(paths × months) new-logo counts after the cutoff, given ``n_recent`` arrivals in the 12 months before it.
-
-    Each path is Poisson month by month around its own rate, drawn from the
-    rate's posterior Gamma(n + ½, 12 per year) (Jeffreys prior) when
-    ``uncertain``; otherwise every path uses the point estimate n / 12.
-    """
-    if uncertain:
-        lam = rng.gamma(n_recent + 0.5, 1.0 / TRAILING_MONTHS, size=N_ACQUISITION_PATHS)
-    else:
-        lam = np.full(N_ACQUISITION_PATHS, n_recent / TRAILING_MONTHS)
-    return rng.poisson(lam[:, None], size=(N_ACQUISITION_PATHS, months))
-
-
-def _simulate_baseline(rate: float, book_arr: np.ndarray, arrivals: np.ndarray, new_arr: np.ndarray, months: int,
-                       reps: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Customer-level constant monthly churn ``rate``; ``arrivals``: (reps × months) new logos.
-
-    Returns (reps × months) arrays of the metrics.
-    """
-    out = {k: np.zeros((reps, months)) for k in METRICS}
-    pool = new_arr if len(new_arr) else np.array([0.0])
-    for r in range(reps):
-        arr = book_arr.copy()
-        for m in range(months):
-            leave = rng.random(len(arr)) < rate
-            out["churned"][r, m] = leave.sum()
-            arr = np.concatenate([arr[~leave], rng.choice(pool, size=int(arrivals[r, m]))])
-            out["active_logos"][r, m] = len(arr)
-            out["arr"][r, m] = arr.sum()
-    out["renewed"][:] = np.nan  # these baselines say nothing about renewals
-    return out
 
 
 # --------------------------------------------------------------------------- the forecast scenario
@@ -461,78 +268,6 @@ def _renewal_rates(history, segment: str, min_due: int = 10, uncertainty: bool =
             out["uncertainty"] = {"names": ["logit_healthy"], "estimates": [coef["logit_healthy"]],
                                   "covariance": [[vh]]}
     return out
-
-
-# --------------------------------------------------------------------------- scoring
-
-
-def _summaries(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    a = (1 - level) / 2
-    return samples.mean(axis=0), np.quantile(samples, a, axis=0), np.quantile(samples, 1 - a, axis=0)
-
-
-def score(
-    actual: pd.DataFrame, samples: dict[str, dict[str, np.ndarray]], level: float = LEVEL
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(backtest table, scores table) from per-method (reps × months) samples and the actual path."""
-    rows, scores = [], []
-    for method, by_metric in samples.items():
-        for metric in METRICS:
-            x = by_metric[metric]
-            act = actual[metric].to_numpy()
-            if np.isnan(x).all():
-                continue
-            mean, lo, hi = _summaries(x, level)
-            for m in range(len(act)):
-                rows.append({"month": m + 1, "metric": metric, "method": method, "actual": act[m],
-                             "mean": mean[m], "lo": lo[m], "hi": hi[m]})
-            nz = act != 0
-            inside = (act >= lo) & (act <= hi)
-            calib = {f"coverage_{int(round(lv * 100))}": float(np.mean(
-                (act >= _summaries(x, lv)[1]) & (act <= _summaries(x, lv)[2]))) for lv in CALIBRATION_LEVELS}
-            scores.append({
-                "method": method, "metric": metric, "months": len(act),
-                "coverage": float(inside.mean()), "width": float(np.mean(hi - lo)),
-                "mape": float(np.mean(np.abs(mean[nz] - act[nz]) / np.abs(act[nz]))) if nz.any() else np.nan,
-                "bias": float(np.mean((mean[nz] - act[nz]) / np.abs(act[nz]))) if nz.any() else np.nan,
-                "actual_total": float(act.sum()) if metric in ("churned", "renewed") else float(act[-1]),
-                "forecast_total": float(mean.sum()) if metric in ("churned", "renewed") else float(mean[-1]),
-                **calib,
-            })
-    return pd.DataFrame(rows), pd.DataFrame(scores)
-
-
-def estimation_share(scores: pd.DataFrame, with_method: str = "cssim", without: str = "cssim_point",
-                     best: str = "cssim_best") -> pd.DataFrame:
-    """Per metric: mean interval width with and without parameter (and model) uncertainty, and their shares.
-
-    ``share_estimation`` = 1 − (width_without / width_with)², clipped to [0, 1]:
-    the share of the interval's variance that comes from not knowing the
-    curves (the runs share every process-noise draw, see
-    :func:`cssim.uncertainty.decompose`). When the forecast averaged over
-    families (a ``best`` run exists, the chosen family with its parameter
-    uncertainty), that share is split: ``share_model`` = 1 − (width_best /
-    width_with)² is owed to the choice of family, and ``share_estimation`` =
-    (width_best² − width_without²) / width_with² to the parameters.
-    """
-    s = scores.set_index(["method", "metric"])["width"]
-    rows = []
-    for metric in METRICS:
-        if (with_method, metric) not in s or (without, metric) not in s:
-            continue
-        w, w0 = float(s[(with_method, metric)]), float(s[(without, metric)])
-        share = float(np.clip(1.0 - (w0 / w) ** 2, 0.0, 1.0)) if w > 0 else np.nan
-        row = {"metric": metric, "width_with": w, "width_without": w0, "share_estimation": share}
-        if (best, metric) in s:
-            wb = float(s[(best, metric)])
-            model = float(np.clip(1.0 - (wb / w) ** 2, 0.0, 1.0)) if w > 0 else np.nan
-            row.update(width_best=wb, share_model=model,
-                       share_estimation=float(np.clip(share - model, 0.0, 1.0)) if w > 0 else np.nan)
-        rows.append(row)
-    cols = ["metric", "width_with", "width_without", "share_estimation"]
-    if any("share_model" in r for r in rows):
-        cols = ["metric", "width_with", "width_best", "width_without", "share_model", "share_estimation"]
-    return pd.DataFrame(rows, columns=cols)
 
 
 class BacktestResults(Results):
@@ -749,7 +484,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
             f"{label}: {horizon} months after {cutoff} runs past the extract date {extract}; "
             f"use --horizon {room} or an earlier --cutoff"
         )
-    raw = _read(history)
+    raw = read_raw_history(history)
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     if "segment" not in raw:
         raw["segment"] = "all"
@@ -757,7 +492,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     if "arr" not in raw:
         raise DataError(f"{label}: the back-test needs an 'arr' column (ARR per customer)")
     known = censor_history(raw, cutoff)
-    rates = _baseline_rates(known, cutoff)
+    rates = baseline_rates(known, cutoff)
     events = sum(r["events"] for r in rates.values())
     if events < MIN_CHURN_EVENTS:
         raise DataError(
@@ -772,7 +507,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
     touch_models = tuple(template.get("touch_models", {}))
 
     cut = pd.Timestamp(cutoff)
-    recent = _dates(known, "signed_date") > cut - pd.Timedelta(days=TRAILING_MONTHS * DAYS_PER_MONTH)
+    recent = date_column(known, "signed_date") > cut - pd.Timedelta(days=TRAILING_MONTHS * DAYS_PER_MONTH)
     new_paths = {
         name: acquisition_paths(int(((known["segment"] == name) & recent).sum()), horizon,
                                 np.random.default_rng(np.random.SeedSequence([seed, 7_417, i])), rate_uncertainty)
@@ -817,7 +552,7 @@ def backtest(history, cutoff, horizon: int, template=None, replications: int = 1
             book_arr = book["arr"].to_numpy(float) if book is not None and len(book) else np.zeros(0)
             new_arr = pd.to_numeric(known.loc[m & recent, "arr"], errors="coerce").dropna().to_numpy()
             arrivals = new_paths[name][rng.integers(N_ACQUISITION_PATHS, size=replications)]
-            parts.append(_simulate_baseline(r[method], book_arr, arrivals, new_arr, horizon, replications, rng))
+            parts.append(simulate_baseline(r[method], book_arr, arrivals, new_arr, horizon, replications, rng))
         samples[method] = {k: sum(p[k] for p in parts) for k in METRICS}
     actual = actual_paths(raw, cutoff, horizon)
     before_months = min(TRAILING_MONTHS, int((cutoff - first).days // DAYS_PER_MONTH))
