@@ -127,3 +127,14 @@ def test_cli_lazy_imports_say_why():
                                  or lines[above].strip().rstrip(",").isidentifier()):
                 above -= 1
             assert "lazy" in lines[above].lower(), f"cssim/cli.py:{line}: import of {target} inside a function without a 'lazy' comment"
+
+
+def test_the_public_names_are_the_lazy_exports_and_resolve():
+    """``cssim.*`` imports on first use; every name in ``__all__`` is one of those exports and resolves."""
+    import cssim
+
+    assert set(cssim.__all__) == set(cssim._EXPORTS)
+    for name in cssim.__all__:
+        assert getattr(cssim, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cssim.nope  # noqa: B018
