@@ -12,7 +12,7 @@ BASELINE = ROOT / "scenarios" / "baseline.yaml"
 
 
 def baseline_dict() -> dict:
-    from cssim.loader import read_scenario_dict
+    from cssim.model.loader import read_scenario_dict
 
     return read_scenario_dict(BASELINE)
 

@@ -1,6 +1,6 @@
 """How long the planning page takes to answer a what-if at the baseline's size.
 
-Drives :class:`cssim.whatif.Planner` exactly as the page does (the widgets add only the drawing
+Drives :class:`cssim.analysis.whatif.Planner` exactly as the page does (the widgets add only the drawing
 of two charts, timed separately): the start once (which also starts the worker processes),
 then a sequence of new settings a planning meeting would try — mid-market CSMs 3 → 4, 5, 6,
 SMB moved to low-touch, the sub-$5k route moved to low-touch pooled, two more enterprise
@@ -23,7 +23,7 @@ GOAL_SECONDS = 5.0
 
 def main() -> None:
     from cssim import plots
-    from cssim.whatif import Planner
+    from cssim.analysis.whatif import Planner
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default="baseline")
@@ -59,7 +59,7 @@ def main() -> None:
         draw.append(time.perf_counter() - t)
         print(f"{'; '.join(w.changes):<44}{w.seconds:>8.2f} s   (+ {draw[-1]:.2f} s table and charts)")
     # Load-independent: CPU seconds of one replication in this process (what a worker spends per replication).
-    from cssim.engine import run_replication
+    from cssim.sim.engine import run_replication
 
     variant, _ = planner.scenario(settings[-1])
     cpu = time.process_time()

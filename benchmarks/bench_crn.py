@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from _montecarlo import ROOT
 
 KPIS = ("grr", "nrr", "logo_retention", "renewal_rate", "ending_arr", "churned_arr", "csm_cost")
@@ -23,7 +22,7 @@ KPIS = ("grr", "nrr", "logo_retention", "renewal_rate", "ending_arr", "churned_a
 
 def main() -> None:
     import cssim
-    from cssim.compare import paired_difference, unpaired_difference
+    from cssim.analysis.compare import paired_difference, unpaired_difference
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--replications", type=int, default=10)

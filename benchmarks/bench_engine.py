@@ -87,7 +87,7 @@ def bare_us_per_event(n_procs: int = BARE_PROCESSES, n_events: int = BARE_EVENTS
 
 def engine_us_per_customer_year(scenario, rep: int) -> tuple[float, float, float]:
     """CPU µs per customer-year, CPU seconds and customer-years of one replication (construction included)."""
-    from cssim.engine import Engine
+    from cssim.sim.engine import Engine
 
     t0 = time.process_time()
     arrays = Engine(scenario, rep).run().arrays()
@@ -99,7 +99,7 @@ def engine_us_per_customer_year(scenario, rep: int) -> tuple[float, float, float
 CHILD = """
 import json, time
 from cssim import scenario_from_dict
-from cssim.engine import Engine
+from cssim.sim.engine import Engine
 data = json.loads({data!r})
 s = scenario_from_dict(data, source="scaled baseline")
 w0, c0 = time.perf_counter(), time.process_time()
@@ -129,7 +129,7 @@ def print_profile(scenario, top: int = 15) -> None:
     import cProfile
     import pstats
 
-    from cssim.engine import Engine
+    from cssim.sim.engine import Engine
 
     prof = cProfile.Profile()
     prof.enable()

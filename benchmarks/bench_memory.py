@@ -5,7 +5,7 @@ Each measurement is a fresh subprocess (peak resident set via
 this process's) and derives the KPI table — and, second column, also writes
 the full results folder (whose ``monthly.csv`` has a row per replication ×
 month × segment, so it is expected to grow). Results are aggregated per
-replication as each finishes (:class:`cssim.backends.ReplicationStack`).
+replication as each finishes (:class:`cssim.sim.backends.ReplicationStack`).
 
 By default the baseline's customer counts and headcounts are scaled by
 ``--scale 0.02``: the per-replication aggregates (months × segments × pods) —

@@ -1,4 +1,4 @@
-"""CSM task queue: the heap used by ``cssim.csm.Pod`` vs ``simpy.PriorityResource``.
+"""CSM task queue: the heap used by ``cssim.sim.csm.Pod`` vs ``simpy.PriorityResource``.
 
 A pod's queue holds every task waiting for CSM time; when demand exceeds
 capacity the backlog grows to tens of thousands of tasks. This script measures
@@ -103,7 +103,7 @@ def main() -> None:
         ratio = (pp + pq) / (hp + hq)
         print(f"{n:>9,} | {hp:>10.2f} {hq:>10.2f} | {pp:>11.1f} {pq:>11.1f} | {ratio:>7.0f}x")
     print()
-    print("heap: heapq on (priority, deadline, seq, job) tuples, as in cssim.csm.Pod;")
+    print("heap: heapq on (priority, deadline, seq, job) tuples, as in cssim.sim.csm.Pod;")
     print("PR: simpy.PriorityResource(capacity=1) with a busy user; release grants the next request.")
     print("The heap also lets a pod drop tasks whose deadline has passed when they reach the front.")
 

@@ -1,11 +1,11 @@
-"""The planning page: a few widgets over :mod:`cssim.whatif`, served on this machine only.
+"""The planning page: a few widgets over :mod:`cssim.analysis.whatif`, served on this machine only.
 
 Built with panel (on the Bokeh server) rather than ipywidgets under Voilà: ``pn.serve``
 runs in the ``cssim`` process itself — no Jupyter server, no kernel per visitor — binds to
 ``127.0.0.1``, serves its JavaScript from the package (nothing is fetched from elsewhere), and
 runs a callback in a thread while the page stays responsive. All the logic (building a
-variant, running it, the tables, the frontier) is in :mod:`cssim.whatif`; this module only
-turns control values into :class:`cssim.whatif.Controls` and results into panes.
+variant, running it, the tables, the frontier) is in :mod:`cssim.analysis.whatif`; this module only
+turns control values into :class:`cssim.analysis.whatif.Controls` and results into panes.
 
 Start it with ``cssim app [SCENARIO]`` or ``make app``.
 """
@@ -20,10 +20,11 @@ from pathlib import Path
 import panel as pn
 
 from . import plots
-from .errors import CssimError, PlanError
-from .scenario import MAX_HEADCOUNT, Scenario
+from .analysis.whatif import LEVEL, Planner, WhatIf, run_error
+from .core.errors import CssimError, PlanError
+from .core.limits import MAX_HEADCOUNT
+from .model.scenario import Scenario
 from .shipped import scenario_names
-from .whatif import LEVEL, Planner, WhatIf, run_error
 
 __all__ = ["HOST", "PlanningPage", "free_port", "serve"]
 
@@ -121,7 +122,7 @@ class PlanningPage:
         self.controls.objects = parts
 
     def current(self):
-        """The controls' values as :class:`cssim.whatif.Controls` (a bad value raises a one-line PlanError)."""
+        """The controls' values as :class:`cssim.analysis.whatif.Controls` (a bad value raises a one-line PlanError)."""
         return self.planner.controls(
             headcount={pod: w.value for pod, w in self.headcount.items()},
             touch_model={seg: w.value for seg, w in self.touch.items()},

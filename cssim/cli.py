@@ -12,9 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import CssimError
-from .scenario import MAX_HORIZON_MONTHS, MAX_REPLICATIONS, MAX_SEED
+from ._version import __version__
+from .core.errors import CssimError
+from .core.limits import MAX_HORIZON_MONTHS, MAX_REPLICATIONS, MAX_SEED
+from .fitting.families import DEFAULT_WEIGHTING, FAMILY_ORDER, WEIGHTINGS, parse_families
 
 EXIT_USAGE = 2
 
@@ -95,24 +96,87 @@ def _add_strict(p) -> None:
     p.add_argument("--strict", action="store_true", help="treat model-check warnings as errors (exit 2)")
 
 
-def _add_run(sub):
-    p = sub.add_parser("run", help="simulate a scenario and write a results folder")
-    p.add_argument("scenario", help="scenario YAML file")
+def _assignment(text: str) -> str:
+    """An argparse type for ``--set``: FIELD=VALUE, checked for its shape here and read by the loader."""
+    field, sep, _ = text.partition("=")
+    if not sep or not field.strip() or any(not part.strip() for part in field.split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE, e.g. team.pods.smb.headcount=4")
+    return text
+
+
+def _parent(*adders) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    for add in adders:
+        add(p)
+    return p
+
+
+def _scenario_options(p) -> None:
+    """Options of every command that loads a scenario: ``--set`` and ``--strict``."""
+    p.add_argument("--set", dest="overrides", action="append", type=_assignment, default=[], metavar="FIELD=VALUE",
+                   help="set a scenario field before validation (repeatable; the value is YAML), e.g. "
+                   "--set team.pods.smb.headcount=4 --set segments.smb.renewal.healthy=0.9")
+    _add_strict(p)
+
+
+def _run_options(p) -> None:
+    """Options of every command that simulates: replications, seed, where to run, progress."""
     p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
-        help="override the scenario's replications")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
-    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>)")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
+                   help="override the scenario's replications (every scenario or point)")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed (shared by every point)")
     p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
     _add_dask_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _add_format(p) -> None:
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                   help="file format of the tables written (default csv)")
+
+
+def _output_options(p) -> None:
+    """Options of every command that writes a results folder."""
+    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>[-command])")
+    p.add_argument("--force", action="store_true", help="replace an existing results folder (only files cssim wrote)")
+    _add_format(p)
+
+
+def _cache_options(p) -> None:
+    p.add_argument(
+        "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted run starts over)")
+    p.add_argument("--batch-size", type=_int_in(1, MAX_REPLICATIONS), default=4,
+                   help="replications per cached batch (default 4)")
+
+
+def _overrides(args) -> dict:
+    """The ``--set`` assignments as a mapping of dotted paths to values (later ones win)."""
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .model.loader import parse_assignment
+
+    return dict(parse_assignment(text) for text in getattr(args, "overrides", None) or [])
+
+
+def _load(path, args, extra: dict | None = None, **kwargs):
+    """The scenario at ``path`` with the command's ``--set`` overrides and ``extra`` ones (a flag such as
+    ``--months``; None values are left out), checked (``--strict``)."""
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .model.loader import load_scenario
+
+    overrides = {**_overrides(args), **{k: v for k, v in (extra or {}).items() if v is not None}}
+    return load_scenario(path, overrides, strict=getattr(args, "strict", False), **kwargs)
+
+
+def _add_run(sub):
+    p = sub.add_parser("run", help="simulate a scenario and write a results folder", parents=PARENTS["run"])
+    p.add_argument("scenario", help="scenario YAML file, or the name of a shipped one (baseline)")
     p.add_argument(
         "--decompose",
         action="store_true",
         help="also run without parameter uncertainty on the same seeds; write uncertainty.csv (interval width "
         "with and without, share from estimation error)",
     )
-    _add_strict(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -125,52 +189,49 @@ def _add_dask_option(p) -> None:
 
 
 def cmd_run(args) -> int:
-    from .loader import load_scenario
-    from .output import check_target, write_results
-    from .simulate import simulate
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.simulate import simulate
+    from .core.output import check_target
 
-    overrides = {}
-    if args.replications is not None:
-        overrides["replications"] = args.replications
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    scenario = load_scenario(args.scenario, overrides, strict=args.strict)
+    scenario = _load(args.scenario, args, {"replications": args.replications, "seed": args.seed})
     out = Path(args.out) if args.out else Path("results") / scenario.name
     check_target(out, args.force)
     extra, decomposition = {}, None
     if getattr(args, "decompose", False):
-        from .uncertainty import decompose
+        # lazy: imported when the command runs, so that `cssim --help` starts fast
+        from .analysis.decompose import decompose
 
         decomposition = decompose(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
         results = decomposition.with_uncertainty
-        extra = {"uncertainty.csv": decomposition.table.to_csv(index=False),
-                 "summary.txt": results.summary() + "\n\n" + decomposition.summary() + "\n"}
+        extra = {"uncertainty.csv": decomposition.table().to_csv(index=False),
+                 "summary.txt": f"{results.summary()}\n\n{decomposition.summary()}\n"}
     else:
         results = simulate(scenario, jobs=args.jobs, progress=not args.quiet, dask=args.dask)
     try:
-        write_results(results, out, force=args.force, extra=extra)
+        results.to_folder(out, force=args.force, format=args.format, files=extra)
     except OSError as exc:  # disk full, no permission: nothing was written (the folder is atomic)
         raise CssimError(f"{out}: cannot write the results folder ({exc.strerror or exc}); nothing was written") from None
     print(results.summary())
     if decomposition is not None:
-        print("\n" + decomposition.summary())
-    listed = "kpis.csv, monthly.csv, monthly_pods.csv, manifest.json" + (", uncertainty.csv" if extra else "")
+        print(f"\n{decomposition.summary()}")
+    listed = ", ".join(f"{stem}.{args.format}" for stem in ("kpis", "monthly", "monthly_pods")) + ", manifest.json"
+    listed += ", uncertainty.csv" if extra else ""
     print(f"\nwrote {out}/ ({listed})")
     return 0
 
 
 def _add_validate(sub):
-    p = sub.add_parser("validate", help="check a scenario file and report problems")
+    p = sub.add_parser("validate", help="check a scenario file and report problems", parents=PARENTS["scenario"])
     p.add_argument("scenario")
-    _add_strict(p)
     p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(args) -> int:
-    from .checks import offered_load
-    from .loader import load_scenario, scenario_hash
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .model.checks import offered_load
+    from .model.loader import scenario_hash
 
-    scenario = load_scenario(args.scenario, strict=args.strict)
+    scenario = _load(args.scenario, args)
     print(
         f"{args.scenario}: ok — scenario {scenario.name!r}, {len(scenario.segments)} segments, "
         f"{len(scenario.touch_models)} touch models, {len(scenario.team.pods)} pods, hash {scenario_hash(scenario)}"
@@ -181,68 +242,44 @@ def cmd_validate(args) -> int:
 
 
 def _add_schema(sub):
-    p = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    p = sub.add_parser("schema", help="print the JSON Schema of scenario files (partial files that extend another "
+                       "validate too); shipped scenarios point editors at it on their first line")
     p.set_defaults(func=cmd_schema)
 
 
 def cmd_schema(args) -> int:
-    from .scenario import Scenario
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .model.schema import scenario_schema
 
-    schema = Scenario.model_json_schema()
-    schema["properties"]["extends"] = {
-        "type": "string",
-        "description": "another scenario file (relative to this one) whose fields this file overrides",
-    }
-    print(json.dumps(schema, indent=2))
+    print(json.dumps(scenario_schema(), indent=2))
     return 0
-
-
-def _write_tables(out: Path, force: bool, tables: dict, summary: str, manifest: dict) -> None:
-    from .output import MANIFEST, write_folder
-
-    def write(tmp: Path) -> None:
-        for name, frame in tables.items():
-            frame.to_csv(tmp / name, index=False)
-        (tmp / "summary.txt").write_text(summary + "\n")
-        # The manifest goes last: its presence marks a complete folder.
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-
-    write_folder(out, write, force)
 
 
 def _add_compare(sub):
     p = sub.add_parser(
-        "compare", help="compare scenarios on the same random customers (paired differences to the first)"
+        "compare", help="compare scenarios on the same random customers (paired differences to the first)",
+        parents=PARENTS["run"], epilog="--replications and --seed default to the first scenario's; --set applies "
+        "to every scenario; with --out, comparison, differences and tradeoff tables are written there",
     )
     p.add_argument("scenarios", nargs="+", help="two or more scenario files; the first is the reference")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
-        help="replications (default: the first scenario's)")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED),
-        help="seed shared by every scenario (default: the first scenario's)")
     p.add_argument("--by-segment", action="store_true", help="also compare every segment and pod")
     p.add_argument("--show-all", action="store_true",
                    help="also print KPI rows that are identical in every scenario (hidden by default)")
-    p.add_argument("--out", "-o", help="also write comparison.csv, differences.csv, summary.txt to this folder")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
-    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
-    _add_dask_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    _add_strict(p)
     p.set_defaults(func=cmd_compare)
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
-    from .errors import PlanError
-    from .loader import load_scenario
-    from .output import check_target
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.compare import compare
+    from .core.errors import PlanError
+    from .core.output import check_target
 
     if len(args.scenarios) < 2:
         raise PlanError(f"compare needs at least two scenario files, got {len(args.scenarios)}")
     scenarios, problems = [], []
     for path in args.scenarios:  # every file's problems, not only the first file's
         try:
-            scenarios.append(load_scenario(path, strict=args.strict))
+            scenarios.append(_load(path, args))
         except CssimError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -258,38 +295,24 @@ def cmd_compare(args) -> int:
     summary = result.summary(scope, show_all=args.show_all)
     print(summary)
     if out is not None:
-        tables = {"comparison.csv": result.table(scope), "differences.csv": result.differences(scope),
-                  "tradeoff.csv": result.tradeoff()}
-        _write_tables(out, args.force, tables, summary, result.manifest)
-        print(f"\nwrote {out}/ (comparison.csv, differences.csv, tradeoff.csv, summary.txt, manifest.json)")
+        result.to_folder(out, force=args.force, format=args.format, scope=scope, show_all=args.show_all)
+        tables = ", ".join(f"{stem}.{args.format}" for stem in ("comparison", "differences", "tradeoff"))
+        print(f"\nwrote {out}/ ({tables}, summary.txt, manifest.json)")
     return 0
 
 
 def _add_sweep(sub):
-    p = sub.add_parser("sweep", help="simulate every point of a scenario's sweep: block (resumable)")
+    p = sub.add_parser("sweep", help="simulate every point of a scenario's sweep: block (resumable)",
+                       parents=PARENTS["cached"])
     p.add_argument("scenario", help="scenario YAML file with a sweep: block")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
-        help="override the scenario's replications (every point)")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed (shared by every point)")
-    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>-sweep)")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
-    p.add_argument(
-        "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
-    )
-    p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted sweep starts over)")
-    p.add_argument("--batch-size", type=_int_in(1, MAX_REPLICATIONS), default=4,
-        help="replications per cached batch (default 4)")
-    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
-    _add_dask_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    _add_strict(p)
     p.set_defaults(func=cmd_sweep)
 
 
 def _cache_dir(args, out: Path) -> Path | None:
     """The batch cache of sweep and sensitivity (``--cache``, default beside ``out``), refused if unusable."""
-    from .cache import DEFAULT_CACHE_NAME
-    from .output import check_dir_option
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.cache import DEFAULT_CACHE_NAME
+    from .core.output import check_dir_option
 
     if getattr(args, "no_cache", False):
         return None
@@ -299,7 +322,8 @@ def _cache_dir(args, out: Path) -> Path | None:
 
 
 def _interrupted(cache: Path | None) -> int:
-    from .cache import BatchCache
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.cache import BatchCache
 
     if cache is None:
         print("cssim: interrupted; nothing was written", file=sys.stderr)
@@ -313,14 +337,12 @@ def _interrupted(cache: Path | None) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .errors import PlanError
-    from .loader import load_scenario
-    from .output import check_target
-    from .sweep import sweep
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.sweep import sweep
+    from .core.errors import PlanError
+    from .core.output import check_target
 
-    if args.batch_size < 1:
-        raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
-    scenario = load_scenario(args.scenario, strict=args.strict)
+    scenario = _load(args.scenario, args)
     if scenario.sweep is None:
         raise PlanError(f"{args.scenario}: no sweep: block; add one, e.g. sweep: {{grid: {{team.pods.smb.headcount: [2, 3, 4]}}}}")
     out = Path(args.out) if args.out else Path("results") / f"{scenario.name}-sweep"
@@ -333,20 +355,16 @@ def cmd_sweep(args) -> int:
         )
     except KeyboardInterrupt:
         return _interrupted(cache)
-    summary = result.summary()
-    tables = {
-        "sweep.csv": result.table(),
-        "points.csv": result.points_table(),
-        "kpis_by_replication.csv": result.kpis_by_replication(),
-    }
-    _write_tables(out, args.force, tables, summary, result.manifest)
-    print(summary)
-    print(f"\nwrote {out}/ (sweep.csv, points.csv, kpis_by_replication.csv, manifest.json)")
+    result.to_folder(out, force=args.force, format=args.format)
+    print(result.summary())
+    tables = ", ".join(f"{stem}.{args.format}" for stem in ("sweep", "points", "kpis_by_replication"))
+    print(f"\nwrote {out}/ ({tables}, manifest.json)")
     return 0
 
 
 def _add_plan(sub):
-    p = sub.add_parser("plan", help="smallest value of a field (e.g. a headcount) that meets a KPI target")
+    p = sub.add_parser("plan", help="smallest value of a field (e.g. a headcount) that meets a KPI target",
+                       parents=PARENTS["run"])
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--target", required=True, help='e.g. "grr >= 0.90" or "touch_miss_rate[smb] < 0.05"')
     p.add_argument("--over", required=True, help="integer field path, e.g. team.pods.smb.headcount")
@@ -364,26 +382,17 @@ def _add_plan(sub):
         help="smallest value to consider (default 0)")
     p.add_argument("--max", type=_int_in(-MAX_PLAN_RANGE, MAX_PLAN_RANGE), default=30, dest="high",
         help="largest value to consider (default 30)")
-    p.add_argument("--replications", "-n", type=_int_in(1, MAX_REPLICATIONS),
-        help="override the scenario's replications")
-    p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
-    p.add_argument("--out", "-o", help="also write plan.csv, summary.txt, manifest.json to this folder")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
     p.add_argument("--cache", help="folder of finished batches to reuse between runs")
-    p.add_argument("--jobs", "-j", type=_jobs, default=-1, help="worker processes (-1: all cores)")
-    _add_dask_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    _add_strict(p)
     p.set_defaults(func=cmd_plan)
 
 
 def cmd_plan(args) -> int:
-    from .loader import load_scenario
-    from .output import check_dir_option, check_target
-    from .plan import parse_target, plan
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.plan import parse_target, plan
+    from .core.output import check_dir_option, check_target
 
     target = parse_target(args.target)  # fail on a bad target before loading or simulating
-    scenario = load_scenario(args.scenario, strict=args.strict, varied=(args.over,))
+    scenario = _load(args.scenario, args, varied=(args.over,))
     out = Path(args.out) if args.out else None
     if out is not None:
         check_target(out, args.force)
@@ -400,8 +409,8 @@ def cmd_plan(args) -> int:
     summary = result.summary()
     print(summary)
     if out is not None:
-        _write_tables(out, args.force, {"plan.csv": result.table}, summary, result.manifest)
-        print(f"\nwrote {out}/ (plan.csv, summary.txt, manifest.json)")
+        result.to_folder(out, force=args.force, format=args.format)
+        print(f"\nwrote {out}/ (plan.{args.format}, summary.txt, manifest.json)")
     return 0 if result.answer is not None else 1
 
 
@@ -409,32 +418,19 @@ def _add_sensitivity(sub):
     p = sub.add_parser(
         "sensitivity",
         help="which assumptions drive the forecast: one-at-a-time swings, Morris screening, Sobol' indices (resumable)",
+        parents=PARENTS["cached"],
     )
     p.add_argument("scenario", help="scenario YAML file with a sensitivity: block")
-    p.add_argument("--replications", "-n", type=int, help="override the scenario's replications (every point)")
-    p.add_argument("--seed", type=int, help="override the scenario's seed (shared by every point)")
-    p.add_argument("--out", "-o", help="results folder (default: results/<scenario name>-sensitivity)")
-    p.add_argument("--force", action="store_true", help="replace an existing results folder")
-    p.add_argument(
-        "--cache", help="folder of finished batches, for resuming (default: .cssim-cache/ beside the results folder)"
-    )
-    p.add_argument("--no-cache", action="store_true", help="keep no batches (an interrupted run starts over)")
-    p.add_argument("--batch-size", type=int, default=4, help="replications per cached batch (default 4)")
-    p.add_argument("--jobs", "-j", type=int, default=-1, help="worker processes (-1: all cores)")
-    _add_dask_option(p)
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sensitivity)
 
 
 def cmd_sensitivity(args) -> int:
-    from .errors import PlanError
-    from .loader import load_scenario
-    from .output import check_target
-    from .sensitivity import sensitivity
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.sensitivity import sensitivity
+    from .core.errors import PlanError
+    from .core.output import check_target
 
-    if args.batch_size < 1:
-        raise PlanError(f"--batch-size: must be at least 1, got {args.batch_size}")
-    scenario = load_scenario(args.scenario)
+    scenario = _load(args.scenario, args)
     if scenario.sensitivity is None:
         raise PlanError(
             f"{args.scenario}: no sensitivity: block; add one, e.g. "
@@ -450,11 +446,10 @@ def cmd_sensitivity(args) -> int:
         )
     except KeyboardInterrupt:
         return _interrupted(cache)
-    summary = result.summary()
-    tables = {"sensitivity.csv": result.table(), "points.csv": result.points, "outputs.csv": result.outputs}
-    _write_tables(out, args.force, tables, summary, result.manifest)
-    print(summary)
-    print(f"\nwrote {out}/ (sensitivity.csv, points.csv, outputs.csv, manifest.json)")
+    result.to_folder(out, force=args.force, format=args.format)
+    print(result.summary())
+    tables = ", ".join(f"{stem}.{args.format}" for stem in ("sensitivity", "points", "outputs"))
+    print(f"\nwrote {out}/ ({tables}, manifest.json)")
     return 0
 
 
@@ -475,8 +470,9 @@ def _add_acquisition(sub):
 
 
 def cmd_acquisition(args) -> int:
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_file_target
     from .fitting.acquisition import counts_from_history, fit_acquisition, write_forecast
-    from .output import check_file_target
 
     out = Path(args.out)
     check_file_target(out, args.force)
@@ -502,6 +498,7 @@ def _add_report(sub):
 
 
 def cmd_report(args) -> int:
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
     from .report import write_report
 
     out, figures = write_report(args.results, args.out)
@@ -515,21 +512,15 @@ WEIGHTING_HELP = ("weights of the candidate families for model averaging: {} (de
 
 
 def _add_weighting(p, prefix: str = "") -> None:
-    from .fitting.univariate import DEFAULT_WEIGHTING, WEIGHTINGS
-
     p.add_argument("--weighting", choices=WEIGHTINGS, default=DEFAULT_WEIGHTING,
                    help=prefix + WEIGHTING_HELP.format(", ".join(WEIGHTINGS), DEFAULT_WEIGHTING))
 
 
 def _families_help() -> str:
-    from .fitting.univariate import FAMILY_ORDER
-
     return FAMILIES_HELP.format(", ".join(FAMILY_ORDER))
 
 
 def _families(text):
-    from .fitting.univariate import parse_families
-
     try:
         return parse_families(text)
     except ValueError as exc:
@@ -563,11 +554,13 @@ def _add_fit(sub):
                    help="snapshot tables: unit of --duration (default months)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_format(p)
     p.set_defaults(func=cmd_fit)
 
 
 def cmd_fit(args) -> int:
-    from .fitting.curvesfile import fit_history_file, looks_like_cohort_table
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .fitting.curvesfile import looks_like_cohort_table
 
     path = Path(args.data)
     families = _families(args.families)
@@ -575,7 +568,8 @@ def cmd_fit(args) -> int:
         raise CssimError(f"--bootstrap: {args.bootstrap}; give 0 (none) or more refits")
     if args.seed < 0:
         raise CssimError(f"--seed: {args.seed}; give a whole number >= 0")
-    from .files import regular_file
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.files import regular_file
 
     regular_file(path, str(path), "a customer history or a cohort table (CSV or Parquet)")
     snapshot = None
@@ -586,51 +580,84 @@ def cmd_fit(args) -> int:
         snapshot = {"duration": args.duration, "event": args.event, "segment": args.segment,
                     "duration_unit": args.duration_unit}
     elif looks_like_cohort_table(path):
-        try:
-            from .fitting.cohorts import fit_cohort_file
-        except ImportError as exc:
-            raise CssimError(
-                f"{path}: looks like a cohort table (cohort, period, active), but cohort fitting is not available "
-                f"in this installation ({exc})"
-            ) from None
         if args.bootstrap:
             raise CssimError(f"{path}: --bootstrap applies to customer histories; this file is a cohort table")
-        return fit_cohort_file(path, args.out, until=args.until, horizon=args.horizon, force=args.force)
+        return _fit_cohort_table(path, args)
     if args.until is not None or args.horizon is not None:
         raise CssimError(f"{path}: --until and --horizon apply to cohort tables; this file is a customer history")
     segments = None
     if args.scenario:
-        from .loader import load_scenario
+        # lazy: imported when the command runs, so that `cssim --help` starts fast
+        from .model.loader import load_scenario
 
         segments = list(load_scenario(args.scenario).segments)
-    return fit_history_file(
-        path, args.out, force=args.force, drop_bad_rows=args.drop_bad_rows, extract_date=args.extract_date,
-        segments=segments, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet,
-        families=families, date_format=args.date_format, weighting=args.weighting, snapshot=snapshot,
-    )
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_target
+    from .fitting.bootstrap import check_count
+    from .fitting.curvesfile import fit_history, fit_lines, read_fit_source
+
+    try:
+        check_count(args.bootstrap, args.seed)
+    except ValueError as exc:
+        raise CssimError(str(exc)) from None
+    check_target(Path(args.out), args.force)
+    h, transitions = read_fit_source(path, snapshot, segments, args.drop_bad_rows, args.extract_date,
+                                     args.date_format)
+    if h.dropped:
+        shown = ", ".join(map(str, h.dropped_lines[:20])) + (", ..." if len(h.dropped_lines) > 20 else "")
+        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept): "
+              f"line{'s' if h.dropped != 1 else ''} {shown}")
+    results = fit_history(h, bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet, families=families,
+                          transitions=transitions, weighting=args.weighting)
+    results.to_folder(args.out, force=args.force, format=args.format)
+    lines = fit_lines(results, args.out)
+    print("\n".join(lines[:-1]))
+    print(f"wrote {args.out}/ (curves.json, fit_report.md, km.{args.format}, candidates.{args.format})")
+    print(lines[-1])
+    return 0
+
+
+def _fit_cohort_table(path: Path, args) -> int:
+    """``cssim fit`` for a cohort table: read, fit, write the folder, print the report."""
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_target
+
+    try:
+        # lazy: imported when the command runs, so that `cssim --help` starts fast
+        from .fitting.cohorts import fit_cohorts, read_cohort_table
+    except ImportError as exc:
+        raise CssimError(
+            f"{path}: looks like a cohort table (cohort, period, active), but cohort fitting is not available "
+            f"in this installation ({exc})"
+        ) from None
+    check_target(Path(args.out), args.force)
+    results = fit_cohorts(read_cohort_table(path), until=args.until, horizon=args.horizon)
+    results.to_folder(args.out, force=args.force, format=args.format)
+    print(results.report())
+    print(f"wrote {args.out}/ (projection.{args.format}, cohort_fit.json, fit_report.md)")
+    return 0
 
 
 def _add_synth(sub):
-    p = sub.add_parser("synth", help="simulate one replication of a scenario and write it as a customer-history file")
+    p = sub.add_parser("synth", help="simulate one replication of a scenario and write it as a customer-history file",
+                       parents=PARENTS["scenario"])
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--out", "-o", required=True, help="history file to write (.csv or .parquet)")
     p.add_argument("--seed", type=_int_in(0, MAX_SEED), help="override the scenario's seed")
     p.add_argument("--months", type=_int_in(1, MAX_HORIZON_MONTHS),
         help="override the scenario's horizon_months (length of the history)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
-    _add_strict(p)
     p.set_defaults(func=cmd_synth)
 
 
 def cmd_synth(args) -> int:
-    from .loader import load_scenario
-    from .output import check_file_target
-    from .synth import synthesize_history, write_history
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_file_target
+    from .sim.synth import synthesize_history, write_history
 
     out = Path(args.out)
     check_file_target(out, args.force)
-    overrides = {"horizon_months": args.months} if args.months is not None else {}
-    scenario = load_scenario(args.scenario, overrides, strict=args.strict)
+    scenario = _load(args.scenario, args, {"horizon_months": args.months})
     frame = synthesize_history(scenario, seed=args.seed)
     write_history(frame, out, force=args.force)
     churned = int((frame["churn_date"] != "").sum())
@@ -657,21 +684,34 @@ def _add_touch_effects(sub):
         help="clip weights at the TRUNCATE and 1-TRUNCATE quantiles (e.g. 0.01)")
     p.add_argument("--out", "-o", help="output folder (default: results/<file stem>-touch-effects)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    _add_format(p)
     p.set_defaults(func=cmd_touch_effects)
 
 
 def cmd_touch_effects(args) -> int:
-    from .fitting.causal import touch_effects_file
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .core.output import check_target
+    from .fitting.causal import TouchEffects, touch_table
 
     if args.trim is not None and not 0.0 <= args.trim < 0.5:
         raise CssimError(f"--trim: must be in [0, 0.5), got {args.trim}")
     if args.truncate is not None and not 0.0 < args.truncate < 0.5:
         raise CssimError(f"--truncate: must be in (0, 0.5), got {args.truncate}")
-    return touch_effects_file(
-        args.history, transition=args.transition, covariates=args.covariates, out=args.out, force=args.force,
-        duration=args.duration, event=args.event, group=args.group, entry=args.entry, reference=args.reference,
-        trim=args.trim, truncate=args.truncate,
-    )
+    path = Path(args.history)
+    out = Path(args.out) if args.out else Path("results") / f"{path.stem}-touch-effects"
+    check_target(out, args.force)
+    frame, names, entry = touch_table(path, args.transition, args.covariates, args.duration, args.event, args.group,
+                                      args.entry)
+    te = TouchEffects(
+        frame, duration=args.duration or "duration", event=args.event or "event", group=args.group or "touch_model",
+        covariates=names, entry=entry, reference=args.reference, trim=args.trim, truncate=args.truncate,
+        source=str(path), transition=args.transition,
+    ).fit()
+    te.to_folder(out, force=args.force, format=args.format)
+    print(te.report())
+    tables = ", ".join(f"{stem}.{args.format}" for stem in ("touch_effects", "balance", "overlap"))
+    print(f"\nwrote {out}/ ({tables}, summary.txt, effects.json, touch_effects_forest.png, covariate_balance.png)")
+    return 0
 
 
 def _add_backtest(sub):
@@ -709,12 +749,14 @@ def _add_backtest(sub):
                    "only a hazard that would rise above that level")
     p.add_argument("--out", "-o", default="backtest", help="folder to write (default ./backtest)")
     p.add_argument("--force", action="store_true", help="replace an existing back-test folder")
+    _add_format(p)
     p.set_defaults(func=cmd_backtest)
 
 
 def cmd_backtest(args) -> int:
-    from .backtest import backtest, write_backtest
-    from .output import check_target
+    # lazy: imported when the command runs, so that `cssim --help` starts fast
+    from .analysis.backtest import backtest, write_backtest
+    from .core.output import check_target
 
     check_target(Path(args.out), args.force)
     if args.replications < 1:
@@ -725,7 +767,7 @@ def cmd_backtest(args) -> int:
                    rate_uncertainty=not args.fixed_rate, parameter_uncertainty=args.parameter_uncertainty,
                    bootstrap=args.bootstrap, model_uncertainty=args.model_uncertainty, tail=args.tail,
                    weighting=args.weighting)
-    out = write_backtest(res, args.out, force=args.force)
+    out = write_backtest(res, args.out, force=args.force, format=args.format)
     print(res.summary())
     print(f"wrote {out}")
     return 0
@@ -744,7 +786,8 @@ def _add_app(sub):
 
 
 def cmd_app(args) -> int:
-    from .app import serve  # panel and Bokeh load only for this command
+    # lazy: panel and Bokeh load only for this command, so that `cssim --help` starts fast
+    from .app import serve
 
     try:
         serve(args.scenario, port=args.port, replications=args.replications, jobs=args.jobs,
@@ -759,6 +802,14 @@ COMMANDS = [
     _add_report,
     _add_fit, _add_synth, _add_touch_effects, _add_backtest, _add_app,
 ]
+
+
+#: Shared option groups (argparse parents): each is defined once and reads the same in every command.
+PARENTS = {
+    "scenario": [_parent(_scenario_options)],
+    "run": [_parent(_scenario_options, _run_options, _output_options)],
+    "cached": [_parent(_scenario_options, _run_options, _output_options, _cache_options)],
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

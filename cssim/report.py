@@ -16,6 +16,7 @@ import datetime as dt
 import html
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,22 +24,41 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from .errors import CssimError
-from .output import add_to_manifest
-from .ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
-from .results import SimulationResults, _fmt, fmt_change
+from .analysis.plan import parse_target
+from .analysis.results import SimulationResults
+from .core.errors import CssimError, ScenarioError
+from .core.formatting import fmt_change, fmt_value
+from .core.output import add_to_manifest
+from .model.loader import scenario_from_dict
+from .model.metrics import KPIS
+from .plots import figures as plots
+from .plots.figures import KPI_LABELS, save
+from .sim.ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
 
 __all__ = ["FolderResults", "read_results", "folder_kind", "write_report"]
 
 MANIFEST = "manifest.json"
 #: Files that identify each kind of results folder (besides a cssim manifest.json).
 KIND_FILES = {
-    "run": ("kpis.csv", "monthly.csv", "monthly_pods.csv"),
-    "comparison": ("comparison.csv", "differences.csv"),
-    "plan": ("plan.csv",),
-    "sweep": ("sweep.csv", "points.csv"),
-    "sensitivity": ("sensitivity.csv", "points.csv"),
+    "run": ("kpis", "monthly", "monthly_pods"),
+    "comparison": ("comparison", "differences"),
+    "plan": ("plan",),
+    "sweep": ("sweep", "points"),
+    "sensitivity": ("sensitivity", "points"),
 }
+
+
+def _table_path(folder: Path, stem: str) -> Path:
+    """A folder's table ``stem``, in whichever format it was written (``--format``)."""
+    for suffix in (".csv", ".parquet"):
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return folder / f"{stem}.csv"
+
+
+def _read(folder: Path, stem: str) -> pd.DataFrame:
+    path = _table_path(Path(folder), stem)
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 HEADLINE = ("grr", "nrr", "logo_retention", "renewal_rate", "ending_arr", "ending_logos", "new_arr",
             "churned_arr", "expansion_arr", "touch_miss_rate", "touch_overdue_rate", "backlog_at_horizon",
             "csm_utilisation", "csm_cost",
@@ -71,10 +91,11 @@ def folder_kind(folder: str | Path) -> str:
     folder = Path(folder)
     manifest = read_manifest(folder)
     kind = manifest.get("kind", "run")
+    kind = "run" if kind == "simulation" else kind  # a simulation's folder is what `cssim run` writes
     files = KIND_FILES.get(kind)
     if files is None:
         raise _not_results(folder, f"unknown kind {kind!r} in manifest.json")
-    missing = [f for f in files if not (folder / f).is_file()]
+    missing = [f"{f}.csv" for f in files if not _table_path(folder, f).is_file()]
     if missing:
         raise _not_results(folder, f"{kind} folder without {', '.join(missing)}")
     return kind
@@ -85,13 +106,11 @@ def folder_kind(folder: str | Path) -> str:
 
 def _scenario(data: dict):
     """The resolved scenario from the manifest; a light stand-in if it no longer validates."""
-    from pydantic import ValidationError
-
-    from .scenario import Scenario
-
     try:
-        return Scenario.model_validate(data)
-    except ValidationError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the run warned already; the report only reads it back
+            return scenario_from_dict(data, source="manifest.json")
+    except ScenarioError:
         pods = {
             name: SimpleNamespace(segments=list(p.get("segments", [])), cost_per_year=float(p.get("cost_per_year", 0)))
             for name, p in data.get("team", {}).get("pods", {}).items()
@@ -113,10 +132,10 @@ class FolderResults(SimulationResults):
     folder: Path | None = None
 
     def kpis_by_replication(self) -> pd.DataFrame:
-        return pd.read_csv(self.folder / "kpis_by_replication.csv")
+        return _read(self.folder, "kpis_by_replication")
 
     def kpis(self, level: float = 0.9, scope: str | None = None) -> pd.DataFrame:
-        table = pd.read_csv(self.folder / "kpis.csv")
+        table = _read(self.folder, "kpis")
         if level != 0.9:
             return super().kpis(level, scope)
         return table if scope is None else table[table["scope"] == scope].reset_index(drop=True)
@@ -150,8 +169,8 @@ def read_results(folder: str | Path) -> FolderResults:
     if "scenario" not in manifest:
         raise _not_results(folder, "manifest.json has no scenario")
     scenario = _scenario(manifest["scenario"])
-    monthly = pd.read_csv(folder / "monthly.csv")
-    pods = pd.read_csv(folder / "monthly_pods.csv")
+    monthly = _read(folder, "monthly")
+    pods = _read(folder, "monthly_pods")
     segments = list(scenario.segments)
     arrays = {
         "segment": _cube(monthly, "segment", segments, SEGMENT_STOCKS + SEGMENT_FLOWS, folder, "monthly.csv"),
@@ -235,8 +254,6 @@ class _Page:
 
 
 def _label(kpi: str) -> str:
-    from .plots import KPI_LABELS
-
     return KPI_LABELS.get(kpi, kpi)
 
 
@@ -247,9 +264,9 @@ def _kpi_rows(table: pd.DataFrame, kpis=HEADLINE) -> pd.DataFrame:
         if k not in t.index:
             continue
         r = t.loc[k]
-        rows.append({"KPI": _label(k), "mean": _fmt(r["mean"], r["unit"]),
-                     "90 % interval (across replications)": f"{_fmt(r['lo'], r['unit'])} – {_fmt(r['hi'], r['unit'])}",
-                     "90 % CI of the mean": f"{_fmt(r['ci_lo'], r['unit'])} – {_fmt(r['ci_hi'], r['unit'])}"})
+        rows.append({"KPI": _label(k), "mean": fmt_value(r["mean"], r["unit"]),
+                     "90 % interval (across replications)": f"{fmt_value(r['lo'], r['unit'])} – {fmt_value(r['hi'], r['unit'])}",
+                     "90 % CI of the mean": f"{fmt_value(r['ci_lo'], r['unit'])} – {fmt_value(r['ci_hi'], r['unit'])}"})
     return pd.DataFrame(rows)
 
 
@@ -259,7 +276,7 @@ def _by_scope(table: pd.DataFrame, kpis, scopes) -> pd.DataFrame:
     for k in kpis:
         row = {"KPI": _label(k)}
         for s in scopes:
-            cell = _fmt(t.loc[(k, s), "mean"], t.loc[(k, s), "unit"]) if (k, s) in t.index else "n/a"
+            cell = fmt_value(t.loc[(k, s), "mean"], t.loc[(k, s), "unit"]) if (k, s) in t.index else "n/a"
             row[s.replace("_", " ")] = cell
         rows.append(row)
     return pd.DataFrame(rows)
@@ -271,8 +288,6 @@ def _versions(manifest: dict) -> str:
 
 
 def _figure(page: _Page, out: Path, name: str, ax, alt: str, written: list[Path]):
-    from .plots import save
-
     path = out.parent / f"{out.stem}-{name}.png"
     save(ax, path)
     written.append(path)
@@ -280,8 +295,6 @@ def _figure(page: _Page, out: Path, name: str, ax, alt: str, written: list[Path]
 
 
 def _run_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-
     res = read_results(folder)
     sc, m = res.scenario, res.manifest
     kpis = res.kpis()
@@ -313,11 +326,9 @@ def _run_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]
 
 
 def _comparison_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-
     manifest = read_manifest(folder)
-    table = pd.read_csv(folder / "comparison.csv")
-    diffs = pd.read_csv(folder / "differences.csv")
+    table = _read(folder, "comparison")
+    diffs = _read(folder, "differences")
     names = list(dict.fromkeys(table["scenario"]))
     title = f"cssim report — comparison of {', '.join(names)}"
     page = _Page()
@@ -335,7 +346,7 @@ def _comparison_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pag
             continue
         row = {"KPI": _label(k)}
         for n in names:
-            row[n] = _fmt(t.loc[(k, n), "mean"], t.loc[(k, n), "unit"]) if (k, n) in t.index else "n/a"
+            row[n] = fmt_value(t.loc[(k, n), "mean"], t.loc[(k, n), "unit"]) if (k, n) in t.index else "n/a"
         rows.append(row)
     page.table(pd.DataFrame(rows))
     page.h(2, "Paired differences (all customers)")
@@ -411,11 +422,8 @@ def _difference_rows(d: pd.DataFrame, level: int, kpis=None) -> pd.DataFrame:
 
 
 def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-    from .plan import parse_target
-
     manifest = read_manifest(folder)
-    table = pd.read_csv(folder / "plan.csv")
+    table = _read(folder, "plan")
     target = parse_target(manifest["target"])
     answer = manifest.get("answer")
     title = f"cssim report — plan for {manifest.get('scenario_name', 'scenario')}: {manifest['target']}"
@@ -436,18 +444,16 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
                                   else f"CSM headcount ({manifest['over']})")
     _figure(page, out, "frontier", ax, "KPI and CSM cost by value", written)
     if "kpi_at_confidence" in table.columns:
-        from .metrics import KPIS
-
         unit = next(k.unit for k in KPIS if k.name == target.kpi)
         pct = int(round(100 * float(manifest.get("confidence", 0.8))))
         label = manifest.get("scope_label", target.kpi)
         at = f"{label} met in {pct} % of replications" if manifest.get("criterion") == "share" else \
             f"{label}, one-sided {pct} % bound on the mean"
-        marg = lambda v: "" if not np.isfinite(v) else ("+" if v >= 0 else "-") + _fmt(abs(v), "currency")  # noqa: E731
-        rows = [{manifest["over"]: int(r.value), at: _fmt(r.kpi_at_confidence, unit),
-                 "mean [90 % CI of the mean]": f"{_fmt(r.mean, unit)} [{_fmt(r.ci_lo, unit)}, {_fmt(r.ci_hi, unit)}]",
+        marg = lambda v: "" if not np.isfinite(v) else ("+" if v >= 0 else "-") + fmt_value(abs(v), "currency")  # noqa: E731
+        rows = [{manifest["over"]: int(r.value), at: fmt_value(r.kpi_at_confidence, unit),
+                 "mean [90 % CI of the mean]": f"{fmt_value(r.mean, unit)} [{fmt_value(r.ci_lo, unit)}, {fmt_value(r.ci_hi, unit)}]",
                  "share of replications meeting it": f"{r.share_met * 100:.0f} %", "meets": "yes" if r.meets else "no",
-                 "CSM cost per year (all pods)": _fmt(r.csm_cost_per_year, "currency"),
+                 "CSM cost per year (all pods)": fmt_value(r.csm_cost_per_year, "currency"),
                  "Δ retained ARR per year per +1 [90 % CI]": "" if not np.isfinite(r.marginal_arr_per_csm) else
                  f"{marg(r.marginal_arr_per_csm)} [{marg(r.marginal_arr_per_csm_lo)}, "
                  f"{marg(r.marginal_arr_per_csm_hi)}]"}
@@ -462,11 +468,9 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
 
 
 def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-
     manifest = read_manifest(folder)
-    table = pd.read_csv(folder / "sweep.csv")
-    points = pd.read_csv(folder / "points.csv")
+    table = _read(folder, "sweep")
+    points = _read(folder, "points")
     fields = [c for c in points.columns if c != "point"]
     title = f"cssim report — sweep of {manifest.get('scenario_name', 'scenario')}"
     page = _Page()
@@ -480,7 +484,7 @@ def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, st
         row = {f: p[f] for f in fields}
         for k in ("grr", "nrr", "ending_arr", "csm_cost"):
             if k in sub.index:
-                row[_label(k)] = _fmt(sub.loc[k, "mean"], sub.loc[k, "unit"])
+                row[_label(k)] = fmt_value(sub.loc[k, "mean"], sub.loc[k, "unit"])
         rows.append(row)
     page.table(pd.DataFrame(rows).rename(columns={f: f.split(".")[-1] if f.count(".") else f for f in fields}))
     if len(fields) == 1 and pd.api.types.is_numeric_dtype(points[fields[0]]):
@@ -497,13 +501,10 @@ def _sweep_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, st
 
 
 def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str]:
-    from . import plots
-    from .metrics import KPIS
-
     manifest = read_manifest(folder)
-    table = pd.read_csv(folder / "sensitivity.csv", keep_default_na=True)
+    table = _read(folder, "sensitivity")
     table["field"] = table["field"].fillna("")
-    points = pd.read_csv(folder / "points.csv")
+    points = _read(folder, "points")
     units = {k.name: k.unit for k in KPIS}
     title = f"cssim report — what drives the forecast of {manifest.get('scenario_name', 'scenario')}"
     page = _Page()
@@ -535,7 +536,7 @@ def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pa
                     row[head] = f"{r['estimate']:.2f} [{r['ci_lo']:.2f}, {r['ci_hi']:.2f}]"
                     row["_key"] = r["estimate"]
                 else:
-                    show = (lambda v: fmt_change(v, unit)) if method == "oat" else (lambda v: _fmt(v, unit))
+                    show = (lambda v, u=unit: fmt_change(v, u)) if method == "oat" else (lambda v, u=unit: fmt_value(v, u))
                     row[head] = f"{show(r['estimate'])} [{show(r['ci_lo'])}, {show(r['ci_hi'])}]"
                     row.setdefault("_key", abs(r["estimate"]))
             rows.append(row)

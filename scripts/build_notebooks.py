@@ -24,7 +24,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 import cssim
 from cssim import plots
-from cssim.results import fmt_change
+from cssim.core.formatting import fmt_change
 
 pd.options.display.float_format = lambda v: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
@@ -71,7 +71,7 @@ JOBS = 2                # worker processes
 FAST = False            # small run (the test suite sets this)
 """),
     code(setup('{"REPLICATIONS": min(REPLICATIONS, 3)}')),
-    md("## The scenario\n\nValidated on load; every field, unit and default is defined in `cssim/scenario.py`."),
+    md("## The scenario\n\nValidated on load; every field, unit and default is defined in `cssim/model/scenario.py`."),
     code("""
 scenario = cssim.load_scenario(SCENARIO)
 print(scenario.description)
@@ -451,7 +451,7 @@ A plan's confidence needs enough replications to support it: with fewer than `mi
 `CONFIDENCE` of futures do, and `cssim.plan` refuses. The plan therefore runs at least that many.
 """),
     code("""
-from cssim.plan import min_replications
+from cssim.analysis.plan import min_replications
 
 plan_replications = max(REPLICATIONS, min_replications(CONFIDENCE))
 print(f"min_replications({CONFIDENCE}) = {min_replications(CONFIDENCE)}; the plan runs {plan_replications}")
@@ -467,16 +467,16 @@ plots.headcount_frontier(swept, kpi=target.kpi, scope=target.scope, target=targe
 """),
     md("## Marginal cost and ARR retained per extra CSM (between evaluated values)\n\n"
        "The first value tried has no marginals (NaN): there is no smaller value to compare it with."),
-    code('result.table[["value", "kpi_at_confidence", "mean", "share_met", "csm_cost_per_year", "retained_arr",\n'
+    code('result.table()[["value", "kpi_at_confidence", "mean", "share_met", "csm_cost_per_year", "retained_arr",\n'
          '              "marginal_cost_per_csm", "marginal_arr_per_csm", "marginal_arr_per_csm_lo",\n'
          '              "marginal_arr_per_csm_hi"]]'),
     md("The same frontier for gross revenue retention (all customers):"),
     code('plots.headcount_frontier(swept, kpi="grr", xlabel=f"{POD} CSM headcount").figure'),
     md("## What this showed"),
     code("""
-from cssim.results import paired_interval
+from cssim.analysis.results import paired_interval
 
-rows = result.table.set_index("value")
+rows = result.table().set_index("value")
 grr = plots.frontier_from_sweep(swept, "grr").set_index("value")
 lo_hc, hi_hc = grr.index.min(), grr.index.max()
 by_value = {point.values[field]: res for point, res in zip(swept.points, swept.results)}
@@ -535,8 +535,8 @@ JOBS = 2
 FAST = False
 """),
     code(setup('{"REPLICATIONS": min(REPLICATIONS, 3), "N_DRAWS": min(N_DRAWS, 300)}', extra="""
-from cssim.engine import run_replication
-from cssim.queueing import erlang_c""")),
+from cssim.sim.engine import run_replication
+from cssim.model.queueing import erlang_c""")),
     md("## 1. Erlang C\n\nThe arrival and service rates follow from the scenario's fields (tasks per day):"),
     code("""
 queue = cssim.load_scenario(QUEUE_SCENARIO)
@@ -655,7 +655,7 @@ selection: big accounts get high-touch and churn less anyway. Three checks, each
    happened next, next to the simple rates people use today (`cssim.backtest`).
 
 The data are synthetic, so the truth is known: histories of a young SMB business written by
-`cssim.synth` from the shipped `young_smb.yaml` (no customers at the start, new logos every month; a
+`cssim.sim.synth` from the shipped `young_smb.yaml` (no customers at the start, new logos every month; a
 churn hazard that falls with tenure), and a customer table with a known touch effect. Every
 statement about the results below is computed from them.
 """),
@@ -684,7 +684,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 from cssim.fitting.curvesfile import write_history_fit
-from cssim.synth import synthesize_history
+from cssim.sim.synth import synthesize_history
 
 truth = cssim.load_scenario(TRUTH)
 scratch = tempfile.TemporaryDirectory(prefix="cssim-honest-")  # removed when the kernel stops
@@ -743,7 +743,7 @@ share of the variance. With few replications the widths are noisy (a share near 
     code("""
 dec = cssim.decompose(forecast, replications=REPLICATIONS, jobs=JOBS)
 wanted = ["logo_retention", "grr", "monthly_logo_churn", "ending_logos", "ending_arr", "churned_arr"]
-table = dec.table.query("scope == 'all'").set_index("kpi")
+table = dec.table().query("scope == 'all'").set_index("kpi")
 KPIS = [k for k in wanted if k in table.index]
 if dec.undefined:
     why = []
@@ -855,7 +855,7 @@ print(effects.report())
     md("The dashed mark is the true ratio, `TRUE_HR`:"),
     code("effects.plot_forest(truth=TRUE_HR).figure"),
     code("""
-ratios = effects.summary.set_index("method")
+ratios = effects.estimates().set_index("method")
 covers = {m: r.lo <= TRUE_HR <= r.hi for m, r in ratios.iterrows()}
 display(Markdown("\\n".join(
     f"- **{m}**: {r.hazard_ratio:.2f} [{r.lo:.2f}, {r.hi:.2f}] — the interval "

@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 
 import cssim  # noqa: E402
 from cssim import plots  # noqa: E402
-from cssim.compare import compare  # noqa: E402
+from cssim.analysis.compare import compare  # noqa: E402
+from cssim.analysis.sweep import sweep  # noqa: E402
 from cssim.fitting.cohorts import fit_cohorts, read_cohort_table  # noqa: E402
-from cssim.sweep import sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"

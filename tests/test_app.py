@@ -8,11 +8,11 @@ import pytest
 from conftest import small_scenario_dict, write_yaml
 
 from cssim import load_scenario, simulate
+from cssim.analysis.whatif import HEADLINE_KPIS, Controls, Planner, route_label
 from cssim.cli import main
-from cssim.errors import PlanError
-from cssim.loader import scenario_hash
+from cssim.core.errors import PlanError
+from cssim.model.loader import scenario_hash
 from cssim.shipped import scenario_names
-from cssim.whatif import HEADLINE_KPIS, Controls, Planner, route_label
 
 REPS = 3
 

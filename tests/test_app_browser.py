@@ -23,8 +23,8 @@ import pytest
 from conftest import headless_chromium, small_scenario_dict, write_yaml
 
 from cssim import load_scenario, simulate
+from cssim.analysis.whatif import HEADLINE_KPIS
 from cssim.app import free_port
-from cssim.whatif import HEADLINE_KPIS
 
 pytestmark = pytest.mark.slow  # starts a server and a browser
 

@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
-from cssim.backtest import actual_paths, backtest, book_at, censor_history, write_backtest
+from cssim.analysis.backtest import actual_paths, backtest, book_at, censor_history, write_backtest
 from cssim.cli import main
-from cssim.engine import GROWTH, ONBOARDING, SIGNING, Engine
-from cssim.errors import DataError, ScenarioError
-from cssim.loader import load_scenario, scenario_from_dict
-from cssim.scenario import Scenario
-from cssim.synth import synthesize_history
+from cssim.core.errors import DataError, ScenarioError
+from cssim.model.loader import load_scenario, scenario_from_dict
+from cssim.model.scenario import RESOLVED, Scenario
+from cssim.sim.engine import GROWTH, ONBOARDING, SIGNING, Engine
+from cssim.sim.synth import synthesize_history
 
 DATA = Path(__file__).parent / "data"
 TRUTH = DATA / "backtest_truth.yaml"
@@ -90,13 +91,13 @@ def test_forecast_starts_from_the_book_at_the_cutoff(results, histories):
     assert len(book) == active.sum()
     assert sum(r["arr"] for r in book) == pytest.approx(pd.to_numeric(raw.loc[active, "arr"]).sum())
     # Month 1 of the forecast starts from that book: its mean is within a month's churn and arrivals of it.
-    t = res.table
+    t = res.table()
     first = t[(t.method == "cssim") & (t.metric == "active_logos") & (t.month == 1)]["mean"].iloc[0]
     assert abs(first - len(book)) < 0.25 * len(book)
 
 
 def test_tables_have_every_month_metric_and_method(results):
-    t = results[0].table
+    t = results[0].table()
     # Several credible families (the default averages over them): also the lowest-AIC family alone, cssim_best.
     assert results[0].model_uncertainty == "averaged"
     assert set(t["method"]) == {"cssim", "cssim_best", "cssim_point", "flat_rate", "constant_hazard"}
@@ -194,20 +195,41 @@ def test_cli_writes_tables_and_figures(histories, tmp_path, capsys):
     assert again.start_date == dt.date(2024, 12, 31) and again.horizon_months == 6
     book = pd.read_csv(out / "book_smb.csv")
     assert again.segments["smb"].initial_customers == len(book) > 0
-    # Existing folder: refused without --force, replaced with it.
+    # The book is exactly the customers the history shows active at the cutoff.
+    raw = pd.read_csv(histories[1], dtype=str, keep_default_na=False)
+    signed, churned = pd.to_datetime(raw["signed_date"]), pd.to_datetime(raw["churn_date"].replace("", None))
+    cut = pd.Timestamp(CUTOFF)
+    active = (raw["segment"] == "smb") & (signed <= cut) & (churned.isna() | (churned > cut))
+    assert len(book) == int(active.sum())
+    # The table is the library's, month by month: every metric and method for months 1..6, the actual path the
+    # same under every method, and the coverage in the scores is the share of months inside the interval.
+    table = pd.read_csv(out / "backtest.csv")
+    library = backtest(histories[1], CUTOFF, 6, replications=8, families=FAMILIES)
+    pd.testing.assert_frame_equal(table, library.table().reset_index(drop=True), check_dtype=False)
+    assert sorted(set(table["month"])) == list(range(1, 7))
+    assert table.groupby(["metric", "month"])["actual"].nunique().eq(1).all()
+    inside = table.assign(inside=(table["actual"] >= table["lo"]) & (table["actual"] <= table["hi"]))
+    coverage = inside.groupby(["method", "metric"])["inside"].mean()
+    for r in scores.itertuples():
+        assert r.coverage == pytest.approx(coverage[(r.method, r.metric)])
+    # Existing folder: refused without --force, replaced with it; --fixed-rate changes the cssim forecast only.
     assert main(args) == 2
     assert main([*args, "--force", "--fixed-rate"]) == 0
-    assert len(pd.read_csv(out / "backtest.csv")) > 0
+    fixed = pd.read_csv(out / "backtest.csv")
+    key = ["method", "metric", "month"]
+    a, b = table.set_index(key).sort_index(), fixed.set_index(key).sort_index()
+    assert a.index.equals(b.index) and a["actual"].equals(b["actual"])
+    assert not a.loc["cssim", ["mean", "lo", "hi"]].equals(b.loc["cssim", ["mean", "lo", "hi"]])
     assert not list(tmp_path.glob(".bt.partial*"))
 
 
 def test_write_backtest_is_atomic_on_failure(results, tmp_path, monkeypatch):
-    import cssim.plots as plots
+    import cssim.analysis.backtest as bt
 
     def boom(*a, **k):
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr(plots, "backtest_calibration", boom)
+    monkeypatch.setattr(bt, "backtest_calibration", boom)
     with pytest.raises(RuntimeError):
         write_backtest(results[0], tmp_path / "out")
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
@@ -250,9 +272,16 @@ def test_book_starts_with_exactly_those_customers(tmp_path):
     ledger = engine.run()
     arrays = ledger.arrays()["segment"]
     assert arrays["new_logos"].sum() == 0
-    # A re-validated scenario (dumped and loaded again) still has its book.
-    again = Scenario.model_validate(scenario.model_dump())
+    # A scenario dumped with its files' content re-validates without reading them (the file is gone); a plain
+    # dump names the file only, and the loader reads it again.
+    plain = scenario.model_dump(mode="json")
+    assert "rows" not in plain["segments"]["smb"]["book"]
+    assert scenario_from_dict(plain).segments["smb"].book.rows == scenario.segments["smb"].book.rows
+    Path(scenario.segments["smb"].book.file).unlink()
+    again = Scenario.model_validate(scenario.model_dump(context=RESOLVED))
     assert again.segments["smb"].book.rows == scenario.segments["smb"].book.rows
+    with pytest.raises(ValidationError, match="not read"):
+        Scenario.model_validate(plain)
 
 
 def test_book_clocks_are_conditioned_on_time_spent(tmp_path):

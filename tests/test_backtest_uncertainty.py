@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from cssim.backtest import backtest
+from cssim.analysis.backtest import backtest
 from cssim.cli import main
-from cssim.errors import DataError
-from cssim.loader import load_scenario
-from cssim.synth import synthesize_history
+from cssim.core.errors import DataError
+from cssim.model.loader import load_scenario
+from cssim.sim.synth import synthesize_history
 
 TRUTH = Path(__file__).parent / "data" / "backtest_truth.yaml"
 SHORT = {
@@ -77,11 +77,11 @@ def test_scenario_and_summary_say_which_mode(runs):
     assert res.parameter_uncertainty == "asymptotic"
     assert res.scenario.parameter_uncertainty == "asymptotic"
     assert res.scenario.segments["smb"].lifecycle.churn.uncertainty is not None
-    text = res.summary()
+    text = str(res.summary())
     assert "parameter uncertainty: asymptotic" in text and "estimation share" in text and "cssim_point" in text
-    assert set(res.table["method"]) == {"cssim", "cssim_point", "flat_rate", "constant_hazard"}
+    assert set(res.table()["method"]) == {"cssim", "cssim_point", "flat_rate", "constant_hazard"}
     # Same replications, same customers: the two runs differ only through the curves, so their means stay close.
-    t = res.table[res.table.metric == "active_logos"].pivot(index="month", columns="method", values="mean")
+    t = res.table()[res.table().metric == "active_logos"].pivot(index="month", columns="method", values="mean")
     assert np.allclose(t["cssim"], t["cssim_point"], rtol=0.1)
 
 
@@ -91,11 +91,11 @@ def test_none_is_the_point_estimate_forecast(runs, short_histories):
     assert res.parameter_uncertainty == "none" and res.scenario.parameter_uncertainty == "none"
     life = res.scenario.model_dump(mode="json", exclude_none=True)["segments"]["smb"]["lifecycle"]
     assert not [k for k, c in life.items() if isinstance(c, dict) and "uncertainty" in c]
-    assert set(res.table["method"]) == {"cssim", "flat_rate", "constant_hazard"} and res.uncertainty.empty
-    assert "parameter uncertainty: none" in res.summary()
+    assert set(res.table()["method"]) == {"cssim", "flat_rate", "constant_hazard"} and res.uncertainty.empty
+    assert "parameter uncertainty: none" in str(res.summary())
     # Identical to the with-uncertainty run's point-estimate forecast on the same seeds, and the baselines unchanged.
-    on = runs[0].table
-    a = res.table.set_index(["method", "metric", "month"]).sort_index()
+    on = runs[0].table()
+    a = res.table().set_index(["method", "metric", "month"]).sort_index()
     b = on.replace({"method": {"cssim": "with", "cssim_point": "cssim"}})
     b = b[b.method != "with"].set_index(["method", "metric", "month"]).sort_index()
     pd.testing.assert_frame_equal(a, b)
@@ -137,14 +137,14 @@ def test_bootstrap_sets_drive_the_draws(short_histories):
     for name in ("onboarding", "churn"):
         unc = getattr(res.scenario.segments["smb"].lifecycle, name).uncertainty
         assert len(unc.bootstrap) == 3
-    assert {"cssim", "cssim_point"} <= set(res.table["method"])
-    assert "parameter uncertainty: bootstrap" in res.summary()
+    assert {"cssim", "cssim_point"} <= set(res.table()["method"])
+    assert "parameter uncertainty: bootstrap" in str(res.summary())
 
 
 def test_cli_flag(short_histories, tmp_path, capsys, monkeypatch):
-    from cssim.fitting import univariate
+    from cssim.analysis import backtest as bt
 
-    monkeypatch.setattr(univariate, "FAMILY_ORDER", ("weibull",))  # the CLI fits every family: keep this test quick
+    monkeypatch.setattr(bt, "FAMILY_ORDER", ("weibull",))  # the CLI fits every family: keep this test quick
     base = ["backtest", str(short_histories[1]), "--cutoff", CUTOFF, "--horizon", "3", "-n", "6"]
     assert main([*base, "--out", str(tmp_path / "on")]) == 0
     out = capsys.readouterr().out

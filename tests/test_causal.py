@@ -25,7 +25,7 @@ import pytest
 from cssim import DataError, TouchEffects, plots
 from cssim.cli import main
 from cssim.fitting.causal import touch_frame_from_history
-from cssim.plots_causal import covariate_balance, touch_effects_forest
+from cssim.plots.causal import covariate_balance, touch_effects_forest
 
 LAMBDA = 1 / 900.0  # baseline churn hazard per day
 ARR_EFFECT = -0.7  # log hazard per SD of log ARR
@@ -91,7 +91,7 @@ def fits():
 
 
 def _row(te, method, model="high_touch"):
-    s = te.summary
+    s = te.summary()
     return s[(s["method"] == method) & (s["touch_model"] == model)].iloc[0]
 
 
@@ -152,7 +152,7 @@ def test_weights_and_effective_sample_size(fits):
 
 def test_summary_shape_and_effects(fits):
     te, _ = fits[(0.6, 1)]
-    s = te.summary
+    s = te.summary()
     assert list(s.columns[:7]) == ["method", "touch_model", "reference", "hazard_ratio", "lo", "hi", "p"]
     assert list(s["method"]) == ["naive", "adjusted", "ipw"]
     assert (s["lo"] < s["hazard_ratio"]).all() and (s["hazard_ratio"] < s["hi"]).all()
@@ -163,7 +163,7 @@ def test_summary_shape_and_effects(fits):
     assert eff["high_touch"]["churn"] == round(adj["hazard_ratio"], 4)
     assert eff["high_touch"]["intervals"]["churn"] == pytest.approx([adj["lo"], adj["hi"]], abs=1e-4)  # alpha 0.05
     # The fragment is a valid scenario effects block, drawn from its interval.
-    from cssim.scenario import EffectsSpec
+    from cssim.model.scenario import EffectsSpec
 
     assert EffectsSpec(**eff["high_touch"]).log_sd("churn") > 0
     assert te.to_effects("ipw")["high_touch"]["churn"] == round(_row(te, "ipw")["hazard_ratio"], 4)
@@ -198,7 +198,7 @@ def test_poor_overlap_is_reported():
     df = confounded(1500, {"high_touch": 0.6}, seed=3, assign=6.0)  # ARR nearly decides the touch model
     te = TouchEffects(df, covariates=["log_arr", "segment"]).fit()
     assert any(w.startswith("poor overlap") for w in te.warnings_), te.warnings_
-    s = te.summary
+    s = te.summary()
     assert s.loc[s["method"] == "ipw", "warning"].str.contains("poor overlap").all()
     assert (s.loc[s["method"] == "naive", "warning"] == "").all()
     assert "WARNING: poor overlap" in te.report()
@@ -261,7 +261,7 @@ def test_bad_input_messages(make, kwargs, message):
 
 def test_not_fitted():
     with pytest.raises(AttributeError, match="fit"):
-        TouchEffects(_small(), covariates=["log_arr"]).summary
+        TouchEffects(_small(), covariates=["log_arr"]).summary()
 
 
 # --------------------------------------------------------------------------- history file and CLI
@@ -360,7 +360,7 @@ def test_figures(fits, tmp_path):
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["Naive (touch model only)", "Covariate-adjusted", "Inverse-probability weighted", "True effect"]
     lo, hi = ax.get_xlim()
-    assert lo < te.summary["lo"].min() and hi > 1.0
+    assert lo < te.summary()["lo"].min() and hi > 1.0
     path = plots.save(ax, tmp_path / "forest.png")
     assert path.stat().st_size > 15_000
 
@@ -436,7 +436,7 @@ def test_cli_reads_yes_no_event_flags(tmp_path, capsys):
                  "--covariates", "log_arr", "--out", str(out)]) == 0
     numeric = TouchEffects(df, covariates=["log_arr"]).fit()
     got = pd.read_csv(out / "touch_effects.csv")
-    assert got["hazard_ratio"].to_numpy() == pytest.approx(numeric.summary["hazard_ratio"].to_numpy(), rel=1e-5)
+    assert got["hazard_ratio"].to_numpy() == pytest.approx(numeric.summary()["hazard_ratio"].to_numpy(), rel=1e-5)
     df["churned"] = df["churned"].where(df.index != 3, "perhaps")
     df.drop(columns="event").to_csv(path, index=False)
     assert main(["touch-effects", str(path), "--duration", "duration", "--event", "churned", "--group", "touch_model",

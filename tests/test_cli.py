@@ -12,8 +12,8 @@ import pytest
 import cssim
 from cssim import load_scenario, scenario_hash
 from cssim.cli import main
-from cssim.loader import deep_merge
-from cssim.metrics import KPI_NAMES
+from cssim.model.loader import deep_merge
+from cssim.model.metrics import KPI_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,9 +204,12 @@ def test_schema_is_json_with_segments_and_extends(capsys):
     assert code == 0
     schema = json.loads(out)
     assert "segments" in schema["properties"] and "extends" in schema["properties"]
-    assert "segments" in schema.get("required", []) and "touch_models" in schema.get("required", [])
     assert schema["properties"]["extends"]["type"] == "string"
-    assert schema.get("additionalProperties") is False
+    # A whole file needs segments and touch models; a file that extends another needs neither.
+    full, partial = schema["$defs"]["Scenario"], schema["$defs"]["PartialScenario"]
+    assert schema["else"] == {"$ref": "#/$defs/Scenario"} and schema["then"] == {"$ref": "#/$defs/PartialScenario"}
+    assert {"segments", "touch_models"} <= set(full["required"]) and partial["required"] == ["extends"]
+    assert full.get("additionalProperties") is False and partial.get("additionalProperties") is False
 
 
 # --------------------------------------------------------------------------- extends
@@ -276,3 +279,50 @@ def test_version_and_python_dash_m():
     for cmd in ([sys.executable, "-m", "cssim", "--version"], [sys.executable, "-m", "cssim.cli", "--version"]):
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and done.stdout.strip() == f"cssim {cssim.__version__}", done
+
+
+# --------------------------------------------------------------------------- --set, --format, start-up
+
+
+def test_set_overrides_a_field_like_the_file_and_like_python(tmp_path, scenario_file, capsys):
+    out = tmp_path / "set"
+    code, stdout, err = run(_run_args(scenario_file, out, "--set", "team.pods.enterprise.headcount=5",
+                                      "--set", "segments.smb.arr.median=6e3", "--format", "parquet"), capsys)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["scenario"]["team"]["pods"]["enterprise"]["headcount"] == 5
+    assert manifest["scenario"]["segments"]["smb"]["arr"]["median"] == 6000.0
+    # The same override from Python gives the same scenario (same hash) and the same numbers.
+    same = load_scenario(scenario_file, overrides={"team.pods.enterprise.headcount": 5,
+                                                   "segments.smb.arr.median": 6000.0, "replications": 2})
+    assert manifest["scenario_hash"] == scenario_hash(same)
+    python = cssim.simulate(same).kpis()
+    written = pd.read_parquet(out / "kpis.parquet")
+    assert manifest["format"] == "parquet" and "kpis.parquet" in manifest["files"] and not (out / "kpis.csv").exists()
+    pd.testing.assert_frame_equal(written, python, check_dtype=False)
+    assert "kpis.parquet" in stdout
+    # The report reads a Parquet folder as it reads a CSV one.
+    assert main(["report", str(out)]) == 0 and (out / "report.md").is_file()
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("headcount", "expected FIELD=VALUE"),
+    ("team.pods.nope.headcount=3", "team.pods.nope"),
+    ("team.pods.enterprise.headcount=-1", "team.pods.enterprise.headcount"),
+    ("seed=[1, ", "not YAML"),
+])
+def test_a_bad_set_is_one_line_naming_it(tmp_path, scenario_file, capsys, assignment, message):
+    code, stdout, err = run(["validate", str(scenario_file), "--set", assignment], capsys)
+    assert code == 2 and stdout == ""
+    assert len(err.strip().splitlines()) >= 1 and message in err and "Traceback" not in err
+
+
+def test_help_and_version_import_no_heavy_module():
+    """`cssim --help` and `--version` load the command line only: no pandas, SimPy, lifelines or pydantic."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cssim.cli; cssim.cli.build_parser(); "
+            "print(sorted(m for m in ('pandas', 'simpy', 'lifelines', 'pydantic', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done

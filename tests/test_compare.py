@@ -7,12 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_yaml
 
 from cssim import PlanError, compare, scenario_from_dict, simulate
+from cssim.analysis.compare import paired_difference, unpaired_difference
 from cssim.cli import main
-from cssim.compare import paired_difference, unpaired_difference
-
-from conftest import write_yaml
 
 
 @pytest.fixture
@@ -62,7 +61,7 @@ def test_scenario_against_itself_is_never_distinguishable(pair):
     d = c.differences()
     assert (d["diff"].fillna(0) == 0).all()
     assert not d["distinguishable"].any()
-    assert "no difference is distinguishable from noise" in c.summary()
+    assert "no difference is distinguishable from noise" in str(c.summary())
 
 
 def test_crn_interval_much_narrower_than_independent(comparison, pair):
@@ -106,7 +105,7 @@ def test_tables_and_summary(comparison):
     basis = dict(zip(d["kpi"], d["basis"], strict=False))
     assert basis["csm_cost"] == "horizon total" and basis["ending_arr"] == "annual run-rate at horizon end"
     assert basis["grr"] == "" and set(full["basis"]) >= {"horizon total", ""}
-    s = comparison.summary()
+    s = str(comparison.summary())
     assert "stronger − tiny" in s
     assert "stronger vs tiny:" in s and "differences distinguishable from noise" in s
     assert "csm_cost (horizon total)" in s and "ending_arr (annual run-rate at horizon end)" in s
@@ -156,7 +155,7 @@ def test_identical_rows_are_hidden_and_distinguishable_ones_come_first(scenario_
     visible = shown[~shown["identical"]]
     assert set(visible["kpi"]) == {"csm_cost", "cost_per_retained_arr"}
     assert shown["identical"].sum() > 40
-    text = result.summary(scope=None)
+    text = str(result.summary(scope=None))
     body = [line.split()[0] for line in text.splitlines()[2:] if line and line.split()[0] in {k for k in shown["kpi"]}]
     assert set(body) == {"csm_cost", "cost_per_retained_arr"} and "grr" not in body
     assert f"{int(shown['identical'].sum())} of {len(shown)} rows hidden" in text
@@ -166,4 +165,4 @@ def test_identical_rows_are_hidden_and_distinguishable_ones_come_first(scenario_
     # The trade-off: cost up, retained ARR unchanged (exactly 0, so no ARR per dollar is claimed beyond 0).
     t = result.tradeoff().iloc[0]
     assert t["d_cost_per_year"] > 0 and t["d_retained_arr_per_year"] == 0.0 and t["arr_per_cost_dollar"] == 0.0
-    assert result.summary(scope=None, show_all=True).count("\n") > text.count("\n") + 40
+    assert str(result.summary(scope=None, show_all=True)).count("\n") > text.count("\n") + 40

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 from scipy.integrate import cumulative_trapezoid
 
-from cssim import curves as C
+from cssim.model import curves as C
 
 # (curve, reference frozen scipy distribution or None for a closed form)
 CASES = {

@@ -22,11 +22,11 @@ import pytest
 from conftest import small_scenario_dict
 
 from cssim import scenario_from_dict, simulate
-from cssim.curves import HeldTail, Weibull
-from cssim.edge import MATERIAL_SHARE, edge_exposure
 from cssim.fitting.curvesfile import FORMAT
 from cssim.fitting.univariate import MIN_AT_RISK, UnivariateFit
-from cssim.loader import load_scenario
+from cssim.model.curves import HeldTail, Weibull
+from cssim.model.edge import MATERIAL_SHARE, edge_exposure
+from cssim.model.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 YEAR = 365.0
@@ -111,7 +111,7 @@ def test_the_forecast_beyond_the_edge_is_bounded_by_the_tail_policy(fit, tmp_pat
     assert edge_exposure(held)["share_beyond_edge"].iloc[0] == pytest.approx(1.0)
     assert any("about 100% of the simulated customer-time lies beyond the data's edge" in m for m in msgs), msgs
     assert res.manifest["beyond_edge"][0]["share_beyond_edge"] == pytest.approx(1.0)
-    assert "beyond the data's edge: smb/churn spends about 100% of its customer-time" in res.summary()
+    assert "beyond the data's edge: smb/churn spends about 100% of its customer-time" in str(res.summary())
 
     # Extrapolated, the steep Weibull empties the book: H(730 + 365) − H(730) is in the tens.
     fitted, _ = _book_scenario(tmp_path, fit, tail="fitted")
@@ -121,7 +121,7 @@ def test_the_forecast_beyond_the_edge_is_bounded_by_the_tail_policy(fit, tmp_pat
 
 
 def test_auto_extrapolates_a_falling_hazard_and_holds_a_rising_one():
-    from cssim.scenario import _concrete_curve_adapter
+    from cssim.model.scenario import _concrete_curve_adapter
 
     tail = {"edge": 330.0, "window": 80.0}
     falling = _concrete_curve_adapter().validate_python(
@@ -166,7 +166,7 @@ def test_shipped_scenarios_stay_quiet():
 
 def test_heavy_tailed_draws_do_not_overflow():
     # A drawn exponential-gamma with a tiny shape (an averaged family's wide covariance): H⁻¹ beyond float range.
-    from cssim.curves import ExponentialGamma, WeibullGamma
+    from cssim.model.curves import ExponentialGamma, WeibullGamma
 
     assert ExponentialGamma(100.0, 1e-3).inv_cumhaz(5.0) == math.inf
     assert WeibullGamma(100.0, 0.3, 1e-2).inv_cumhaz(5.0) == math.inf

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from engine_reference import DATA, SCENARIOS, compare, kpi_table
 
 from cssim import load_scenario, simulate
-from engine_reference import DATA, SCENARIOS, compare, kpi_table
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

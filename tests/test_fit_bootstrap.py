@@ -20,10 +20,10 @@ from conftest import small_scenario_dict
 from cssim import scenario_from_dict, simulate
 from cssim.cli import main
 from cssim.fitting.bootstrap import bootstrap_renewal, resample_customers
-from cssim.fitting.covariates import fit_renewal_model
+from cssim.fitting.covariates import fit_renewal_model, renewal_designs
 from cssim.fitting.history import read_history
 from cssim.fitting.univariate import UnivariateFit, durations
-from cssim.uncertainty import replication_curve
+from cssim.model.uncertainty import replication_curve
 
 EXTRACT = pd.Timestamp("2026-12-31")
 
@@ -140,7 +140,7 @@ def test_fit_bootstrap_to_scenario_end_to_end(tmp_path, capsys):
     assert fit.best_ == chosen and fit.covariance()["estimates"] == churn["estimates"]
     assert fit.bootstrap(12, seed=5, resamples=resample_customers(h.frame["customer_id"], 12, 5, "smb")) == sets
     refit = fit_renewal_model(h)
-    bootstrap_renewal(h, refit, {"smb": resample_customers(h.frame["customer_id"], 12, 5, "smb")})
+    bootstrap_renewal(renewal_designs(h, refit), refit, {"smb": resample_customers(h.frame["customer_id"], 12, 5, "smb")})
     assert refit["smb"]["parameters"]["bootstrap"] == renewal["bootstrap"]
 
     d = small_scenario_dict()

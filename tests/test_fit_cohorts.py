@@ -13,7 +13,6 @@ import pytest
 from cssim import DataError
 from cssim.fitting.cohorts import (
     COHORT_MODELS,
-    fit_cohort_file,
     fit_cohorts,
     read_cohort_table,
     sbg_to_exponential_gamma,
@@ -104,8 +103,10 @@ def test_doc_table_is_the_computed_one(regular):
 
 
 def test_fit_cohort_file_writes_the_folder(tmp_path, capsys):
+    from cssim.cli import main
+
     out = tmp_path / "fit"
-    assert fit_cohort_file(REGULAR, out, until=7, horizon=15) == 0
+    assert main(["fit", str(REGULAR), "--out", str(out), "--until", "7", "--horizon", "15"]) == 0
     proj = pd.read_csv(out / "projection.csv")
     assert {"cohort", "period", "observed", "projected", "lo", "hi", "model"} <= set(proj.columns)
     assert proj.groupby("model")["period"].max().eq(15).all()
@@ -117,9 +118,10 @@ def test_fit_cohort_file_writes_the_folder(tmp_path, capsys):
     assert fit["models"]["sbg"]["ci"]["alpha"][0] < PAPER_ALPHA < fit["models"]["sbg"]["ci"]["alpha"][1]
     assert "parameter uncertainty" in fit["projection_interval"]["includes"][0]
     assert "| 12 |" in (out / "fit_report.md").read_text()
-    with pytest.raises(Exception, match="already exists"):
-        fit_cohort_file(REGULAR, out)
-    assert fit_cohort_file(REGULAR, out, force=True) == 0
+    assert "| 12 |" in capsys.readouterr().out
+    assert main(["fit", str(REGULAR), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["fit", str(REGULAR), "--out", str(out), "--force"]) == 0
 
 
 # --------------------------------------------------------------------------- bad input

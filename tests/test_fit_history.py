@@ -12,12 +12,12 @@ import pytest
 
 import cssim
 from cssim.cli import main
-from cssim.errors import DataError, ScenarioError
+from cssim.core.errors import DataError, ScenarioError
 from cssim.fitting.covariates import touch_hazard_ratios
 from cssim.fitting.curvesfile import fit_history, write_history_fit
 from cssim.fitting.history import read_history
 from cssim.fitting.univariate import UnivariateFit, durations
-from cssim.synth import synthesize_history, write_history
+from cssim.sim.synth import synthesize_history, write_history
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDTRIP = ROOT / "tests" / "data" / "roundtrip.yaml"
@@ -276,7 +276,7 @@ def test_simulation_from_fitted_curves_reproduces_km(roundtrip):
         s_sim = float(km.survival_function_at_times(t).iloc[0])
         assert row["lo"] <= s_sim <= row["hi"], (t, s_sim, row.to_dict())
     # The check has teeth: a curve with half the churn scale falls outside the band.
-    wrong = cssim.scenario.WeibullCurve(family="weibull", scale=350.0, shape=0.8).build()
+    wrong = cssim.model.scenario.WeibullCurve(family="weibull", scale=350.0, shape=0.8).build()
     assert not all(obs.loc[:t].iloc[-1]["lo"] <= wrong.survival(t) for t in times)
 
 
@@ -397,7 +397,7 @@ def test_results_summary_and_plot(roundtrip):
 
     matplotlib.use("Agg")
     res = roundtrip["results"]
-    s = res.summary
+    s = res.summary()
     chosen = s[s["chosen"]]
     assert sorted(chosen["key"]) == ["smb/churn", "smb/onboarding"]
     for key, g in s.groupby("key"):  # the chosen family has the lowest AIC among simulatable candidates

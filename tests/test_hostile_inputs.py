@@ -421,7 +421,7 @@ def test_merge_key_works_and_1_30_is_text(tmp_path):
 
 def test_dask_address_that_is_not_a_scheduler(tmp_path, monkeypatch, capsys):
     """A plain TCP socket on 127.0.0.1 that never answers: one line within the connect timeout."""
-    from cssim import backends
+    from cssim.sim import backends
 
     monkeypatch.setattr(backends, "DASK_CONNECT_TIMEOUT", 1.5)
     (tmp_path / "s.yaml").write_text(scen())

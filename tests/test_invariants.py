@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cssim import scenario_from_dict
-from cssim.engine import Engine
-from cssim.results import SimulationResults, stack
+from cssim.analysis.results import SimulationResults, stack
+from cssim.sim.engine import Engine
 
 SETTINGS = settings(
     max_examples=150,

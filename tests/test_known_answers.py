@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from lifelines import KaplanMeierFitter
 
-from cssim.clock import DAYS_PER_MONTH
-from cssim.curves import LogNormal, Weibull
-from cssim.engine import Engine
-from cssim.loader import scenario_from_dict
-from cssim.metrics import grr
-from cssim.queueing import erlang_c
-from cssim.results import stack
+from cssim.analysis.results import stack
+from cssim.core.clock import DAYS_PER_MONTH
+from cssim.model.curves import LogNormal, Weibull
+from cssim.model.loader import scenario_from_dict
+from cssim.model.metrics import grr
+from cssim.model.queueing import erlang_c
+from cssim.sim.engine import Engine
 
 NEVER = {"family": "never"}
 QUIET_LIFECYCLE = {

@@ -1,4 +1,4 @@
-"""Model checks (cssim.checks): each fires on its case, and the shipped scenarios stay quiet.
+"""Model checks (cssim.model.checks): each fires on its case, and the shipped scenarios stay quiet.
 
 Also: the offered load ρ against a hand computation, validate printing it,
 warnings as one line ``cssim: warning: …``, ``--strict`` turning them into
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from cssim import load_scenario, scenario_from_dict
-from cssim.cache import BatchCache, batch_key
-from cssim.checks import model_checks, offered_load
+from cssim.analysis.cache import BatchCache, batch_key
 from cssim.cli import main
-from cssim.errors import ModelWarning, ScenarioError
+from cssim.core.errors import ModelWarning, ScenarioError
+from cssim.model.checks import model_checks, offered_load
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "scenarios").glob("*.yaml"))

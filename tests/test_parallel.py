@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cssim import scenario_from_dict, simulate, sweep
-from cssim.backends import ReplicationStack, Task, batches, execute, run_batch
+from cssim.sim.backends import ReplicationStack, Task, batches, execute, run_batch
 
 
 @pytest.fixture

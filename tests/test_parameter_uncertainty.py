@@ -11,23 +11,24 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import DATA, small_scenario_dict
 
 from cssim import ScenarioError, scenario_from_dict, simulate
-from cssim.curves import Weibull
-from cssim.engine import Engine
-from cssim.scenario import _concrete_curve_adapter
-from cssim.uncertainty import (
-    decompose,
+from cssim.analysis.decompose import decompose
+from cssim.model.curves import Weibull
+from cssim.model.scenario import _concrete_curve_adapter
+from cssim.model.uncertainty import (
     draw_parameters,
     from_fitter,
     params_stream,
     replication_curve,
     with_uncertainty,
 )
+from cssim.sim.engine import Engine
 
 LOG700, LOG08 = math.log(700.0), math.log(0.8)
 WEIBULL_UNC = {"estimates": [LOG700, LOG08], "covariance": [[0.09, -0.01], [-0.01, 0.02]]}
@@ -199,7 +200,7 @@ def test_results_are_identical_across_jobs_and_process_noise_is_untouched():
 def test_parameter_uncertainty_widens_kpi_intervals_and_decomposes(tmp_path):
     sc = _monthly_book()
     dec = decompose(sc, replications=16)
-    t = dec.table.set_index(["kpi", "scope"])
+    t = dec.table().set_index(["kpi", "scope"])
     row = t.loc[("logo_retention", "smb")]
     assert row["width_with"] > 1.5 * row["width_without"]
     assert row["share_estimation"] == pytest.approx(1 - (row["width_without"] / row["width_with"]) ** 2)
@@ -207,7 +208,7 @@ def test_parameter_uncertainty_widens_kpi_intervals_and_decomposes(tmp_path):
     assert row["sd_with"] > row["sd_without"]
     # Same seeds: the runs differ only in the curve parameters (arrival-driven KPIs agree exactly).
     assert t.loc[("new_arr", "smb"), "width_with"] == t.loc[("new_arr", "smb"), "width_without"]
-    assert "logo_retention" in dec.summary() and "estimation share" in dec.summary()
+    assert "logo_retention" in str(dec.summary()) and "estimation share" in str(dec.summary())
     with pytest.raises(ScenarioError, match="nothing to decompose"):
         decompose(_monthly_book(churn={"family": "exponential", "scale": 700}), replications=2)
 
@@ -322,10 +323,15 @@ def test_coverage_with_parameter_uncertainty_is_nominal_and_without_it_is_not():
     assert without_cov <= 0.6, without_cov
     assert with_cov - without_cov >= 0.3
     assert with_width > 2 * without_width
+    # docs/model.md states the figures this test computes.
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text().split())
+    assert (f"covered the true value in {with_cov:.0%} of {N_FITS} fits with parameter uncertainty (mean width "
+            f"{with_width * 100:.1f} points) and in {without_cov:.0%} without ({without_width * 100:.1f} points)"
+            ).replace("%", " %") in doc
 
 
 def test_unidentified_fitted_parameter_is_not_drawn_from_its_asymptotic_covariance():
-    from cssim.uncertainty import attach_fitted
+    from cssim.model.uncertainty import attach_fitted
 
     spec = {"family": "piecewise_exponential", "breakpoints": [100.0], "rates": [1e-9, 0.002]}
     # lifelines' lambda_i_ = 1/rate; an interval without events: lambda_0_ huge with a huge variance.
@@ -355,7 +361,7 @@ def test_unidentified_fitted_parameter_is_not_drawn_from_its_asymptotic_covarian
 def test_decomposition_leaves_out_kpis_undefined_in_every_replication(small_scenario):
     """A forecast that starts with no customers has no GRR: no NaN rows, and the summary says what was left out."""
     from cssim import simulate
-    from cssim.uncertainty import UncertaintyDecomposition, decomposition_table
+    from cssim.analysis.decompose import UncertaintyDecomposition, decomposition_table
 
     data = small_scenario.model_dump(mode="json")
     data["horizon_months"] = 12
@@ -367,4 +373,4 @@ def test_decomposition_leaves_out_kpis_undefined_in_every_replication(small_scen
     assert "grr" not in set(table["kpi"]) and "ending_arr" in set(table["kpi"])
     dec = UncertaintyDecomposition(table, res, res, "asymptotic")
     assert {"grr", "logo_retention"} <= set(dec.undefined)
-    assert "left out, undefined in every replication" in dec.summary()
+    assert "left out, undefined in every replication" in str(dec.summary())

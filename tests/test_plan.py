@@ -6,14 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from conftest import write_yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cssim import PlanError, plan, scenario_from_dict
+from cssim.analysis.plan import Target, kpi_at_confidence, min_replications, parse_target
 from cssim.cli import main
-from cssim.plan import Target, kpi_at_confidence, min_replications, parse_target
-
-from conftest import write_yaml
 
 HOURS_PER_WEEK = 40.0
 EVERY_DAYS = 30.0
@@ -81,7 +80,7 @@ def test_plan_finds_the_headcount_known_by_construction(k, start):
     scenario = scenario_from_dict(capacity_scenario(task_hours, start))
     result = plan(scenario, "touch_miss_rate <= 0.02", over="team.pods.acct.headcount", confidence=0.8, low=0, high=30)
     assert result.answer == k
-    rows = result.table.set_index("value")
+    rows = result.table().set_index("value")
     assert rows.loc[k, "meets"] and rows.loc[k, "share_met"] == 1.0
     assert not rows.loc[k - 1, "meets"] and rows.loc[k - 1, "share_met"] == 0.0
     assert rows.loc[k - 1, "mean"] > 0.05  # a real capacity shortfall, not a borderline
@@ -90,8 +89,8 @@ def test_plan_finds_the_headcount_known_by_construction(k, start):
     assert len(set(result.evaluations)) == result.n_evaluated
     # Cost grows with headcount: 100k per CSM per year.
     assert rows.loc[k, "csm_cost_per_year"] - rows.loc[k - 1, "csm_cost_per_year"] == pytest.approx(100_000, rel=1e-6)
-    assert "Smallest team.pods.acct.headcount meeting touch_miss_rate <= 0.02" in result.summary()
-    assert "touch_miss_rate (all customers)" in result.summary()
+    assert "Smallest team.pods.acct.headcount meeting touch_miss_rate <= 0.02" in str(result.summary())
+    assert "touch_miss_rate (all customers)" in str(result.summary())
 
 
 def test_mean_criterion_agrees_on_a_clear_threshold():
@@ -114,7 +113,7 @@ def test_unreachable_target_returns_none_and_exit_1(tmp_path, capsys):
     scenario = scenario_from_dict(capacity_scenario(hours_for(3), 1))
     result = plan(scenario, "touch_miss_rate <= 0.02", over="team.pods.acct.headcount", high=2)
     assert result.answer is None
-    assert "No value of team.pods.acct.headcount in [0, 2]" in result.summary()
+    assert "No value of team.pods.acct.headcount in [0, 2]" in str(result.summary())
     path = write_yaml(tmp_path / "cap.yaml", capacity_scenario(hours_for(3), 1))
     out = tmp_path / "plan"
     code = main(["plan", str(path), "--target", "touch_miss_rate <= 0.02", "--over", "team.pods.acct.headcount",
@@ -213,12 +212,12 @@ def test_plan_table_reports_the_kpi_met_at_confidence_per_value():
     result = plan(scenario, "touch_miss_rate <= 0.02", over="team.pods.acct.headcount", high=10)
     target = result.target
     for value, res in result.results.items():
-        row = result.table.set_index("value").loc[value]
+        row = result.table().set_index("value").loc[value]
         v = np.sort(res.kpi("touch_miss_rate"))
         assert row["kpi_at_confidence"] == v[math.ceil(0.8 * v.size) - 1]  # 9th smallest of 11
         assert row["meets"] == (row["kpi_at_confidence"] <= target.value)
     # Marginal ARR per extra CSM comes with a paired interval around it.
-    t = result.table.dropna(subset=["marginal_arr_per_csm"])
+    t = result.table().dropna(subset=["marginal_arr_per_csm"])
     assert len(t) and (t["marginal_arr_per_csm_lo"] <= t["marginal_arr_per_csm"]).all()
     assert (t["marginal_arr_per_csm"] <= t["marginal_arr_per_csm_hi"]).all()
 
@@ -233,7 +232,7 @@ def test_a_lever_that_does_not_move_the_kpi_is_detected_early(tmp_path, capsys):
     assert result.answer is None and result.no_response
     assert result.evaluations == [2, 30]  # the start and the far end, not the 31 values of the range
     assert result.response["diff"] == 0.0
-    text = result.summary()
+    text = str(result.summary())
     assert "This lever does not move this KPI" in text and "grr (all customers)" in text
     assert "Pod acct serves acct" in text and "grr[acct]" in text
     path = write_yaml(tmp_path / "flat.yaml", data)
@@ -262,7 +261,7 @@ def test_too_few_replications_are_refused_with_the_number_needed(tmp_path, capsy
 )
 def test_the_kpi_at_confidence_decides_the_share_criterion(values, threshold, confidence, op):
     """A value meets the target exactly when its KPI at the chosen confidence does (NaN never meets)."""
-    from cssim.plan import _meets
+    from cssim.analysis.plan import _meets
 
     v = np.array(values)
     target = Target("grr", op, threshold)

@@ -12,13 +12,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import small_scenario_dict
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from cssim import plots, scenario_from_dict, simulate
-from cssim.compare import ComparisonResults
-
-from conftest import small_scenario_dict
+from cssim.analysis.compare import ComparisonResults
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +200,7 @@ def test_csm_load_three_panels(results, tmp_path):
 def test_survival_vs_km(tmp_path):
     from lifelines import KaplanMeierFitter, WeibullFitter
 
-    from cssim.curves import Weibull
+    from cssim.model.curves import Weibull
 
     rng = np.random.default_rng(3)
     t = rng.weibull(1.3, 400) * 365.0

@@ -15,10 +15,10 @@ import pytest
 from conftest import small_scenario_dict
 
 from cssim import scenario_from_dict, simulate, write_results
+from cssim.analysis.compare import compare
 from cssim.cli import main
-from cssim.compare import compare
+from cssim.core.formatting import fmt_value as _fmt
 from cssim.report import read_results, write_report
-from cssim.results import _fmt
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_yaml
 
 from cssim import ScenarioError, scenario_from_dict, sensitivity
 from cssim.cli import main
-
-from conftest import write_yaml
 
 DRIVER = "segments.acct.renewal.healthy"
 INERT = "team.pods.acct.cost_per_year"
@@ -71,7 +70,7 @@ def test_the_driver_ranks_first_and_the_inert_field_is_not_shown_to_matter(analy
     cost = t[t["kpi"] == "csm_cost"].set_index(["method", "index", "field"])
     assert cost.loc[("sobol", "ST", INERT), "rank"] == 1 and cost.loc[("sobol", "ST", INERT), "ci_lo"] > 0
     assert cost.loc[("oat", "swing", INERT), "estimate"] == pytest.approx(2 * 100_000, rel=1e-9)
-    text = analysed.summary()
+    text = str(analysed.summary())
     assert "grr: what drives it" in text and "csm_cost (horizon total)" in text
     assert f"ST interval includes 0 (not shown to matter): {INERT}" in text
 
@@ -157,7 +156,7 @@ def test_bad_blocks_are_one_line_exit_2(tmp_path, capsys, change, message):
 
 
 def test_distributions_map_to_salib_and_percentiles():
-    from cssim.sensitivity import sensitivity_problem
+    from cssim.analysis.sensitivity import sensitivity_problem
 
     data = driver_scenario()
     data["sensitivity"]["fields"] = {

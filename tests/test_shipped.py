@@ -3,7 +3,7 @@
 import pytest
 
 import cssim
-from cssim.errors import ScenarioError
+from cssim.core.errors import ScenarioError
 from cssim.shipped import example_path, notebook_data_path, scenario_names, scenario_path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cssim import streams as S
+from cssim.core import streams as S
 
 
 @pytest.mark.parametrize(

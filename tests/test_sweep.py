@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_yaml
 
 from cssim import ScenarioError, load_scenario, scenario_from_dict, scenario_hash, simulate, sweep, sweep_points
-from cssim.cache import BatchCache
+from cssim.analysis.cache import BatchCache
 from cssim.cli import main
-
-from conftest import write_yaml
 
 GRID = {"team.pods.enterprise.headcount": [1, 3], "segments.smb.touch_model": ["tech_touch", "high_touch"]}
 

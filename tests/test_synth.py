@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import cssim
 from cssim.cli import main
@@ -32,11 +33,23 @@ def test_synth_cli_writes_valid_history(tmp_path, capsys):
     assert out.read_bytes() == again.read_bytes()
 
 
-def test_synth_seed_changes_history():
+def test_synth_seed_and_months_are_honoured():
     s = cssim.load_scenario(ROUNDTRIP)
     a = cssim.synthesize_history(s, seed=1, months=6)
     b = cssim.synthesize_history(s, seed=2, months=6)
+    assert a.equals(cssim.synthesize_history(s, seed=1, months=6))  # the seed alone decides the history
     assert not a["churn_date"].equals(b["churn_date"])
+    for h in (a, b):
+        # The initial book is the scenario's, every seed; the extract is 6 months (182.6 days) after the start.
+        assert (h["signed_date"] < str(s.start_date)).sum() == sum(g.initial_customers for g in s.segments.values())
+        assert set(h["extract_date"]) == {"2027-07-02"}
+        # New logos arrive at the scenario's rate (Poisson over 6 months, within 4 standard deviations).
+        rate = sum(g.new_logos_per_month for g in s.segments.values()) * 6
+        new = ((h["signed_date"] >= str(s.start_date)) & (h["episode"].astype(int) == 0)).sum()
+        assert abs(new - rate) < 4 * rate**0.5 + 1
+    # Overrides are validated like any other: a history of no months is refused, naming the field.
+    with pytest.raises(cssim.ScenarioError, match="horizon_months"):
+        cssim.synthesize_history(s, months=0)
 
 
 def test_synth_renewal_log_and_maturity_match_the_records():

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..forecast import FORMAT, VERSION, month_index, month_label
+from ..core.errors import DataError
+from ..model.forecast import FORMAT, VERSION, month_index, month_label
 from .tables import read_text_table
 
 __all__ = [

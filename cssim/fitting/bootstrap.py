@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .. import streams as S
+from ..core import streams as S
 
 __all__ = ["MAX_FAILED_SHARE", "Resamples", "bootstrap_renewal", "check_count", "resample_customers", "run_refits"]
 
@@ -148,12 +148,11 @@ def _refit_renewal(kind: str, X: pd.DataFrame, y, w: np.ndarray) -> list[float] 
     return params if ok and np.isfinite(params).all() else None
 
 
-def bootstrap_renewal(history, renewal: dict, resamples: dict, progress=None) -> None:
+def bootstrap_renewal(designs: dict, renewal: dict, resamples: dict, progress=None) -> None:
     """Add ``bootstrap`` (coefficient sets on the point fit's names) and ``bootstrap_failed`` to each
-    segment's ``renewal[seg]["parameters"]``, refitting on each replicate's resampled customers."""
-    from .covariates import renewal_designs
+    segment's ``renewal[seg]["parameters"]``, refitting on each replicate's resampled customers.
 
-    designs = renewal_designs(history, renewal)
+    ``designs`` are :func:`cssim.fitting.covariates.renewal_designs` of the history the model was fitted to."""
     for seg, (kind, X, y, customers) in designs.items():
         params = renewal[seg]["parameters"]
         if list(X.columns) != list(params["names"]):

@@ -27,7 +27,7 @@ scores by touch model (``propensity_``, ``overlap_``), the standardised mean
 difference of every covariate before and after weighting (``balance_``) and
 the effective sample size of each group (``ess_``). Poor overlap or
 remaining imbalance is reported in ``warnings_``, in the ``warning`` column
-of :attr:`TouchEffects.summary` and in :meth:`TouchEffects.report`.
+of :meth:`TouchEffects.summary` and in :meth:`TouchEffects.report`.
 
 Assumptions
 -----------
@@ -53,6 +53,7 @@ This module does not import SimPy.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -61,11 +62,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..core.contract import Results, Summary
+from ..core.errors import DataError
+from ..core.files import read_table
+from ..core.output import build_manifest
+from ..model.scenario import Z95
+from ..plots.causal import covariate_balance, touch_effects_forest
+from ..plots.figures import save
+from .history import History, is_history_table, read_history
 from .snapshot import read_flags
+from .univariate import TRANSITIONS, durations
 
 __all__ = [
-    "TouchEffects", "touch_effects", "touch_frame_from_history", "touch_effects_file", "SUMMARY_COLUMNS", "METHODS",
+    "TouchEffects", "touch_effects", "touch_frame_from_history", "touch_table", "SUMMARY_COLUMNS", "METHODS",
 ]
 
 METHODS = ("naive", "adjusted", "ipw")
@@ -190,7 +199,7 @@ def _ess(w: np.ndarray) -> float:
 # --------------------------------------------------------------------------- the estimator
 
 
-class TouchEffects:
+class TouchEffects(Results):
     """Naive, covariate-adjusted and inverse-probability-weighted touch-model hazard ratios.
 
     Parameters
@@ -513,10 +522,21 @@ class TouchEffects:
         if not hasattr(self, "naive_"):
             raise AttributeError("not fitted yet; call .fit() first")
 
+    KIND = "touch_effects"
+
     @property
-    def summary(self) -> pd.DataFrame:
+    def level(self) -> float:
+        """Level of the hazard-ratio intervals (lifelines' ``1 - alpha``)."""
+        return 1.0 - self.alpha
+
+    def summary(self) -> Summary:
         """One row per method × touch model: ``method, touch_model, reference, hazard_ratio, lo, hi, p, n,
-        events, estimand, warning`` (the warning column is filled on IPW rows when overlap or balance is poor)."""
+        events, estimand, warning`` (the warning column is filled on IPW rows when overlap or balance is poor).
+        Prints as :meth:`report`."""
+        return Summary(self.estimates(), text=self.report())
+
+    def estimates(self) -> pd.DataFrame:
+        """The table :meth:`summary` shows (see there)."""
         self._check_fitted()
         rows = []
         for method, cph, m, hr, lo, hi, p in self._ratios():
@@ -547,13 +567,11 @@ class TouchEffects:
         """
         from scipy.stats import norm
 
-        from ..scenario import Z95
-
         self._check_fitted()
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         tr = transition or self.transition or "churn"
-        s = self.summary
+        s = self.estimates()
         s = s[s["method"] == method]
         widen = Z95 / float(norm.ppf(1 - self.alpha / 2))
         out = {self.reference: {tr: 1.0}}
@@ -571,7 +589,7 @@ class TouchEffects:
     def report(self) -> str:
         """A plain-text table of the three estimates, the balance summary and every warning."""
         self._check_fitted()
-        s = self.summary
+        s = self.estimates()
         level = int(round((1 - self.alpha) * 100))
         what = f" on {self.transition}" if self.transition else ""
         lines = [f"Touch-model hazard ratios{what} vs {self.reference} ({level} % intervals)", ""]
@@ -595,14 +613,35 @@ class TouchEffects:
     def print_summary(self) -> None:
         print(self.report())
 
-    def plot_forest(self, ax=None, **kwargs):
-        from ..plots_causal import touch_effects_forest
+    @property
+    def manifest(self) -> dict:
+        return build_manifest(
+            self.KIND, source=self.source, transition=self.transition, covariates=list(self.covariates),
+            reference=self.reference, trim=self.trim, truncate=self.truncate, level=self.level,
+        )
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"touch_effects": self.estimates(), "balance": self.balance_, "overlap": self.overlap_}
+
+    def files(self) -> dict[str, str]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # refusals are in the report and under "refused"
+            effects = {m: self.to_effects(m) for m in METHODS}
+        refused = {}
+        for (m, tm), why in self.refused_.items():
+            refused.setdefault(m, {})[tm] = why
+        if refused:
+            effects["refused"] = refused
+        return {"effects.json": json.dumps(effects, indent=2) + "\n"}
+
+    def write_figures(self, folder: Path) -> None:
+        save(touch_effects_forest(self), folder / "touch_effects_forest.png")
+        save(covariate_balance(self), folder / "covariate_balance.png")
+
+    def plot_forest(self, ax=None, **kwargs):
         return touch_effects_forest(self, ax=ax, **kwargs)
 
     def plot_balance(self, ax=None, **kwargs):
-        from ..plots_causal import covariate_balance
-
         return covariate_balance(self, ax=ax, **kwargs)
 
 
@@ -628,9 +667,6 @@ def touch_frame_from_history(history, transition: str = "churn", covariates: Seq
     Returns the table (``duration, event, entry, touch_model`` and the
     covariates) and the names of the covariate columns in it.
     """
-    from .history import History, read_history
-    from .univariate import TRANSITIONS, durations
-
     h = history if isinstance(history, History) else read_history(history)
     if transition not in TRANSITIONS:
         raise DataError(f"{h.source}: unknown transition {transition!r}; one of {', '.join(TRANSITIONS)}")
@@ -675,24 +711,18 @@ def touch_frame_from_history(history, transition: str = "churn", covariates: Seq
     return out, names
 
 
-# --------------------------------------------------------------------------- command line
+# --------------------------------------------------------------------------- from a file
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, skipinitialspace=True)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: cannot read as CSV or Parquet ({str(exc).splitlines()[0]})") from None
+    return read_table(path, "a per-customer table", error=DataError, text=False)
 
 
-def _frame_for_cli(path: Path, transition, covariates, duration, event, group, entry):
-    """(table, covariate columns, entry column) for ``cssim touch-effects``."""
-    from .history import is_history_table
-
+def touch_table(path, transition: str = "churn", covariates: str | None = None, duration=None, event=None,
+                group=None, entry=None):
+    """(table, covariate columns, entry column) of a file for :class:`TouchEffects`: a customer history's
+    ``transition`` episodes, or any per-customer table whose columns ``duration``, ``event`` and ``group`` name."""
+    path = Path(path)
     explicit = any(v is not None for v in (duration, event, group))
     covs = None if covariates is None else [c.strip() for c in covariates.split(",") if c.strip()]
     if not explicit:
@@ -722,56 +752,3 @@ def _frame_for_cli(path: Path, transition, covariates, duration, event, group, e
         else:
             names.append(c)
     return frame, names, entry
-
-
-def touch_effects_file(path, transition: str = "churn", covariates: str | None = None, out=None,
-                       force: bool = False, duration=None, event=None, group=None, entry=None,
-                       reference=None, trim=None, truncate=None) -> int:
-    """``cssim touch-effects``: estimate, print, and write ``touch_effects.csv``, ``balance.csv``,
-    ``overlap.csv``, ``summary.txt``, ``effects.json`` and the two figures atomically into ``out``."""
-    import json
-
-    from .. import __version__
-    from ..output import MANIFEST, check_target, write_folder
-
-    path = Path(path)
-    out = Path(out) if out else Path("results") / f"{path.stem}-touch-effects"
-    check_target(out, force)
-    frame, names, entry_col = _frame_for_cli(path, transition, covariates, duration, event, group, entry)
-    te = TouchEffects(
-        frame, duration=duration or "duration", event=event or "event", group=group or "touch_model",
-        covariates=names, entry=entry_col, reference=reference, trim=trim, truncate=truncate,
-        source=str(path), transition=transition,
-    ).fit()
-    report = te.report()
-
-    def write(tmp: Path) -> None:
-        from ..plots import save
-        from ..plots_causal import covariate_balance, touch_effects_forest
-
-        te.summary.to_csv(tmp / "touch_effects.csv", index=False, float_format="%.6g")
-        te.balance_.to_csv(tmp / "balance.csv", index=False, float_format="%.6g")
-        te.overlap_.to_csv(tmp / "overlap.csv", index=False, float_format="%.6g")
-        (tmp / "summary.txt").write_text(report + "\n")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # refusals are in the report and under "refused"
-            effects = {m: te.to_effects(m) for m in METHODS}
-        refused = {}
-        for (m, tm), why in te.refused_.items():
-            refused.setdefault(m, {})[tm] = why
-        if refused:
-            effects["refused"] = refused
-        (tmp / "effects.json").write_text(json.dumps(effects, indent=2) + "\n")
-        save(touch_effects_forest(te), tmp / "touch_effects_forest.png")
-        save(covariate_balance(te), tmp / "covariate_balance.png")
-        manifest = {
-            "kind": "touch_effects", "source": str(path), "transition": transition, "covariates": names,
-            "reference": te.reference, "trim": trim, "truncate": truncate, "versions": {"cssim": __version__},
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-
-    write_folder(out, write, force)
-    print(report)
-    print(f"\nwrote {out}/ (touch_effects.csv, balance.csv, overlap.csv, summary.txt, effects.json, "
-          "touch_effects_forest.png, covariate_balance.png)")
-    return 0

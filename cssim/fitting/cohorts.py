@@ -63,8 +63,12 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
-from ..clock import DAYS_PER_YEAR
-from ..errors import DataError
+from ..core.clock import DAYS_PER_YEAR
+from ..core.contract import Results, Summary
+from ..core.errors import DataError
+from ..core.output import build_manifest
+from ..model.uncertainty import with_uncertainty
+from ..plots.figures import COHORT_AVERAGED, COHORT_MODEL_LABELS
 from .tables import read_text_table
 
 __all__ = [
@@ -75,19 +79,13 @@ __all__ = [
     "is_cohort_table",
     "read_cohort_table",
     "fit_cohorts",
-    "fit_cohort_file",
     "side_by_side_table",
 ]
 
 REQUIRED = ("cohort", "period", "active")
 PERIOD_ALIASES = ("period", "year", "month")
 MODEL_ORDER = ("sbg", "geometric", "exponential_gamma", "bdw")
-LABELS = {
-    "sbg": "sBG",
-    "geometric": "constant hazard",
-    "exponential_gamma": "exp-gamma (lifelines)",
-    "bdw": "beta-discrete-Weibull",
-}
+LABELS = COHORT_MODEL_LABELS
 
 
 # --------------------------------------------------------------------------- reading
@@ -572,8 +570,8 @@ def sbg_to_exponential_gamma(alpha: float, beta: float, period_days: float = DAY
     return {"family": "exponential_gamma", "shape": alpha, "scale": s_periods * period_days}
 
 
-@dataclass
-class CohortFitResults:
+@dataclass(repr=False)
+class CohortFitResults(Results):
     """Fitted cohort models and their projections.
 
     ``projection`` is a tidy table: ``cohort, period, observed, projected, lo,
@@ -586,11 +584,11 @@ class CohortFitResults:
     projection: pd.DataFrame
     until: int | None
     horizon: int
-    interval: float
     n_draws: int
     seed: int
     period_days: float
     last_calibrated: dict[str, int] = field(default_factory=dict)
+    level: float = 0.9  # of the projection intervals (``lo``, ``hi``)
 
     @property
     def best(self) -> str:
@@ -628,7 +626,6 @@ class CohortFitResults:
             p = f.params
             spec = {"family": "exponential_gamma", "shape": p["shape"], "scale": p["scale"] * self.period_days}
             # Estimation uncertainty for scenarios (cssim.uncertainty): the log-parameter covariance, scale in days.
-            from ..uncertainty import with_uncertainty
 
             logs = {"shape": math.log(spec["shape"]), "scale": math.log(spec["scale"])}
             try:
@@ -652,7 +649,7 @@ class CohortFitResults:
             "recommended": self.recommended,
             "models": {k: f.to_dict() for k, f in self.fits.items()},
             "projection_interval": {
-                "level": self.interval,
+                "level": self.level,
                 "draws": self.n_draws,
                 "seed": self.seed,
                 "includes": ["parameter uncertainty (asymptotic normal of log/logit parameters)"]
@@ -676,6 +673,27 @@ class CohortFitResults:
                 "scale = beta x period_days is the large-beta limit and overstates retention when beta is small."
             )
         return out
+
+    KIND = "cohort_fit"
+
+    @property
+    def manifest(self) -> dict:
+        return build_manifest(self.KIND, source=self.table.source, level=self.level, seed=self.seed)
+
+    def models(self) -> pd.DataFrame:
+        """One row per model: AIC, Akaike weight, and whether it is the best or the recommended projection."""
+        return pd.DataFrame([{"model": k, "aic": f.aic, "weight": self.weights[k], "best": k == self.best,
+                              "recommended": k == self.recommended} for k, f in self.fits.items()]).set_index("model")
+
+    def summary(self) -> Summary:
+        """The models by AIC (the fit report prints with it)."""
+        return Summary(self.models(), text=self.report())
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"projection": self.projection}
+
+    def files(self) -> dict[str, str]:
+        return {"cohort_fit.json": json.dumps(self.to_dict(), indent=2) + "\n", "fit_report.md": self.report()}
 
     def report(self) -> str:
         """The markdown fit report: models, information criteria, side-by-side projections."""
@@ -706,7 +724,7 @@ class CohortFitResults:
         inc = "parameter uncertainty" + (" and binomial renewal noise" if self.table.kind == "logos" else "")
         lines += [
             "",
-            f"Projection intervals (`lo`, `hi` in projection.csv) are {int(round(100 * self.interval))} % intervals "
+            f"Projection intervals (`lo`, `hi` in projection.csv) are {int(round(100 * self.level))} % intervals "
             f"from {self.n_draws} parameter draws; they include {inc}; only the `averaged` projection (model "
             "`averaged` in projection.csv: each draw picks a model by its Akaike weight, then its parameters) "
             "includes model-family uncertainty. "
@@ -720,7 +738,7 @@ class CohortFitResults:
                 a = self.projection[(self.projection["model"] == AVERAGED) & (self.projection["cohort"] == cohort)]
                 r = a.set_index("period").loc[self.horizon]
                 lines += [f"Averaged projection at period {self.horizon}: {r['projected']:.1f} "
-                          f"({int(round(100 * self.interval))} % interval {r['lo']:.1f}–{r['hi']:.1f}).", ""]
+                          f"({int(round(100 * self.level))} % interval {r['lo']:.1f}–{r['hi']:.1f}).", ""]
         if len(self.table.cohorts) > 12:
             lines.append(f"({len(self.table.cohorts) - 12} more cohorts in projection.csv)")
         return "\n".join(lines) + "\n"
@@ -752,7 +770,7 @@ def side_by_side_table(
 
 
 #: The model name of the model-averaged projection, and the smallest weight that counts a model as credible.
-AVERAGED = "averaged"
+AVERAGED = COHORT_AVERAGED
 MIN_WEIGHT = 0.01
 
 
@@ -922,7 +940,7 @@ def fit_cohorts(
         projection=projection,
         until=until,
         horizon=horizon,
-        interval=interval,
+        level=interval,
         n_draws=n_draws,
         seed=seed,
         period_days=period_days,
@@ -930,31 +948,6 @@ def fit_cohorts(
     )
 
 
-def write_cohort_fit(results: CohortFitResults, out_dir, force: bool = False) -> Path:
+def write_cohort_fit(results: CohortFitResults, out_dir, force: bool = False, format: str = "csv") -> Path:
     """Write ``projection.csv``, ``cohort_fit.json`` and ``fit_report.md`` atomically into ``out_dir``."""
-    from .. import __version__
-    from ..output import MANIFEST, write_folder
-
-    def write(tmp: Path) -> None:
-        results.projection.to_csv(tmp / "projection.csv", index=False, float_format="%.6g")
-        (tmp / "cohort_fit.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
-        (tmp / "fit_report.md").write_text(results.report())
-        manifest = {"kind": "cohort_fit", "source": results.table.source, "versions": {"cssim": __version__}}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-
-    return write_folder(out_dir, write, force)
-
-
-def fit_cohort_file(
-    path, out_dir, until: int | None = None, horizon: int | None = None, force: bool = False, **kwargs
-) -> int:
-    """``cssim fit`` for a cohort table: read, fit, write the folder, print a summary; returns the exit code."""
-    from ..output import check_target
-
-    check_target(Path(out_dir), force)
-    table = read_cohort_table(path)
-    results = fit_cohorts(table, until=until, horizon=horizon, **kwargs)
-    write_cohort_fit(results, out_dir, force=force)
-    print(results.report())
-    print(f"wrote {out_dir}/ (projection.csv, cohort_fit.json, fit_report.md)")
-    return 0
+    return results.to_folder(out_dir, force=force, format=format)

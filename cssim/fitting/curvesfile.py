@@ -23,27 +23,35 @@ same names and scale; failed refits are left out and counted in
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
-from ..files import regular_file
+from .._version import __version__
+from ..core.contract import Results, Summary
+from ..core.errors import DataError
+from ..core.output import build_manifest
+from ..core.progress import progress_bar_class
+from ..model.curvefile import FORMAT, load_curves, read_curve
+from .bootstrap import bootstrap_renewal, check_count, resample_customers
+from .cohorts import is_cohort_table
+from .covariates import fit_renewal_model, renewal_designs, touch_hazard_ratios
 from .history import History, read_history
+from .snapshot import read_snapshot
 from .univariate import FAMILY_ORDER, TRANSITIONS, UnivariateFit, durations
 
-__all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "fit_history_file",
+__all__ = ["FORMAT", "HistoryFitResults", "fit_history", "write_history_fit", "load_curves", "read_curve", "read_fit_source", "fit_lines",
            "looks_like_cohort_table"]
 
-FORMAT = "cssim-curves/1"
 
 
-@dataclass
-class HistoryFitResults:
+@dataclass(repr=False)
+class HistoryFitResults(Results):
     """Every fitted curve of a history, the touch hazard ratios and the renewal model."""
+
+    KIND = "history_fit"
 
     history: History
     fits: dict[str, UnivariateFit] = field(default_factory=dict)  # key "segment/transition"
@@ -68,9 +76,23 @@ class HistoryFitResults:
         return pd.DataFrame(rows)
 
     @property
-    def summary(self) -> pd.DataFrame:
+    def level(self) -> float:
+        """Level of the parameter intervals (lifelines' ``1 - alpha``)."""
+        return 1.0 - next(iter(self.fits.values())).alpha if self.fits else 0.95
+
+    @property
+    def manifest(self) -> dict:
+        return build_manifest(self.KIND, source=self.history.source, level=self.level)
+
+    def summary(self) -> Summary:
         """One row per key × candidate family: log-likelihood, AIC, BIC and whether it was chosen."""
-        return self.candidates()
+        return Summary(self.candidates())
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"km": self.km_table(), "candidates": self.candidates()}
+
+    def files(self) -> dict[str, str]:
+        return {"curves.json": json.dumps(self.to_dict(), indent=2, default=float) + "\n", "fit_report.md": self.report()}
 
     def plot_vs_km(self, key: str, ax=None, families=None):
         """The chosen curve of ``key`` (``segment/transition``) against its Kaplan–Meier band; returns the Axes."""
@@ -79,8 +101,6 @@ class HistoryFitResults:
         return self.fits[key].plot_vs_km(ax=ax, families=families)
 
     def to_dict(self) -> dict:
-        from .. import __version__
-
         h = self.history
         return {
             "format": FORMAT,
@@ -200,9 +220,6 @@ def fit_history(
     of a segment's fits, drawn from ``seed``); ``progress`` shows a bar while
     they run.
     """
-    from .bootstrap import check_count
-    from .covariates import fit_renewal_model, touch_hazard_ratios
-
     check_count(bootstrap, seed)
 
     h = source if isinstance(source, History) else read_history(
@@ -230,9 +247,6 @@ def fit_history(
 
 def _bootstrap(res: HistoryFitResults, n: int, seed: int, progress: bool) -> None:
     """Refit every chosen curve and renewal model to ``n`` resamples of each segment's customers."""
-    from ..backends import progress_bar_class
-    from .bootstrap import bootstrap_renewal, resample_customers
-
     f = res.history.frame
     resamples = {seg: resample_customers(f.loc[f["segment"] == seg, "customer_id"], n, seed, seg)
                  for seg in res.history.segments}
@@ -245,22 +259,12 @@ def _bootstrap(res: HistoryFitResults, n: int, seed: int, progress: bool) -> Non
             fit.bootstrap(n, seed, resamples=resamples[fit.segment], progress=bar)
         if res.renewal:
             bar.set_postfix_str("renewal", refresh=False)
-            bootstrap_renewal(res.history, res.renewal, resamples, progress=bar)
+            bootstrap_renewal(renewal_designs(res.history, res.renewal), res.renewal, resamples, progress=bar)
 
 
-def write_history_fit(results: HistoryFitResults, out_dir, force: bool = False) -> Path:
+def write_history_fit(results: HistoryFitResults, out_dir, force: bool = False, format: str = "csv") -> Path:
     """Write ``curves.json``, ``fit_report.md``, ``km.csv`` and the manifest atomically into ``out_dir``."""
-    from .. import __version__
-    from ..output import MANIFEST, write_folder
-
-    def write(tmp: Path) -> None:
-        (tmp / "curves.json").write_text(json.dumps(results.to_dict(), indent=2, default=float) + "\n")
-        (tmp / "fit_report.md").write_text(results.report())
-        results.km_table().to_csv(tmp / "km.csv", index=False, float_format="%.6g")
-        manifest = {"kind": "history_fit", "source": results.history.source, "versions": {"cssim": __version__}}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-
-    return write_folder(out_dir, write, force)
+    return results.to_folder(out_dir, force=force, format=format)
 
 
 def looks_like_cohort_table(path) -> bool:
@@ -276,126 +280,58 @@ def looks_like_cohort_table(path) -> bool:
     except Exception:  # unreadable: let the history reader give its one-line error
         return False
     names = {str(c).strip().lower() for c in cols}
-    try:
-        from .cohorts import is_cohort_table
-    except ImportError:
-        return "active" in names and bool(names & {"period", "year", "month"}) and "customer_id" not in names
     return is_cohort_table(cols) and "customer_id" not in names
 
 
-def fit_history_file(
-    path, out_dir, force: bool = False, drop_bad_rows: bool = False, extract_date=None, segments=None,
-    bootstrap: int = 0, seed: int = 0, progress: bool = True, families=None, date_format: str | None = None,
-    weighting: str | None = None, snapshot: dict | None = None,
-) -> int:
-    """``cssim fit`` for a customer history: read, fit, write the folder, print a summary.
-
-    ``snapshot`` (``duration``, ``event``, optional ``segment`` and ``duration_unit``) reads ``path`` as a
-    snapshot table instead (:mod:`cssim.fitting.snapshot`) and fits its ``churn`` curves.
-    """
-    from ..output import check_target
-    from .bootstrap import check_count
-
-    try:
-        check_count(bootstrap, seed)
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
-    check_target(Path(out_dir), force)
-    transitions = TRANSITIONS
-    if snapshot is not None:
-        from .snapshot import read_snapshot
-
-        h = read_snapshot(path, extract_date=extract_date, **snapshot)
-        if segments is not None:
-            unknown = sorted(set(h.segments) - set(segments))
-            if unknown:
-                raise DataError(f"{path}: segment {unknown[0]!r} is not in the scenario (allowed: {', '.join(segments)})")
-        transitions = ("churn",)
-    else:
+def read_fit_source(path, snapshot: dict | None = None, segments=None, drop_bad_rows: bool = False,
+                    extract_date=None, date_format: str | None = None) -> tuple[History, tuple[str, ...]]:
+    """The history ``cssim fit`` fits and the transitions to fit: a customer history, or with ``snapshot``
+    (``duration``, ``event``, optional ``segment`` and ``duration_unit``) a snapshot table
+    (:mod:`cssim.fitting.snapshot`) whose ``churn`` curves are fitted. ``segments`` are the only ones allowed."""
+    if snapshot is None:
         h = read_history(path, segments=segments, drop_bad_rows=drop_bad_rows, extract_date=extract_date,
                          date_format=date_format)
-    if h.dropped:
-        shown = ", ".join(map(str, h.dropped_lines[:20])) + (", ..." if len(h.dropped_lines) > 20 else "")
-        print(f"{path}: dropped {h.dropped} bad row{'s' if h.dropped != 1 else ''} ({len(h.frame)} kept): "
-              f"line{'s' if h.dropped != 1 else ''} {shown}")
-    results = fit_history(h, bootstrap=bootstrap, seed=seed, progress=progress, families=families,
-                          transitions=transitions, weighting=weighting)
-    write_history_fit(results, out_dir, force=force)
+        return h, TRANSITIONS
+    h = read_snapshot(path, extract_date=extract_date, **snapshot)
+    if segments is not None:
+        unknown = sorted(set(h.segments) - set(segments))
+        if unknown:
+            raise DataError(f"{path}: segment {unknown[0]!r} is not in the scenario (allowed: {', '.join(segments)})")
+    return h, ("churn",)
+
+
+def fit_lines(results: HistoryFitResults, out_dir) -> list[str]:
+    """What ``cssim fit`` says about a history fit: each curve, its weights and data edge, the renewal and touch
+    models, the notes, and how a scenario uses the file."""
+    lines = []
     for key, f in results.fits.items():
         boot = _boot_note(f._bootstrap_block())
-        print(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_}"
-              + (f"; {boot})" if boot else ")"))
+        lines.append(f"{key}: {f.best_} {_fmt_spec(f.curve_spec())}  (n {f.n_}, events {f.events_}"
+                     + (f"; {boot})" if boot else ")"))
         weights = [(fam, w) for fam, w in f.weights_.sort_values(ascending=False).items() if w >= 0.01]
         if len(weights) > 1:
-            print(f"  averaged by default ({f.weighting} weights): "
-                  + ", ".join(f"{fam} {w:.0%}" for fam, w in weights))
+            lines.append(f"  averaged by default ({f.weighting} weights): "
+                         + ", ".join(f"{fam} {w:.0%}" for fam, w in weights))
         e = f.edge_
-        print(f"  data edge: {e['edge']:.0f} days (at least {e['min_at_risk']} at risk up to there; longest "
-              f"observed {e['observed_max']:.0f}); beyond it a rising hazard is held at its level (tail: auto)")
+        lines.append(f"  data edge: {e['edge']:.0f} days (at least {e['min_at_risk']} at risk up to there; longest "
+                     f"observed {e['observed_max']:.0f}); beyond it a rising hazard is held at its level (tail: auto)")
     for seg, r in results.renewal.items():
         boot = _boot_note(r.get("parameters", {}))
         mapped = ", ".join(f"{k} {v:.3g}" for k, v in r["renewal"].items())
-        print(f"renewal {seg}: {mapped} ({r['renewals_renewed']}/{r['renewals_due']} renewed"
-              + (f"; {boot})" if boot else ")"))
+        lines.append(f"renewal {seg}: {mapped} ({r['renewals_renewed']}/{r['renewals_due']} renewed"
+                     + (f"; {boot})" if boot else ")"))
     te = results.touch_effects
     if te is not None:
         for _, r in te[te["touch_model"].notna()].iterrows():
-            print(f"touch {r['touch_model']} vs {r['reference']} on {r['transition']}: HR {r['hr']:.2f} "
-                  f"({r['lower']:.2f}–{r['upper']:.2f})")
+            lines.append(f"touch {r['touch_model']} vs {r['reference']} on {r['transition']}: HR {r['hr']:.2f} "
+                         f"({r['lower']:.2f}–{r['upper']:.2f})")
     for f in results.fits.values():
-        for note in f.notes():
-            print(f"note: {note}")
-    print(f"wrote {out_dir}/ (curves.json, fit_report.md, km.csv)")
+        lines.extend(f"note: {note}" for note in f.notes())
     use = f"use in a scenario: lifecycle.churn: {{family: fitted, file: {out_dir}/curves.json, key: SEGMENT/churn}}"
     if results.renewal:  # only suggest what the file holds
         keys = ", ".join(sorted(results.renewal))
         use += f"; renewal: {{fitted: {{file: {out_dir}/curves.json, key: SEGMENT}}}} (SEGMENT: {keys})"
     else:
         use += "; no renewal model (the history records no renewals): set each segment's renewal block by hand"
-    print(use + " (docs/fitting.md)")
-    return 0
-
-
-# --------------------------------------------------------------------------- reading
-
-
-_CACHE: dict[tuple[str, int], tuple[str, dict]] = {}
-
-
-#: Largest curves file read (bytes); bootstrap sets make them large, not this large.
-MAX_JSON_BYTES = 200_000_000
-
-
-def load_curves(path) -> dict:
-    """Read a ``curves.json``; raises :class:`DataError` (one line) if it is missing or not a curves file."""
-    p = Path(path)
-    if not p.exists() and not p.is_symlink():
-        raise DataError(f"{path}: curves file not found")
-    regular_file(p, str(path), "a curves file written by cssim fit", error=DataError, max_bytes=MAX_JSON_BYTES)
-    key = (str(p.resolve()), p.stat().st_mtime_ns)
-    if key not in _CACHE:
-        raw = p.read_bytes()
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: not a cssim curves file (not JSON: {exc})") from None
-        except RecursionError:
-            raise DataError(f"{path}: not a cssim curves file (nested too deeply)") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("curves"), dict):
-            raise DataError(f"{path}: not a cssim curves file (no 'format: {FORMAT}'); write one with `cssim fit HISTORY`")
-        _CACHE.clear()
-        _CACHE[key] = (hashlib.sha256(raw).hexdigest(), data)
-    digest, data = _CACHE[key]
-    return {**data, "sha256": digest}
-
-
-def read_curve(path, key: str) -> tuple[dict, str]:
-    """The curve spec stored under ``key`` in a curves file, and the file's sha256."""
-    data = load_curves(path)
-    curves = data["curves"]
-    if key not in curves:
-        raise DataError(f"{path}: no curve {key!r}; the file has: {', '.join(sorted(curves)) or 'none'}")
-    spec = curves[key].get("spec")
-    if not isinstance(spec, dict) or spec.get("family") in (None, "fitted"):
-        raise DataError(f"{path}: curve {key!r} has no usable spec")
-    return spec, data["sha256"]
+    lines.append(use + " (docs/fitting.md)")
+    return lines

@@ -48,8 +48,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..files import regular_file
+from ..core.errors import DataError
+from ..core.files import read_table
 from .tables import check_date_format, parse_dates
 
 __all__ = [
@@ -143,22 +143,7 @@ class _Bad:
 
 
 def _read_raw(path: Path) -> pd.DataFrame:
-    label = str(path)
-    regular_file(path, label, "a customer-history CSV or Parquet file", error=DataError)
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-            out = pd.DataFrame(index=df.index)
-            for c in df.columns:
-                col = df[c]
-                if pd.api.types.is_datetime64_any_dtype(col):
-                    out[c] = col.dt.strftime("%Y-%m-%d").fillna("")
-                else:
-                    out[c] = col.astype(object).where(col.notna(), "").astype(str)
-            return out.reset_index(drop=True)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataError(f"{label}: cannot read as CSV or Parquet ({str(exc).splitlines()[0]})") from None
+    return read_table(path, "a customer-history file", error=DataError)
 
 
 def read_history(

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..clock import DAYS_PER_MONTH
-from ..errors import DataError
+from ..core.clock import DAYS_PER_MONTH
+from ..core.errors import DataError
 from .history import History
 from .tables import read_text_table
 

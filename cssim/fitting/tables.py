@@ -12,22 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..files import regular_file
+from ..core.errors import DataError
+from ..core.files import read_table
 
 
 def read_text_table(path: Path, expected: str) -> pd.DataFrame:
     """Every cell of ``path`` as a string; ``expected`` says what the file should hold."""
-    label = str(path)
-    regular_file(path, label, f"{expected} (CSV or Parquet)", error=DataError)
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path).astype(str)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{label}: file is empty; expected {expected}") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{label}: cannot read file ({str(exc).splitlines()[0]})") from None
+    return read_table(path, expected, error=DataError)
 
 
 #: What a date in a data file looks like unless ``--date-format`` says otherwise.

@@ -48,25 +48,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..core.errors import DataError
+from ..model.scenario import CurveSpec
+from ..model.uncertainty import averaged_spec
+from ..plots.figures import survival_vs_km
+from .bootstrap import resample_customers, run_refits
+from .families import DEFAULT_WEIGHTING, FAMILY_ORDER, REPORT_ONLY, TRANSITIONS, WEIGHTINGS, parse_families
 from .history import HALF_DAY, History
 
 __all__ = ["TRANSITIONS", "durations", "UnivariateFit", "fit_transition", "FAMILY_ORDER", "parse_families",
            "WEIGHTINGS", "DEFAULT_WEIGHTING", "stacking_weights", "pseudo_bma_weights"]
 
-TRANSITIONS = ("onboarding", "growth", "at_risk", "recovery", "churn")
-FAMILY_ORDER = (
-    "exponential",
-    "weibull",
-    "lognormal",
-    "loglogistic",
-    "piecewise_exponential",
-    "exponential_gamma",
-    "weibull_gamma",
-    "spline",
-)
-#: Families fitted and scored but without a cssim curve class: reported, never chosen.
-REPORT_ONLY = frozenset({"spline"})
 MIN_EVENTS = 5
 #: A report-only candidate (the spline) this many AIC points ahead of the chosen family is worth a note:
 #: no simulatable family describes the data well.
@@ -75,32 +67,10 @@ NOTE_DELTA_AIC = 10.0
 MIN_AT_RISK = 20
 #: The tail policy holds the hazard at its average over the last ``EDGE_WINDOW`` share of the well-observed range.
 EDGE_WINDOW = 0.25
-#: How candidate families are weighted for model averaging (see :meth:`UnivariateFit.fit`).
-WEIGHTINGS = ("akaike", "stacking", "pseudo_bma")
-#: The weighting of a fit that names none: pseudo-BMA+ covered the realised path best in the back-test of
-#: histories whose lowest-AIC family is wrong, without losing coverage where it is right (docs/backtest.md).
-DEFAULT_WEIGHTING = "pseudo_bma"
 #: Folds of the customers for the cross-validated weights (stacking, pseudo-BMA+).
 CV_FOLDS = 5
 #: Bayesian-bootstrap draws of the pseudo-BMA+ weights.
 PSEUDO_BMA_DRAWS = 1000
-
-
-def parse_families(text: str | None) -> tuple[str, ...] | None:
-    """``--families exponential,weibull`` as a tuple in :data:`FAMILY_ORDER`; ``ValueError`` (one line) if unknown.
-
-    Fewer candidates make fitting much faster (piecewise-exponential and
-    spline fits dominate); at least one must have a cssim curve.
-    """
-    if text is None:
-        return None
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [n for n in names if n not in FAMILY_ORDER]
-    if bad or not names:
-        raise ValueError(f"--families: unknown {', '.join(bad) or '(empty)'}; choose from {', '.join(FAMILY_ORDER)}")
-    if all(n in REPORT_ONLY for n in names):
-        raise ValueError(f"--families: {', '.join(names)} cannot be simulated; add a parametric family")
-    return tuple(f for f in FAMILY_ORDER if f in names)
 
 
 def durations(history: History, transition: str, segment: str | None = None) -> pd.DataFrame:
@@ -500,8 +470,6 @@ class UnivariateFit:
         """The cssim curve object of ``family`` (default: the chosen one)."""
         from pydantic import TypeAdapter
 
-        from ..scenario import CurveSpec
-
         return TypeAdapter(CurveSpec).validate_python(self.curve_spec(family)).build()
 
     def covariance(self, family: str | None = None) -> dict:
@@ -542,8 +510,6 @@ class UnivariateFit:
         same draw when those are all the segment's customers). ``progress`` is
         a tqdm bar to advance.
         """
-        from .bootstrap import resample_customers, run_refits
-
         d = self.data
         ids = d["customer_id"] if "customer_id" in d else pd.Series(np.arange(len(d)))
         if resamples is None:
@@ -648,17 +614,13 @@ class UnivariateFit:
         """The ``averaged`` curve spec (:class:`cssim.scenario.AveragedCurve`) of this fit, each family with its
         estimation uncertainty; None when only one family has a weight of at least ``min_weight``
         (default :data:`cssim.scenario.MIN_MODEL_WEIGHT`)."""
-        from .. import scenario as sc
-
         entry = self.to_dict()
         if min_weight is not None:
             entry["weights"] = {f: (w if w >= min_weight else 0.0) for f, w in entry["weights"].items()}
-        return sc.averaged_spec(entry, f"{self.segment}/{self.transition}")
+        return averaged_spec(entry, f"{self.segment}/{self.transition}")
 
     def plot_vs_km(self, ax=None, families=None):
         """The chosen curve (or ``families``) against Kaplan–Meier with its band; returns the Axes."""
-        from ..plots import survival_vs_km
-
         fams = families or [self.best_]
         curves = {f"{fam} (AIC {self.fitters_[fam].AIC_:.1f})": self.curve(fam) for fam in fams}
         return survival_vs_km(

@@ -1,0 +1,2 @@
+"""What is done with simulations: results, comparisons, sweeps, headcount plans, back-tests, sensitivity and the
+decomposition of interval width."""
