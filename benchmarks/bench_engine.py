@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -76,13 +77,20 @@ def _check_event_count() -> None:
     assert steps == bare_events(10, 5), steps
 
 
-def bare_us_per_event(n_procs: int = BARE_PROCESSES, n_events: int = BARE_EVENTS) -> float:
-    """CPU µs per event of ``n_procs`` SimPy processes sleeping exponential times (``env.run``, no counting cost)."""
+def bare_us_per_event(n_procs: int = BARE_PROCESSES, n_events: int = BARE_EVENTS, repeats: int = 5) -> float:
+    """CPU µs per event of ``n_procs`` SimPy processes sleeping exponential times (``env.run``, no counting cost).
+
+    The median of ``repeats`` runs: one run of a fraction of a second varies by tens of percent on a shared
+    machine, and every ratio in this script divides by it.
+    """
     per_proc = n_events // n_procs
-    env = _bare_env(n_procs, per_proc)
-    t0 = time.process_time()
-    env.run()
-    return (time.process_time() - t0) / bare_events(n_procs, per_proc) * 1e6
+    times = []
+    for _ in range(repeats):
+        env = _bare_env(n_procs, per_proc)
+        t0 = time.process_time()
+        env.run()
+        times.append((time.process_time() - t0) / bare_events(n_procs, per_proc) * 1e6)
+    return statistics.median(times)
 
 
 def engine_us_per_customer_year(scenario, rep: int) -> tuple[float, float, float]:
