@@ -81,24 +81,34 @@ def _deep(driver, selector: str):
 
 
 def _wait(predicate, what: str, timeout: float = 120.0):
+    """Poll ``predicate`` until it is truthy. The page redraws its panes as results arrive, so an element found
+    a moment ago may be gone (stale): that is "not yet", and the next poll finds the new one."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _table(driver):
-    tables = _deep(driver, "#kpi-table")
-    return tables[0] if tables else None
+#: The KPI table as one snapshot (read in one script, so a redraw cannot leave half of it stale): its hash,
+#: replications and each row's KPI and mean; null while there is no table.
+TABLE = DEEP.replace("return out;", """
+const t = out.find(e => e.id === 'kpi-table');
+if (!t) return null;
+const rows = [...t.querySelectorAll('tbody tr')].map(r => [r.dataset.kpi, r.querySelector('td.num').dataset.value]);
+return {hash: t.dataset.hash, replications: t.dataset.replications, rows: rows};
+""")
 
 
-def _shown_means(driver) -> dict[str, float]:
-    rows = _deep(driver, "#kpi-table tbody tr")
-    return {r.get_attribute("data-kpi"): float(r.find_element("css selector", "td.num").get_attribute("data-value"))
-            for r in rows}
+def _table(driver) -> dict | None:
+    return driver.execute_script(TABLE, "#kpi-table")
 
 
 def _control(driver, name: str, tag: str):
@@ -119,20 +129,20 @@ def test_planning_page_updates_and_matches_simulate(browser, page, tmp_path):
 
     browser.get(url)
     start_table = _wait(lambda: _table(browser), "the KPI table")
-    start_hash = start_table.get_attribute("data-hash")
-    assert start_table.get_attribute("data-replications") == str(REPLICATIONS)
+    start_hash = start_table["hash"]
+    assert start_table["replications"] == str(REPLICATIONS)
 
     # Two controls a VP would touch: a pod's headcount and a segment's touch model.
     headcount = _control(browser, "ctl-headcount-enterprise", "input")
     browser.execute_script("arguments[0].value = ''", headcount)  # then type the new value
     headcount.send_keys("0", Keys.ENTER)
-    new = _wait(lambda: (t := _table(browser)) is not None and t.get_attribute("data-hash") != start_hash and t,
+    new = _wait(lambda: (t := _table(browser)) is not None and t["hash"] != start_hash and t,
                 "the KPI table to show the new headcount")
-    first_hash = new.get_attribute("data-hash")
+    first_hash = new["hash"]
     Select(_control(browser, "ctl-touch-smb", "select")).select_by_visible_text("high_touch")
-    _wait(lambda: (t := _table(browser)) is not None and t.get_attribute("data-hash") not in (start_hash, first_hash),
-          "the KPI table to show the new touch model")
-    shown = _shown_means(browser)
+    shown_table = _wait(lambda: (t := _table(browser)) is not None and t["hash"] not in (start_hash, first_hash) and t,
+                        "the KPI table to show the new touch model")
+    shown = {kpi: float(value) for kpi, value in shown_table["rows"]}
 
     # The same setting through the Python API: identical numbers.
     overrides = {"team.pods.enterprise.headcount": 0, "segments.smb.touch_model": "high_touch"}
@@ -154,7 +164,7 @@ def test_planning_page_updates_and_matches_simulate(browser, page, tmp_path):
     reset = _wait(lambda: [b for b in _deep(browser, "button") if "Back to the start" in (b.text or "")],
                   "the reset button", 30)
     reset[0].click()
-    back = _wait(lambda: (t := _table(browser)) is not None and t.get_attribute("data-hash") == start_hash and t,
+    back = _wait(lambda: (t := _table(browser)) is not None and t["hash"] == start_hash and t,
                  "the start again")
     assert back is not None
     _wait(lambda: any("from the cache" in (e.get_attribute("textContent") or "") for e in _deep(browser, "p")),
@@ -173,7 +183,7 @@ def test_planning_page_updates_and_matches_simulate(browser, page, tmp_path):
     headcount = _control(browser, "ctl-headcount-enterprise", "input")
     browser.execute_script("arguments[0].value = ''", headcount)  # then type the new value
     headcount.send_keys("0", Keys.ENTER)
-    _wait(lambda: (t := _table(browser)) is not None and t.get_attribute("data-hash") == first_hash, "the what-if")
+    _wait(lambda: (t := _table(browser)) is not None and t["hash"] == first_hash, "the what-if")
     _wait(lambda: len(now := charts()) == 2 and all(a != b for a, b in zip(now, before, strict=True)),
           "both charts redrawn")
     shots = Path(os.environ.get("CSSIM_SCREENSHOTS", tmp_path))
