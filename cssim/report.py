@@ -30,7 +30,7 @@ from .core.errors import CssimError, ScenarioError
 from .core.formatting import fmt_change, fmt_value
 from .core.output import add_to_manifest
 from .model.loader import scenario_from_dict
-from .model.metrics import KPIS
+from .model.metrics import KPI_UNITS
 from .plots import figures as plots
 from .plots.figures import KPI_LABELS, save
 from .sim.ledger import POD_SERIES, SEGMENT_FLOWS, SEGMENT_STOCKS
@@ -444,7 +444,7 @@ def _plan_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Page, str
                                   else f"CSM headcount ({manifest['over']})")
     _figure(page, out, "frontier", ax, "KPI and CSM cost by value", written)
     if "kpi_at_confidence" in table.columns:
-        unit = next(k.unit for k in KPIS if k.name == target.kpi)
+        unit = KPI_UNITS[target.kpi]
         pct = int(round(100 * float(manifest.get("confidence", 0.8))))
         label = manifest.get("scope_label", target.kpi)
         at = f"{label} met in {pct} % of replications" if manifest.get("criterion") == "share" else \
@@ -505,7 +505,6 @@ def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pa
     table = _read(folder, "sensitivity")
     table["field"] = table["field"].fillna("")
     points = _read(folder, "points")
-    units = {k.name: k.unit for k in KPIS}
     title = f"cssim report — what drives the forecast of {manifest.get('scenario_name', 'scenario')}"
     page = _Page()
     page.h(1, title)
@@ -520,7 +519,7 @@ def _sensitivity_page(folder: Path, out: Path, written: list[Path]) -> tuple[_Pa
     outputs = list(dict.fromkeys(zip(table["kpi"], table["scope"], strict=True)))
     for kpi, scope in outputs:
         sub = table[(table["kpi"] == kpi) & (table["scope"] == scope)]
-        unit = units.get(kpi, "ratio")
+        unit = KPI_UNITS.get(kpi, "ratio")
         name = _label(kpi) + ("" if scope == "all" else f" ({scope})")
         page.h(2, name)
         rows = []

@@ -26,7 +26,7 @@ from ..core.errors import PlanError
 from ..core.formatting import fmt_change, fmt_value
 from ..core.output import build_manifest
 from ..model.loader import load_scenario
-from ..model.metrics import KPIS, MONEY_BASIS, kpi_label
+from ..model.metrics import KPI_UNITS, MONEY_BASIS, kpi_label
 from ..model.scenario import Scenario
 from .results import SimulationResults
 from .sweep import _with_run_settings, run_points
@@ -119,7 +119,6 @@ class ComparisonResults(Results):
         paired difference at ``level``), n, distinguishable (the interval
         excludes 0).
         """
-        units = {k.name: k.unit for k in KPIS}
         base = self._by_rep(0, scope)
         rows = []
         for j in range(1, len(self.results)):
@@ -134,7 +133,7 @@ class ComparisonResults(Results):
                         "reference": self.reference,
                         "kpi": kpi,
                         "scope": sc,
-                        "unit": units[kpi],
+                        "unit": KPI_UNITS[kpi],
                         "basis": MONEY_BASIS.get(kpi, ""),
                         "reference_mean": float(np.nanmean(g["value_ref"])) if g["value_ref"].notna().any() else np.nan,
                         "mean": float(np.nanmean(g["value_alt"])) if g["value_alt"].notna().any() else np.nan,

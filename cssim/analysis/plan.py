@@ -81,7 +81,7 @@ from ..core.errors import PlanError
 from ..core.formatting import fmt_change, fmt_value
 from ..core.output import build_manifest
 from ..model.loader import load_scenario, scenario_hash
-from ..model.metrics import KPI_NAMES, KPIS
+from ..model.metrics import KPI_NAMES, KPI_UNITS, KPIS
 from ..model.scenario import RESOLVED, Scenario
 from ..sim.backends import progress_bar_class
 from .results import SimulationResults, mean_interval, paired_interval
@@ -310,7 +310,7 @@ class PlanResults(Results):
             else f"the one-sided {pct}% bound on the mean meets it"
         )
         n = next(iter(self.results.values())).n_replications if self.results else 0
-        unit = next(k.unit for k in KPIS if k.name == self.target.kpi)
+        unit = KPI_UNITS[self.target.kpi]
         lines = []
         if self.answer is None:
             lines.append(

@@ -151,10 +151,9 @@ class SimulationResults(Results):
         table = self.kpis_by_replication()
         if scope is not None:
             table = table[table["scope"] == scope]
-        units = {k.name: k.unit for k in metrics.KPIS}
         rows = []
         for (kpi, sc), group in table.groupby(["kpi", "scope"], sort=False):
-            rows.append({"kpi": kpi, "scope": sc, "unit": units[kpi], **interval_summary(group["value"], level)})
+            rows.append({"kpi": kpi, "scope": sc, "unit": metrics.KPI_UNITS[kpi], **interval_summary(group["value"], level)})
         return pd.DataFrame(rows)
 
     def kpi(self, name: str, scope: str = "all") -> np.ndarray:

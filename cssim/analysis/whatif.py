@@ -32,7 +32,7 @@ from ..core.formatting import fmt_change, fmt_value
 from ..core.limits import MAX_HEADCOUNT, MAX_REPLICATIONS
 from ..model.checks import model_checks
 from ..model.loader import read_scenario_dict, scenario_from_dict, scenario_hash
-from ..model.metrics import KPIS, kpi_label
+from ..model.metrics import KPI_UNITS, kpi_label
 from ..model.scenario import Scenario
 from ..model.variants import set_path
 from ..shipped import resolve_scenario
@@ -51,7 +51,6 @@ DEFAULT_REPLICATIONS = 8
 #: Results kept in memory (each is a few hundred kilobytes of monthly arrays).
 CACHE_SIZE = 64
 LEVEL = 0.9
-_UNITS = {k.name: k.unit for k in KPIS}
 
 
 def route_label(route: dict) -> str:
@@ -154,7 +153,7 @@ class WhatIf:
         for k in kpis:
             d = diffs.loc[k]
             rows.append({
-                "kpi": k, "label": kpi_label(k), "unit": _UNITS[k],
+                "kpi": k, "label": kpi_label(k), "unit": KPI_UNITS[k],
                 "mean": mine.loc[k, "mean"], "lo": mine.loc[k, "lo"], "hi": mine.loc[k, "hi"],
                 "start_mean": start.loc[k, "mean"],
                 "diff": d["diff"], "diff_lo": d["ci_lo"], "diff_hi": d["ci_hi"],

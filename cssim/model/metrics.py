@@ -249,6 +249,8 @@ KPIS: tuple[KPI, ...] = tuple(
     )
 )
 KPI_NAMES = tuple(k.name for k in KPIS)
+#: Each KPI's unit ("ratio", "currency", "count", ...) by name.
+KPI_UNITS: dict[str, str] = {k.name: k.unit for k in KPIS}
 
 #: What a money KPI's dollars are: a total over the horizon, an annual rate, or per customer.
 MONEY_BASIS = {

@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, PercentFormatter
 
-from ..model.metrics import KPIS
+from ..model.metrics import KPI_UNITS
 
 __all__ = [
     "arr_waterfall",
@@ -756,7 +756,7 @@ def cohort_projection(projection_df: pd.DataFrame, cohort: str | None = None, mo
 
 
 def _kpi_formatter(kpi: str):
-    unit = next((k.unit for k in KPIS if k.name == kpi), "ratio")
+    unit = KPI_UNITS.get(kpi, "ratio")
     if unit == "ratio":
         return unit, PercentFormatter(1.0, decimals=None)
     if unit == "currency":
@@ -1039,7 +1039,7 @@ def tornado(table, kpi: str = "grr", scope: str = "all", ax=None):
     its 90 % interval; the field's low → high values are printed beside it.
     """
     sub = _sensitivity_rows(table, kpi, scope, "oat")
-    unit = next((k.unit for k in KPIS if k.name == kpi), "ratio")
+    unit = KPI_UNITS.get(kpi, "ratio")
     base = float(sub[sub["index"] == "base"]["estimate"].iloc[0])
     fields = [f for f in dict.fromkeys(sub["field"]) if f]
     get = {(r.field, r.index): r for r in sub.itertuples()}

@@ -161,9 +161,12 @@ class Pod:
             else:
                 self.waiting.append(customer)
             return
-        best.customers[customer] = None
-        customer.csm = best
-        self._booked(best)
+        self._give(customer, best)
+
+    def _give(self, customer, csm: CSM) -> None:
+        csm.customers[customer] = None
+        customer.csm = csm
+        self._booked(csm)
         self.engine.csm_changed(customer, 1)
 
     def release(self, customer) -> None:
@@ -182,10 +185,11 @@ class Pod:
             if not customer.alive or customer.pod is not self or customer.csm is not None or not customer.tm.uses_csm:
                 self.waiting.popleft()  # gone, served, or moved to a model without CSM work
                 continue
-            if self._roomiest() is None:
+            best = self._roomiest()
+            if best is None:
                 return
             self.waiting.popleft()
-            self.assign(customer)
+            self._give(customer, best)
 
     # ---------------------------------------------------------------- work
 
